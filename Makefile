@@ -1,0 +1,46 @@
+# One entry point. `make bench ALGO=shac TASK=cartpole` creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ALGO ?= shac
+TASK ?= cartpole
+ARGS ?=
+BUDGET ?=
+TORCH_VERSION := 2.13.0
+# CUDA machine: PyPI's default torch wheel (CUDA). No GPU: the CPU wheel, never the multi-GB CUDA one.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_INDEX := $(if $(HAS_GPU),,--index-url https://download.pytorch.org/whl/cpu)
+
+.PHONY: help install bench test lint gradcheck bench-physics clean
+
+help:
+	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [ARGS=\"num_envs=16 seed=3\"]"
+	@echo "make test | make lint | make gradcheck | make bench-physics"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_INDEX)
+	$(PY) -m pip install -q -e ".[dev,mujoco]"
+	touch $@
+
+install: $(VENV)/.installed
+
+bench: install
+	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(BUDGET),budget=$(BUDGET))
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check envs algorithms benchmark tests
+	$(VENV)/bin/ruff format --check envs algorithms benchmark tests
+
+gradcheck: install
+	$(PY) -m benchmark.gradient_check
+
+bench-physics: install
+	$(PY) -m benchmark.physics_speed
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""The learner seam: the runner builds ``Learner(env, config)`` and calls ``train_iteration()`` until a
+budget runs out. Learners own no training loop, logger or file I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from envs import DiffEnv
+
+
+@dataclass
+class LearnerConfig:
+    """Fields every learner has. Subclasses add their hyperparameters (documented per field)."""
+
+    iterations: int = 1000  # training iterations (SHAC's epochs); a budget may stop earlier
+
+
+class Learner:
+    """Base class: subclasses set ``name`` and ``Config`` and implement the methods below."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[LearnerConfig]] = LearnerConfig
+
+    def __init__(self, env: DiffEnv, config: LearnerConfig) -> None:
+        self.env, self.config = env, config
+
+    def train_iteration(self) -> dict[str, float]:
+        """One iteration; metrics must include ``env_steps`` (consumed this iteration) and
+        ``time_<phase>`` seconds for the phases it ran."""
+        raise NotImplementedError
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Actions in [-1, 1] for a batch of observations (as returned by the env)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError

@@ -1,0 +1,85 @@
+"""Pieces every learner shares: observation normalisation, phase timing, episode statistics, schedules."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import torch
+
+
+class RunningMeanStd(torch.nn.Module):
+    """Running mean and variance (parallel-merge update); a module so checkpoints carry it."""
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("var", torch.ones(shape))
+        self.register_buffer("count", torch.tensor(epsilon))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        batch = batch.reshape(-1, *self.mean.shape)
+        batch_mean, batch_var, n = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def normalize(self, x: torch.Tensor, clip: float = 5.0) -> torch.Tensor:
+        """Differentiable in ``x`` (the statistics are constants)."""
+        return ((x - self.mean) / torch.sqrt(self.var + 1e-5)).clamp(-clip, clip)
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase (forward simulation, backward, update, ...)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.seconds[phase] += time.perf_counter() - start
+
+    def pop(self) -> dict[str, float]:
+        """Times since the last pop, as ``time_<phase>`` metrics."""
+        out = {f"time_{k}": v for k, v in self.seconds.items()}
+        self.seconds.clear()
+        return out
+
+
+class EpisodeStats:
+    """Collects returns and lengths of episodes that finished (from the env's ``info``)."""
+
+    def __init__(self) -> None:
+        self.returns: list[float] = []
+        self.lengths: list[float] = []
+
+    def record(self, info: dict) -> None:
+        finished = ~torch.isnan(info["episode_return"])
+        if finished.any():
+            self.returns += info["episode_return"][finished].tolist()
+            self.lengths += info["episode_length"][finished].tolist()
+
+    def pop(self) -> dict[str, float]:
+        """Mean return and length of episodes finished since the last pop (NaN when none did)."""
+        mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+        out = {"train_return": mean(self.returns), "train_episode_length": mean(self.lengths)}
+        self.returns, self.lengths = [], []
+        return out
+
+
+def linear_decay(start: float, end: float, progress: float) -> float:
+    """Linear interpolation from ``start`` to ``end`` as ``progress`` goes 0 -> 1."""
+    return start + (end - start) * min(max(progress, 0.0), 1.0)

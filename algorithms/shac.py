@@ -1,0 +1,197 @@
+"""SHAC (Xu et al. 2021): short-horizon analytic policy gradients through a differentiable simulator,
+with a TD(lambda) critic on the state.
+
+One trainer for the whole APG family. ``detach_actor_input`` is D.Va's switch: the actor sees
+``obs.detach()``, so the policy gradient flows only through dynamics and rewards (the decoupled policy
+gradient, DPG) and never through the observation (``dpg_state`` in state space; ``dva`` with images).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from algorithms.base import Learner, LearnerConfig
+from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
+from algorithms.networks import GaussianActor, mlp
+from envs import DiffEnv
+
+
+@dataclass
+class SHACConfig(LearnerConfig):
+    horizon: int = 32  # steps per short-horizon window
+    gamma: float = 0.99
+    lam: float = 0.95  # TD(lambda) for the critic targets
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    actor_lr: float = 2e-3
+    critic_lr: float = 2e-4
+    final_lr: float = 1e-5  # both learning rates decay linearly to this over ``iterations``
+    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])  # Adam
+    critic_iterations: int = 16  # critic passes over each window's data
+    critic_minibatches: int = 4
+    target_alpha: float = 0.2  # target <- alpha * target + (1 - alpha) * critic
+    grad_clip: float = 1.0  # max gradient norm (actor and critic)
+    log_std_init: float = -1.0
+    normalize_obs: bool = True
+    detach_actor_input: bool = False  # D.Va's decoupled policy gradient
+
+
+class SHAC(Learner):
+    name = "shac"
+    Config = SHACConfig
+
+    def __init__(self, env: DiffEnv, config: SHACConfig) -> None:
+        super().__init__(env, config)
+        dev = env.device
+        self.actor = GaussianActor(env.obs_dim, config.actor_hidden, env.act_dim, config.log_std_init).to(dev)
+        self.critic = mlp(env.obs_dim, config.critic_hidden, 1).to(dev)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.obs_rms = RunningMeanStd((env.obs_dim,)).to(dev)
+        betas = tuple(config.betas)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, betas=betas)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=betas)
+        self.iteration = 0
+        self.timer = PhaseTimer()
+        self.episodes = EpisodeStats()
+        self.obs = env.reset()
+
+    # ------------------------------------------------------------------ policy
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_rms.normalize(obs) if self.config.normalize_obs else obs
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return self.actor(self._normalize(obs), deterministic)
+
+    def _value(self, network: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        return network(self._normalize(obs)).squeeze(-1)
+
+    # ------------------------------------------------------------------ one iteration
+    def train_iteration(self) -> dict[str, float]:
+        cfg, env = self.config, self.env
+        progress = self.iteration / max(cfg.iterations, 1)
+        for opt, lr in ((self.actor_opt, cfg.actor_lr), (self.critic_opt, cfg.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = linear_decay(lr, cfg.final_lr, progress)
+
+        with self.timer("forward"):
+            actor_loss, window = self._rollout()
+        with self.timer("backward"):
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        with self.timer("update"):
+            grad_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+            skipped = not torch.isfinite(grad_norm)
+            if not skipped:
+                self.actor_opt.step()
+            critic_loss = self._train_critic(*window)
+            with torch.no_grad():
+                for target, online in zip(self.target_critic.parameters(), self.critic.parameters()):
+                    target.lerp_(online, 1.0 - cfg.target_alpha)
+        env.cut_graph()
+        self.obs = self.obs.detach()
+        self.iteration += 1
+        return {
+            "env_steps": cfg.horizon * env.num_envs,
+            "actor_loss": float(actor_loss),
+            "critic_loss": critic_loss,
+            "actor_grad_norm": float(grad_norm),
+            "skipped_updates": int(skipped),
+            "policy_std": float(self.actor.log_std.exp().mean()),
+            **self.episodes.pop(),
+            **self.timer.pop(),
+        }
+
+    def _rollout(self):
+        """Actor loss of one window, plus the (detached) data the critic trains on."""
+        cfg, env = self.config, self.env
+        n, h = env.num_envs, cfg.horizon
+        obs_buf = torch.empty(h, n, env.obs_dim, device=env.device)
+        rewards = torch.empty(h, n, device=env.device)
+        dones = torch.empty(h, n, device=env.device)
+        next_values = torch.empty(h, n, device=env.device)
+        discount = torch.ones(n, device=env.device)
+        reward_sum = torch.zeros(n, device=env.device)
+        loss = torch.zeros((), device=env.device)
+
+        obs = self.obs
+        for t in range(h):
+            if cfg.normalize_obs:
+                self.obs_rms.update(obs)
+            obs_buf[t] = obs.detach()
+            actor_input = obs.detach() if cfg.detach_actor_input else obs
+            actions = self.actor(self._normalize(actor_input))
+            obs, reward, terminated, truncated, info = env.step(actions)
+            self.episodes.record(info)
+            done = terminated | truncated
+
+            # bootstrap with the target critic; truncated envs use their true last observation
+            value = self._value(self.target_critic, obs)
+            last_value = self._value(self.target_critic, info["obs_before_reset"])
+            last_ok = truncated & torch.isfinite(last_value) & (last_value.abs() < 1e6)
+            value = torch.where(done, torch.where(last_ok, last_value, torch.zeros_like(value)), value)
+
+            reward_sum = reward_sum + discount * reward
+            ends_here = done if t < h - 1 else torch.ones_like(done)
+            loss = loss - torch.where(ends_here, reward_sum + cfg.gamma * discount * value, 0.0).sum()
+            discount = torch.where(done, torch.ones_like(discount), discount * cfg.gamma)
+            reward_sum = torch.where(done, torch.zeros_like(reward_sum), reward_sum)
+
+            rewards[t], dones[t], next_values[t] = reward.detach(), ends_here.float(), value.detach()
+        self.obs = obs
+        return loss / (h * n), (obs_buf, rewards, dones, next_values)
+
+    # ------------------------------------------------------------------ critic
+    def _td_lambda_targets(self, rewards, dones, next_values) -> torch.Tensor:
+        cfg = self.config
+        targets = torch.empty_like(rewards)
+        a = torch.zeros_like(rewards[0])
+        b = torch.zeros_like(rewards[0])
+        lam = torch.ones_like(rewards[0])
+        for t in reversed(range(rewards.shape[0])):
+            d = dones[t]
+            lam = lam * cfg.lam * (1 - d) + d
+            a = (1 - d) * (cfg.lam * cfg.gamma * a + cfg.gamma * next_values[t] + (1 - lam) / (1 - cfg.lam) * rewards[t])
+            b = cfg.gamma * (next_values[t] * d + b * (1 - d)) + rewards[t]
+            targets[t] = (1 - cfg.lam) * a + lam * b
+        return targets
+
+    def _train_critic(self, obs_buf, rewards, dones, next_values) -> float:
+        cfg = self.config
+        obs = obs_buf.reshape(-1, obs_buf.shape[-1])
+        targets = self._td_lambda_targets(rewards, dones, next_values).reshape(-1)
+        batch = math.ceil(obs.shape[0] / cfg.critic_minibatches)
+        total = 0.0
+        for _ in range(cfg.critic_iterations):
+            order = torch.randperm(obs.shape[0], device=obs.device)
+            for start in range(0, obs.shape[0], batch):
+                idx = order[start : start + batch]
+                loss = ((self._value(self.critic, obs[idx]) - targets[idx]) ** 2).mean()
+                self.critic_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+                self.critic_opt.step()
+                total += float(loss)
+        return total / (cfg.critic_iterations * cfg.critic_minibatches)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "obs_rms": self.obs_rms.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "iteration": self.iteration,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("actor", "critic", "target_critic", "obs_rms", "actor_opt", "critic_opt"):
+            getattr(self, key).load_state_dict(state[key])
+        self.iteration = state["iteration"]

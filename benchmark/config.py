@@ -1,0 +1,118 @@
+"""Run configuration: ``configs/<algo>/<task>.yaml`` + command-line overrides, typed and validated.
+
+A run's config is flat: the runner's fields (:class:`RunConfig`) plus the learner's typed config
+dataclass (e.g. ``SHACConfig``), so ``num_envs=16 seed=3 actor_lr=1e-3`` all override the same way.
+The YAML names its learner (``learner: shac``); an algorithm is a directory of such YAMLs, so
+``dva``, ``dpg_state`` and ``shac`` can share one learner class with different switches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from algorithms import get_learner
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A one-line, user-facing configuration error."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    algo: str = "shac"
+    task: str = "cartpole"
+    learner: str = "shac"
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available, else cpu
+    num_envs: int = 64
+    budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
+    eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
+    checkpoint_every: int = 50  # iterations between checkpoints
+    results_dir: str = "results"
+    run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
+    torch_threads: int = 0  # 0: torch's default
+
+
+def algorithms() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
+
+def tasks_for(algo: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / algo).glob("*.yaml"))
+
+
+def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
+    """(seconds, env steps) from a budget string; None where unlimited."""
+    if budget is None:
+        return None, None
+    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*(s|sec|min|m|h|steps)\s*", str(budget))
+    if not match:
+        raise ConfigError(f"budget '{budget}' not understood; use e.g. budget=30min, 2h, 90s or 1e6steps")
+    value, unit = float(match.group(1)), match.group(2)
+    if unit == "steps":
+        return None, int(value)
+    return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit], None
+
+
+def _schema(learner_config: type) -> type:
+    """One dataclass with the runner's and the learner's fields (the learner's may not shadow ours)."""
+    ours = {f.name for f in dataclasses.fields(RunConfig)}
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(learner_config) if f.name not in ours]
+    return dataclasses.make_dataclass("Config", fields, bases=(RunConfig,))
+
+
+def _load_yaml(algo: str, task: str) -> DictConfig:
+    """``configs/<algo>/<task>.yaml``; ``inherit: <other algo>`` starts from that algo's file instead
+    of copying it (e.g. ``dpg_state`` is ``shac`` plus one switch)."""
+    own = OmegaConf.load(CONFIG_DIR / algo / f"{task}.yaml")
+    parent = own.pop("inherit", None)
+    return OmegaConf.merge(_load_yaml(parent, task), own) if parent else own
+
+
+def load_config(algo: str, task: str, overrides: list[str] | None = None) -> DictConfig:
+    """Resolve ``configs/<algo>/<task>.yaml`` + overrides into a typed, read-only config."""
+    valid_algos = algorithms()
+    if algo not in valid_algos:
+        raise ConfigError(f"unknown algorithm '{algo}'; choose one of: {', '.join(valid_algos)}")
+    if task not in tasks_for(algo):
+        raise ConfigError(f"unknown task '{task}' for {algo}; choose one of: {', '.join(tasks_for(algo))}")
+    file_cfg = _load_yaml(algo, task)
+    try:
+        cli = OmegaConf.from_dotlist(list(overrides or []))
+    except Exception as error:  # omegaconf's grammar errors
+        raise ConfigError(f"cannot parse overrides {overrides}: {error}; write them as key=value") from None
+    learner_name = cli.get("learner", file_cfg.get("learner", "shac"))
+    try:
+        learner = get_learner(learner_name)
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from None
+    schema = OmegaConf.structured(_schema(learner.Config))
+    try:
+        cfg = OmegaConf.merge(schema, file_cfg, cli, {"algo": algo, "task": task})
+    except ConfigKeyError as error:
+        key = str(error.key) if getattr(error, "key", None) else str(error)
+        valid = sorted(schema.keys())
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown config key '{key}'{hint}; valid keys: {', '.join(valid)}") from None
+    except ValidationError as error:
+        raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
+    parse_budget(cfg.budget)  # fail now, not after the env is built
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def learner_config(cfg: DictConfig):
+    """The learner's own typed config dataclass, taken from the flat run config."""
+    learner = get_learner(cfg.learner)
+    names = {f.name for f in dataclasses.fields(learner.Config)}
+    values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in names}
+    return learner.Config(**values)

@@ -1,0 +1,86 @@
+"""The results schema, written atomically: ``results/<run-id>/`` holds
+
+- ``config.yaml``: the resolved config;
+- ``metrics.csv``: one row per iteration (wall-clock, env steps, returns, phase times, memory, ...);
+- ``summary.json``: status (running | complete | diverged | failed), final evaluation return, totals;
+- ``checkpoint.pt``: learner state and progress counters.
+
+Plots and tables read only these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+METRIC_COLUMNS = [
+    "iteration",
+    "wall_clock",
+    "env_steps",
+    "train_return",
+    "train_episode_length",
+    "time_forward",
+    "time_backward",
+    "time_update",
+    "peak_memory_mb",
+    "actor_grad_norm",
+]
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """One run's directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.metrics_path = path / "metrics.csv"
+        self._columns: list[str] | None = None
+
+    def write_config(self, cfg: DictConfig) -> None:
+        atomic_write(self.path / "config.yaml", lambda f: f.write(OmegaConf.to_yaml(cfg).encode()))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write(self.path / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one row (flushed at once, so a crash keeps every finished iteration)."""
+        if self._columns is None:
+            extra = sorted(k for k in row if k not in METRIC_COLUMNS)
+            self._columns = METRIC_COLUMNS + extra
+            with open(self.metrics_path, "w", newline="") as f:
+                csv.writer(f).writerow(self._columns)
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(c, "") for c in self._columns])
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_write(self.path / "checkpoint.pt", lambda f: torch.save(state, f))
+
+
+def load_metrics(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "metrics.csv")
+
+
+def load_summary(run: Path) -> dict[str, Any]:
+    return json.loads((run / "summary.json").read_text())

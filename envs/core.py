@@ -1,0 +1,163 @@
+"""The batched, differentiable env every learner uses.
+
+State lives in torch tensors (``joint_q``, ``joint_qd``) that carry the autograd graph from step to step;
+:meth:`DiffEnv.cut_graph` detaches them between SHAC windows. Stepping is differentiable whenever torch
+records a graph through the actions or the state, and takes the cheaper tape-free path otherwise (under
+``torch.no_grad()``, or when built with ``differentiable=False``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import newton
+import torch
+
+from envs.physics import Simulation, warp_device
+from envs.tasks import get_task
+from envs.tasks.base import Task
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class DiffEnv:
+    """N copies of one task in one Newton model, stepped together on one device.
+
+    ``step(actions)`` returns ``(obs, reward, terminated, truncated, info)``; envs that finish are reset
+    in place, and ``info`` carries ``obs_before_reset`` (the true last observation, for bootstrapping),
+    ``state`` (the low-dimensional state observation for critics) and, for envs that finished,
+    ``episode_return`` / ``episode_length`` (NaN elsewhere).
+    """
+
+    def __init__(
+        self,
+        task: str | Task,
+        num_envs: int,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        differentiable: bool = True,
+    ) -> None:
+        self.task = get_task(task) if isinstance(task, str) else task
+        self.num_envs = num_envs
+        self.device = torch.device(device) if device is not None else default_device()
+        self.differentiable = differentiable
+        self.obs_dim, self.act_dim = self.task.obs_dim, self.task.act_dim
+        self.episode_length = self.task.episode_length
+        self.dt = self.task.dt
+
+        robot = newton.ModelBuilder()
+        self.task.build(robot)
+        start_q, start_qd = self.task.start_state(robot)
+        scene = newton.ModelBuilder()
+        scene.replicate(robot, num_envs)
+        if self.task.contact is not None:
+            c = self.task.contact
+            scene.default_shape_cfg.ke, scene.default_shape_cfg.kd = c.ke, c.kd
+            scene.default_shape_cfg.kf, scene.default_shape_cfg.mu = c.kf, c.mu
+            scene.add_ground_plane()
+        model = scene.finalize(device=warp_device(self.device), requires_grad=True)
+        self.sim = Simulation(
+            model,
+            num_envs,
+            self.task.substeps,
+            self.task.dt,
+            self.device,
+            with_contacts=self.task.contact is not None,
+            angular_damping=self.task.angular_damping,
+        )
+        dofs, gains = self.task.actuators(model)
+        self._actuated_dofs = torch.as_tensor(dofs, device=self.device)
+        self._torque_per_action = torch.as_tensor(gains, device=self.device)
+        self._start_q = torch.as_tensor(start_q, device=self.device).expand(num_envs, -1)
+        self._start_qd = torch.as_tensor(start_qd, device=self.device).expand(num_envs, -1)
+
+        self.seed(seed)
+        self.reset()
+
+    # ------------------------------------------------------------------ sizes and seeding
+    @property
+    def num_bodies(self) -> int:
+        return self.sim.num_bodies
+
+    def seed(self, seed: int) -> None:
+        self._generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    # ------------------------------------------------------------------ episodes
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every env (noisy start states); returns the first observation."""
+        if seed is not None:
+            self.seed(seed)
+        n = self.num_envs
+        self.joint_q, self.joint_qd = self.task.perturb(self._start_q.clone(), self._start_qd.clone(), self._generator)
+        self.actions = torch.zeros(n, self.act_dim, device=self.device)
+        self.progress = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.episode_return = torch.zeros(n, device=self.device)
+        self._body_q: torch.Tensor | None = None
+        return self.observe()
+
+    def _reset_where(self, done: torch.Tensor) -> None:
+        q0, qd0 = self.task.perturb(self._start_q, self._start_qd, self._generator)
+        mask = done[:, None]
+        self.joint_q = torch.where(mask, q0, self.joint_q)
+        self.joint_qd = torch.where(mask, qd0, self.joint_qd)
+        self.actions = torch.where(mask, torch.zeros_like(self.actions), self.actions)
+        self.progress = torch.where(done, torch.zeros_like(self.progress), self.progress)
+        self.episode_return = torch.where(done, torch.zeros_like(self.episode_return), self.episode_return)
+        if self._body_q is not None:
+            fresh = self.sim.forward_kinematics(self.joint_q, self.joint_qd)
+            self._body_q = torch.where(done[:, None, None], fresh, self._body_q)
+
+    def observe(self) -> torch.Tensor:
+        """State observation of the current state (what the critic sees)."""
+        return self.task.observe(self.joint_q, self.joint_qd, self.actions)
+
+    def step(self, actions: torch.Tensor):
+        actions = actions.clamp(-1.0, 1.0)
+        torque = torch.zeros_like(self.joint_qd)
+        torque = torque.index_add(1, self._actuated_dofs, actions * self._torque_per_action)
+        if not self.differentiable:
+            actions = actions.detach()
+            torque = torque.detach()
+        out = self.sim.step(self.joint_q, self.joint_qd, torque)
+        self.joint_q, self.joint_qd, self._body_q = out.joint_q, out.joint_qd, out.body_q
+        self.actions = actions
+        self.progress = self.progress + 1
+
+        obs = self.observe()
+        reward = self.task.reward(self.joint_q, self.joint_qd, actions)
+        terminated = self.task.terminated(self.joint_q, self.joint_qd) | ~torch.isfinite(obs).all(-1)
+        truncated = (self.progress >= self.episode_length) & ~terminated
+        done = terminated | truncated
+
+        self.episode_return = self.episode_return + reward.detach()
+        nan = torch.full_like(self.episode_return, float("nan"))
+        info: dict[str, Any] = {
+            "obs_before_reset": obs,
+            "episode_return": torch.where(done, self.episode_return, nan),
+            "episode_length": torch.where(done, self.progress.float(), nan),
+        }
+        if done.any():
+            self._reset_where(done)
+            obs = self.observe()
+        info["state"] = obs
+        return obs, reward, terminated, truncated, info
+
+    def cut_graph(self) -> None:
+        """Detach the state from the autograd graph (SHAC's ``clear_grad`` / ``initialize_trajectory``)."""
+        self.joint_q, self.joint_qd = self.joint_q.detach(), self.joint_qd.detach()
+        self.actions = self.actions.detach()
+        if self._body_q is not None:
+            self._body_q = self._body_q.detach()
+
+    # ------------------------------------------------------------------ for renderers
+    def body_transforms(self) -> torch.Tensor:
+        """(N, bodies, 7) world poses (position, quaternion x y z w) of the current state.
+
+        Differentiable with respect to the state when the state carries a graph.
+        """
+        if self._body_q is None:  # after a reset: forward kinematics of the current joint state
+            self._body_q = self.sim.forward_kinematics(self.joint_q, self.joint_qd)
+        return self._body_q
+

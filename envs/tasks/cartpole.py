@@ -1,0 +1,70 @@
+"""Cartpole swing-up (D.Va's variant): the pole starts hanging down; +10 health per step; the episode
+ends when the cart leaves the camera view (|x| > 2.5), so an episode is worth at most 2400."""
+
+from __future__ import annotations
+
+import math
+
+import newton
+import numpy as np
+import torch
+import warp as wp
+
+from envs.tasks.base import Camera, Task
+
+
+class Cartpole(Task):
+    name = "cartpole"
+    obs_dim = 5  # x, x_dot, sin(theta), cos(theta), theta_dot
+    act_dim = 1
+    episode_length = 240
+    substeps = 4
+    camera = Camera(body=None, target=(0.0, 0.0, 1.0))
+    reset_q_noise = 0.2
+    reset_qd_noise = 0.2
+
+    action_scale = 1000.0  # N per unit action (SHAC's dflex cartpole)
+    health = 10.0
+    x_limit = 2.5
+    cart_mass, pole_mass, pole_length = 1.0, 0.5, 1.0  # pole: uniform rod hinged at its bottom end
+    rail_height = 1.0
+
+    def build(self, builder: newton.ModelBuilder) -> None:
+        cfg = newton.ModelBuilder.ShapeConfig(density=0.0, has_shape_collision=False)
+        cart = builder.add_link(mass=self.cart_mass, label="cart")
+        builder.add_shape_box(cart, hx=0.25, hy=0.15, hz=0.1, cfg=cfg)
+        pole = builder.add_link(mass=self.pole_mass, label="pole")
+        half = 0.5 * self.pole_length
+        builder.add_shape_capsule(
+            pole, xform=wp.transform((0.0, 0.0, half), wp.quat_identity()), radius=0.04, half_height=half, cfg=cfg
+        )
+        rod_inertia = self.pole_mass * self.pole_length**2 / 12.0
+        builder.body_com[pole] = wp.vec3(0.0, 0.0, half)
+        builder.body_inertia[pole] = wp.mat33(np.diag([rod_inertia, rod_inertia, 1e-4]).astype(np.float32))
+        builder.body_inertia[cart] = wp.mat33(np.eye(3, dtype=np.float32) * 1e-2)
+        slide = builder.add_joint_prismatic(
+            -1, cart, axis=(1.0, 0.0, 0.0), parent_xform=wp.transform((0.0, 0.0, self.rail_height), wp.quat_identity())
+        )
+        hinge = builder.add_joint_revolute(cart, pole, axis=(0.0, 1.0, 0.0))
+        builder.add_articulation([slide, hinge])
+        builder.joint_q[-1] = math.pi  # hanging down
+
+    def actuators(self, model: newton.Model) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([0]), np.array([self.action_scale], np.float32)
+
+    @staticmethod
+    def pole_angle(q: torch.Tensor) -> torch.Tensor:
+        """Pole angle from upright, wrapped to [-pi, pi)."""
+        return torch.remainder(q[:, 1] + math.pi, 2 * math.pi) - math.pi
+
+    def observe(self, q, qd, actions):
+        theta = q[:, 1]
+        return torch.stack([q[:, 0], qd[:, 0], torch.sin(theta), torch.cos(theta), qd[:, 1]], dim=-1)
+
+    def reward(self, q, qd, actions):
+        theta = self.pole_angle(q)
+        cost = theta**2 + 0.1 * qd[:, 1] ** 2 + 0.05 * q[:, 0] ** 2 + 0.1 * qd[:, 0] ** 2
+        return self.health - cost
+
+    def terminated(self, q, qd):
+        return q[:, 0].abs() > self.x_limit
