@@ -85,12 +85,14 @@ class DiffEnv:
         self._generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
     # ------------------------------------------------------------------ episodes
-    def reset(self, seed: int | None = None) -> torch.Tensor:
-        """Reset every env (noisy start states); returns the first observation."""
+    def reset(self, seed: int | None = None, noise: bool = True) -> torch.Tensor:
+        """Reset every env (noisy start states unless ``noise=False``); returns the first observation."""
         if seed is not None:
             self.seed(seed)
         n = self.num_envs
-        self.joint_q, self.joint_qd = self.task.perturb(self._start_q.clone(), self._start_qd.clone(), self._generator)
+        self.joint_q, self.joint_qd = self._start_q.clone(), self._start_qd.clone()
+        if noise:
+            self.joint_q, self.joint_qd = self.task.perturb(self.joint_q, self.joint_qd, self._generator)
         self.actions = torch.zeros(n, self.act_dim, device=self.device)
         self.progress = torch.zeros(n, dtype=torch.long, device=self.device)
         self.episode_return = torch.zeros(n, device=self.device)

@@ -10,6 +10,8 @@ gradients reach the actions and the previous state, step after step, over a whol
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import newton
@@ -62,6 +64,8 @@ class Simulation:
         self._ping, self._pong = model.state(), model.state()
         self._contacts = self._pipeline.contacts() if self._pipeline else None
         self._control = model.control()
+        self._recording: list | None = None
+        self._replay: Iterator | None = None
 
     # ------------------------------------------------------------------ forward paths
     def _load(self, state: newton.State, joint_q: torch.Tensor, joint_qd: torch.Tensor) -> None:
@@ -69,11 +73,38 @@ class Simulation:
         state.joint_qd.assign(wp.from_torch(joint_qd.detach().reshape(-1).contiguous()))
         state.clear_forces()
 
-    def _collide(self, state: newton.State, contacts: newton.Contacts | None) -> None:
-        """Contact points for this control step (frozen over its substeps, not differentiated)."""
-        if self._pipeline is not None:
-            newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
-            self._pipeline.collide(state, contacts)
+    def _step_contacts(self, state: newton.State, fresh: bool) -> newton.Contacts | None:
+        """Contact points for this control step: frozen over its substeps and not differentiated.
+        ``fresh``: a new buffer, because a tape will read it again in the backward pass."""
+        if self._pipeline is None:
+            return None
+        if self._replay is not None:
+            return next(self._replay)
+        contacts = self._pipeline.contacts() if fresh else self._contacts
+        newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
+        self._pipeline.collide(state, contacts)
+        if self._recording is not None:
+            self._recording.append(contacts)
+        return contacts
+
+    @contextmanager
+    def recorded_contacts(self) -> Iterator[list]:
+        """Keep the contact sets of the differentiable steps run inside (for :meth:`replayed_contacts`)."""
+        self._recording = []
+        try:
+            yield self._recording
+        finally:
+            self._recording = None
+
+    @contextmanager
+    def replayed_contacts(self, contact_sets: list) -> Iterator[None]:
+        """Reuse recorded contact sets instead of detecting contacts: the forward map the tape
+        differentiates, which finite-difference checks must compare against."""
+        self._replay = iter(contact_sets)
+        try:
+            yield
+        finally:
+            self._replay = None
 
     def _outputs(self, state: newton.State) -> StepOutput:
         n = self.num_envs
@@ -95,10 +126,10 @@ class Simulation:
         state_in, state_out = self._ping, self._pong
         self._load(state_in, joint_q, joint_qd)
         self._control.joint_f.assign(wp.from_torch(joint_f.detach().reshape(-1).contiguous()))
-        self._collide(state_in, self._contacts)
+        contacts = self._step_contacts(state_in, fresh=False)
         for _ in range(self.substeps):
             state_in.clear_forces()
-            self.solver.step(state_in, state_out, self._control, self._contacts, self.sub_dt)
+            self.solver.step(state_in, state_out, self._control, contacts, self.sub_dt)
             state_in, state_out = state_out, state_in
         out = self._outputs(state_in)
         return StepOutput(out.joint_q.clone(), out.joint_qd.clone(), out.body_q.clone())
@@ -110,8 +141,7 @@ class Simulation:
         self._load(states[0], joint_q, joint_qd)
         control = model.control()
         control.joint_f = wp.from_torch(joint_f.detach().reshape(-1).contiguous().clone(), requires_grad=True)
-        contacts = self._pipeline.contacts() if self._pipeline else None  # fresh: the tape reads it later
-        self._collide(states[0], contacts)
+        contacts = self._step_contacts(states[0], fresh=True)
         tape = wp.Tape()
         with tape:
             for i in range(self.substeps):
@@ -133,15 +163,15 @@ class _NewtonStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sim: Simulation, joint_q, joint_qd, joint_f):
         tape, states, control = sim.record_step(joint_q, joint_qd, joint_f)
+        # the node owns this step's buffers; they are freed with the graph (after cut_graph)
         ctx.sim, ctx.tape, ctx.states, ctx.control = sim, tape, states, control
         out = sim._outputs(states[-1])  # zero-copy views: these states belong to this node only
         return out.joint_q, out.joint_qd, out.body_q
 
     @staticmethod
     def backward(ctx, grad_q, grad_qd, grad_body_q):
-        if ctx.tape is None:
-            raise RuntimeError("Newton step backward called twice; use retain_graph=False windows (cut_graph).")
         first, last = ctx.states[0], ctx.states[-1]
+        ctx.tape.zero()  # adjoints accumulate: start clean so a retained graph can be replayed again
         seeds = {}
         for array, grad in ((last.joint_q, grad_q), (last.joint_qd, grad_qd), (last.body_q, grad_body_q)):
             if grad is not None:
@@ -154,5 +184,4 @@ class _NewtonStep(torch.autograd.Function):
             wp.to_torch(first.joint_qd.grad).view(n, -1).clone(),
             wp.to_torch(ctx.control.joint_f.grad).view(n, -1).clone(),
         )
-        ctx.tape = ctx.states = ctx.control = None  # free the window's buffers
         return (None, *grads)
