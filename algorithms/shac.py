@@ -91,7 +91,7 @@ class SHAC(Learner):
                 self.actor_opt.step()
             critic_loss = self._train_critic(*window)
             with torch.no_grad():
-                for target, online in zip(self.target_critic.parameters(), self.critic.parameters()):
+                for target, online in zip(self.target_critic.parameters(), self.critic.parameters(), strict=True):
                     target.lerp_(online, 1.0 - cfg.target_alpha)
         env.cut_graph()
         self.obs = self.obs.detach()
@@ -156,7 +156,9 @@ class SHAC(Learner):
         for t in reversed(range(rewards.shape[0])):
             d = dones[t]
             lam = lam * cfg.lam * (1 - d) + d
-            a = (1 - d) * (cfg.lam * cfg.gamma * a + cfg.gamma * next_values[t] + (1 - lam) / (1 - cfg.lam) * rewards[t])
+            a = (1 - d) * (
+                cfg.lam * cfg.gamma * a + cfg.gamma * next_values[t] + (1 - lam) / (1 - cfg.lam) * rewards[t]
+            )
             b = cfg.gamma * (next_values[t] * d + b * (1 - d)) + rewards[t]
             targets[t] = (1 - cfg.lam) * a + lam * b
         return targets

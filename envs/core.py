@@ -162,4 +162,3 @@ class DiffEnv:
         if self._body_q is None:  # after a reset: forward kinematics of the current joint state
             self._body_q = self.sim.forward_kinematics(self.joint_q, self.joint_qd)
         return self._body_q
-

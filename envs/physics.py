@@ -56,9 +56,7 @@ class Simulation:
         self.nq = model.joint_coord_count // num_envs
         self.nqd = model.joint_dof_count // num_envs
         self.num_bodies = model.body_count // num_envs
-        self.solver = GradSafeFeatherstone(
-            model, angular_damping=angular_damping, update_mass_matrix_interval=substeps
-        )
+        self.solver = GradSafeFeatherstone(model, angular_damping=angular_damping, update_mass_matrix_interval=substeps)
         self._pipeline = newton.CollisionPipeline(model) if with_contacts else None
         # no-gradient path: two states ping-pong, one contact buffer, no tape
         self._ping, self._pong = model.state(), model.state()

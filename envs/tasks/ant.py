@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from envs.tasks.base import Contact, MJCFTask, free_base_observation, up_and_heading
 
 

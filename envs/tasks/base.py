@@ -66,7 +66,9 @@ class Task:
         """Noise-free start (joint_q, joint_qd) of one world, read from the single-robot builder."""
         return np.asarray(builder.joint_q, np.float32), np.asarray(builder.joint_qd, np.float32)
 
-    def perturb(self, q: torch.Tensor, qd: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def perturb(
+        self, q: torch.Tensor, qd: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noisy reset around the start state (uniform, half-widths from the class attributes)."""
         noise = lambda x, w: x + w * (2 * torch.rand(x.shape, generator=generator, device=x.device) - 1)  # noqa: E731
         return noise(q, self.reset_q_noise), noise(qd, self.reset_qd_noise)
@@ -107,7 +109,9 @@ class MJCFTask(Task):
         ctrl_max = np.abs(model.mujoco.actuator_ctrlrange.numpy()[:act]).max(axis=1)
         scale = ctrl_max if self.action_scale is None else np.full_like(ctrl_max, self.action_scale)
         if np.any(scale > ctrl_max + 1e-6):
-            raise ValueError(f"{self.name}: action_scale {self.action_scale} exceeds the MJCF ctrlrange {ctrl_max.max()}")
+            raise ValueError(
+                f"{self.name}: action_scale {self.action_scale} exceeds the MJCF ctrlrange {ctrl_max.max()}"
+            )
         per_unit = gear * scale
         return dofs.astype(np.int64), per_unit.astype(np.float32)
 

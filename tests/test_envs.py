@@ -1,0 +1,197 @@
+"""The env layer: sizes, stability, terminations and resets, rewards, graph cuts, the gymnasium adapter."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_space_limit, data_equivalence
+from gymnasium.utils.passive_env_checker import check_action_space, check_observation_space
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+from envs import get_task, registry
+from envs.gym_adapter import GymVectorEnv
+
+TASKS = ["cartpole", "hopper", "ant", "humanoid"]
+SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (64, 17, 1000)}
+# early-termination condition read off the last observation (first entry: x, relative z or height)
+TERMINATION = {
+    "cartpole": lambda obs: obs[:, 0].abs() > 2.5,
+    "hopper": lambda obs: obs[:, 0] < -0.45,
+    "ant": lambda obs: obs[:, 0] < 0.27,
+    "humanoid": lambda obs: obs[:, 0] < 0.74,
+}
+
+
+def test_registry_lists_the_four_tasks_and_rejects_typos():
+    assert set(TASKS) <= set(registry())
+    with pytest.raises(KeyError, match="choose one of: .*cartpole"):
+        get_task("hoper")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_sizes_and_body_transforms(make_env, task):
+    env = make_env(task, 3)
+    obs_dim, act_dim, length = SIZES[task]
+    assert (env.obs_dim, env.act_dim, env.episode_length) == (obs_dim, act_dim, length)
+    obs = env.reset(seed=1)
+    assert obs.shape == (3, obs_dim) and obs.dtype == torch.float32
+    poses = env.body_transforms()
+    assert poses.shape == (3, env.num_bodies, 7)
+    assert torch.allclose(poses[..., 3:].norm(dim=-1), torch.ones(3, env.num_bodies), atol=1e-5)
+    if getattr(env.task, "free_base", False):  # the root body pose is the root joint coordinates
+        assert torch.allclose(poses[:, 0, :3], env.joint_q[:, :3], atol=1e-5)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_random_actions_stay_finite_and_end_episodes_where_the_task_says(make_env, task):
+    env = make_env(task, 16)
+    env.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    ended = 0
+    with torch.no_grad():
+        for step in range(1000):
+            before = env.progress.clone()
+            actions = torch.rand(16, env.act_dim, generator=generator) * 2 - 1
+            obs, reward, terminated, truncated, info = env.step(actions)
+            assert torch.isfinite(obs).all() and torch.isfinite(reward).all(), f"non-finite at step {step}"
+            last = info["obs_before_reset"]
+            assert torch.equal(terminated, TERMINATION[task](last))
+            assert torch.equal(truncated, (before + 1 >= env.episode_length) & ~terminated)
+            done = terminated | truncated
+            assert (env.progress[done] == 0).all() and (env.progress[~done] == before[~done] + 1).all()
+            assert torch.equal(~torch.isnan(info["episode_return"]), done)
+            ended += int(done.sum())
+    assert ended > 0
+
+
+def test_reset_envs_start_fresh_and_others_continue(make_env):
+    env = make_env("cartpole", 4)
+    env.reset(seed=0)
+    with torch.no_grad():
+        push = torch.tensor([[1.0], [0.0], [0.0], [0.0]])
+        for _ in range(200):
+            obs, _, terminated, _, info = env.step(push)
+            if terminated[0]:
+                break
+    assert terminated[0] and not terminated[1:].any()
+    assert info["obs_before_reset"][0, 0] > 2.5  # the cart left the view...
+    assert obs[0, 0].abs() < 0.5  # ...and env 0 restarted near the centre, hanging down
+    assert obs[0, 3] < -0.9
+    assert torch.equal(obs[1:], info["obs_before_reset"][1:])
+
+
+def test_no_grad_and_grad_paths_simulate_the_same_trajectory(make_env):
+    env = make_env("hopper", 2)
+    actions = [torch.full((2, 3), 0.3 * (-1) ** t) for t in range(5)]
+    env.reset(seed=3)
+    with torch.no_grad():
+        cheap = [env.step(a)[0] for a in actions]
+    env.reset(seed=3)
+    graded = [env.step(a.clone().requires_grad_(True))[0] for a in actions]
+    for a, b in zip(cheap, graded, strict=True):
+        assert torch.allclose(a, b.detach(), atol=1e-5)
+    env.cut_graph()
+
+
+def test_seeding_reproduces_resets(make_env):
+    env = make_env("ant", 2)
+    first = env.reset(seed=7)
+    env.reset(seed=8)
+    assert torch.equal(first, env.reset(seed=7))
+    assert not torch.equal(first, env.reset(seed=8))
+
+
+# -- rewards on hand-built states, against the formulas of ../shared/reference/tasks.md ----------------
+def test_cartpole_reward():
+    task = get_task("cartpole")
+    q = torch.tensor([[0.5, math.pi - 0.2], [-1.0, 0.1]])  # theta from upright: pi-0.2 and 0.1
+    qd = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    r = task.reward(q, qd, torch.zeros(2, 1))
+    expect = [
+        10 - (math.pi - 0.2) ** 2 - 0.1 * 4 - 0.05 * 0.25 - 0.1 * 1,
+        10 - 0.01 - 0.1 * 1 - 0.05 * 1 - 0.0,
+    ]
+    assert torch.allclose(r, torch.tensor(expect), atol=1e-5)
+    wrapped = task.reward(q + torch.tensor([0.0, 2 * math.pi]), qd, torch.zeros(2, 1))
+    assert torch.allclose(wrapped, r, atol=1e-4)  # angle is wrapped
+
+
+def test_hopper_reward():
+    task = get_task("hopper")
+    q = torch.tensor([[0.0, 0.1, 0.2, 0, 0, 0], [0.0, -0.4, 0.0, 0, 0, 0]])
+    qd = torch.zeros(2, 6)
+    qd[:, 0] = torch.tensor([1.5, -0.5])
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    d0 = min(0.1 + 0.3, 0.3)  # clipped at 0.3
+    d1 = -0.4 + 0.3
+    expect = [
+        1.5 + d0 + 1 - (0.2 / (math.pi / 6)) ** 2 - 0.1 * 1.0,
+        -0.5 - 200 * d1**2 + 1 - 0.1 * 0.75,
+    ]
+    assert torch.allclose(task.reward(q, qd, a), torch.tensor(expect), atol=1e-5)
+
+
+def _quat_about_y(angle):  # (x, y, z, w)
+    return [0.0, math.sin(angle / 2), 0.0, math.cos(angle / 2)]
+
+
+def test_ant_reward():
+    task = get_task("ant")
+    q = torch.zeros(2, 15)
+    q[0, :7] = torch.tensor([0, 0, 0.6, *_quat_about_y(0.0)])
+    q[1, :7] = torch.tensor([0, 0, 0.4, *_quat_about_y(math.pi / 3)])  # pitched 60 degrees
+    qd = torch.zeros(2, 14)
+    qd[:, 0] = torch.tensor([2.0, 1.0])
+    r = task.reward(q, qd, torch.ones(2, 8))  # no action penalty for the ant
+    expect = [2.0 + 0.1 * 1 + 1 + (0.6 - 0.27), 1.0 + 0.1 * 0.5 + 0.5 + (0.4 - 0.27)]
+    assert torch.allclose(r, torch.tensor(expect), atol=1e-5)
+
+
+def test_humanoid_reward():
+    task = get_task("humanoid")
+    q = torch.zeros(2, 24)
+    q[0, :7] = torch.tensor([0, 0, 1.3, *_quat_about_y(0.0)])
+    q[1, :7] = torch.tensor([0, 0, 0.8, *_quat_about_y(math.pi / 2)])
+    qd = torch.zeros(2, 23)
+    qd[:, 0] = torch.tensor([3.0, 0.0])
+    a = torch.full((2, 17), 0.5)
+    expect = [
+        3.0 + 0.1 + 1 + 10 * 0.1 - 0.002 * 17 * 0.25,
+        0.0 + 0.0 + 0.0 - 200 * 0.04**2 - 0.002 * 17 * 0.25,
+    ]
+    assert torch.allclose(task.reward(q, qd, a), torch.tensor(expect), atol=1e-5)
+
+
+# -- gymnasium adapter ------------------------------------------------------------------------------
+def test_vector_env_adapter_passes_gymnasium_checks():
+    env = GymVectorEnv("cartpole", 4, device="cpu")
+    for space in (env.single_action_space, env.single_observation_space):
+        check_space_limit(space, "action" if space is env.single_action_space else "observation")
+    check_action_space(env.single_action_space)
+    check_observation_space(env.single_observation_space)
+
+    obs, info = env.reset(seed=123)
+    assert obs in env.observation_space and isinstance(info, dict)
+    env.action_space.seed(0)
+    action = env.action_space.sample()
+    first = env.step(action)
+    env.reset(seed=123)
+    second = env.step(action)
+    assert data_equivalence(first[:4], second[:4]), "seeded steps must be deterministic"
+    assert not np.shares_memory(first[0], second[0])
+
+    stats = RecordEpisodeStatistics(env)
+    stats.reset(seed=0)
+    for _ in range(300):
+        obs, reward, terminated, truncated, info = stats.step(stats.action_space.sample())
+        assert obs in env.observation_space and reward.shape == (4,)
+        if "episode" in info:
+            done = info["_episode"]
+            assert (info["_final_obs"] == done).all()
+            assert all(
+                abs(o[0]) > 2.5 or ln == 240 for o, ln in zip(info["final_obs"][done], info["episode"]["l"][done], strict=True)
+            )
+            break
+    else:
+        pytest.fail("no episode finished in 300 random steps")

@@ -1,0 +1,99 @@
+"""State SHAC end to end through the runner, the results schema, and the config front door."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from algorithms import get_learner
+from benchmark.config import ConfigError, learner_config, load_config, parse_budget
+from benchmark.results import METRIC_COLUMNS
+from benchmark.run import run
+from envs import DiffEnv
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    cfg = load_config("shac", "cartpole", ["num_envs=16", "iterations=40", f"results_dir={out}", "run_name=smoke"])
+    return run(cfg, progress=False)
+
+
+def test_state_shac_improves_the_cartpole_return(cartpole_run):
+    returns = pd.read_csv(cartpole_run / "metrics.csv")["train_return"].to_numpy()
+    early, late = np.nanmean(returns[:5]), np.nanmean(returns[-10:])
+    assert late > early + 500, (early, late)
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert summary["eval_return"] > early + 500
+
+
+def test_results_follow_the_schema(cartpole_run):
+    metrics = pd.read_csv(cartpole_run / "metrics.csv")
+    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+    assert len(metrics) == 40 and metrics["iteration"].tolist() == list(range(1, 41))
+    assert metrics["wall_clock"].is_monotonic_increasing
+    assert (metrics["env_steps"] == metrics["iteration"] * 32 * 16).all()
+    for phase in ("time_forward", "time_backward", "time_update"):
+        assert (metrics[phase] > 0).all()
+    assert (metrics["peak_memory_mb"] > 0).all() and (metrics["actor_grad_norm"] > 0).all()
+
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["iterations"] == 40
+    config = yaml.safe_load((cartpole_run / "config.yaml").read_text())
+    assert config["num_envs"] == 16 and config["actor_lr"] == 1e-2  # YAML value + override
+
+    state = torch.load(cartpole_run / "checkpoint.pt", weights_only=False)
+    cfg = load_config("shac", "cartpole", ["num_envs=4"])
+    learner = get_learner("shac")(DiffEnv("cartpole", 4, device="cpu"), learner_config(cfg))
+    learner.load_state_dict(state["learner"])
+    assert learner.iteration == 40
+
+
+def test_dpg_state_is_shac_with_the_actor_input_detached():
+    shac, dpg = load_config("shac", "hopper"), load_config("dpg_state", "hopper")
+    assert not shac.detach_actor_input and dpg.detach_actor_input
+    assert {k: v for k, v in dpg.items() if k not in ("algo", "detach_actor_input")} == {
+        k: v for k, v in shac.items() if k not in ("algo", "detach_actor_input")
+    }
+
+
+def test_overrides_and_budget():
+    cfg = load_config("shac", "hopper", ["num_envs=16", "seed=3", "budget=30min"])
+    assert (cfg.num_envs, cfg.seed, cfg.budget) == (16, 3, "30min")
+    assert parse_budget("30min") == (1800.0, None)
+    assert parse_budget("2h") == (7200.0, None)
+    assert parse_budget("1e6steps") == (None, 1_000_000)
+    with pytest.raises(ConfigError, match="budget=30min"):
+        parse_budget("thirty minutes")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("shac", "hopper", ["num_env=16"]),
+            r"unknown config key 'num_env' \(did you mean 'num_envs'\?\); valid keys: ",
+        ),
+        (("shac", "hoper", []), "unknown task 'hoper' for shac; choose one of: ant, cartpole, hopper, humanoid"),
+        (("dreamer", "hopper", []), "unknown algorithm 'dreamer'; choose one of: "),
+        (("shac", "hopper", ["seed=three"]), "invalid value for 'seed'"),
+        (("shac", "hopper", ["learner=ppo"]), "unknown learner 'ppo'; choose one of: shac"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(*args)
+    assert "\n" not in str(error.value)
+
+
+def test_command_line_reports_errors_in_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark.run", "shac", "cartpole", "actor_lrr=1"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key 'actor_lrr'")
