@@ -97,3 +97,18 @@ def test_command_line_reports_errors_in_one_line():
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown config key 'actor_lrr'")
+
+
+def test_learning_curve_figure_has_one_line_per_run(cartpole_run, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from benchmark.plots import plot_learning_curves
+
+    fig = plot_learning_curves([cartpole_run, cartpole_run], tmp_path / "curves.png")
+    ax_time, ax_steps = fig.axes
+    metrics = pd.read_csv(cartpole_run / "metrics.csv")
+    assert len(ax_time.lines) == 2 and len(ax_steps.lines) == 2
+    assert np.allclose(ax_time.lines[0].get_xdata(), metrics["wall_clock"] / 60)
+    assert np.allclose(ax_steps.lines[0].get_xdata(), metrics["env_steps"])
+    assert ax_time.get_xlabel() == "wall-clock (min)" and (tmp_path / "curves.png").stat().st_size > 10_000
+    plt.close(fig)

@@ -1,0 +1,56 @@
+"""Figures from ``results/`` only. ``python -m benchmark.plots curves <run dir>... --out fig.png`` draws
+training return against wall-clock minutes and env steps, one line per run."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from benchmark.results import load_metrics, load_summary  # noqa: E402
+
+
+def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> Figure:
+    """Return vs wall-clock (minutes) and vs env steps, saved to ``out``; the final evaluation return
+    is marked per run. Returns the figure (the caller closes it)."""
+    fig, (ax_time, ax_steps) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for run in runs:
+        metrics = load_metrics(run)
+        summary = load_summary(run)
+        label = f"{summary['algo']} {summary['task']} seed {summary['seed']}"
+        ret = metrics["train_return"].interpolate(limit_direction="both").rolling(smooth, min_periods=1).mean()
+        ax_time.plot(metrics["wall_clock"] / 60, ret, label=label)
+        ax_steps.plot(metrics["env_steps"], ret, label=label)
+        if "eval_return" in summary:
+            ax_time.scatter([metrics["wall_clock"].iloc[-1] / 60], [summary["eval_return"]], marker="*", s=80)
+    ax_time.set(xlabel="wall-clock (min)", ylabel=f"training return (mean of {smooth} iterations)")
+    ax_steps.set(xlabel="env steps")
+    for ax in (ax_time, ax_steps):
+        ax.grid(alpha=0.3)
+    ax_time.legend(fontsize=8)
+    fig.suptitle("training return (star: final deterministic evaluation)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    return fig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    curves = sub.add_parser("curves", help="learning curves of some runs")
+    curves.add_argument("runs", nargs="+", type=Path)
+    curves.add_argument("--out", type=Path, default=Path("results/figures/curves.png"))
+    args = parser.parse_args()
+    plt.close(plot_learning_curves(args.runs, args.out))
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
