@@ -7,9 +7,11 @@ TASK ?= cartpole
 ARGS ?=
 BUDGET ?=
 TORCH_VERSION := 2.13.0
-# CUDA machine: PyPI's default torch wheel (CUDA). No GPU: the CPU wheel, never the multi-GB CUDA one.
+# CUDA machine: PyPI's default torch wheel (CUDA). No GPU: PyTorch's CPU wheel index when it is
+# reachable, else the configured index (mirrors such as this project's CI serve the CPU build there).
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
-TORCH_INDEX := $(if $(HAS_GPU),,--index-url https://download.pytorch.org/whl/cpu)
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
 .PHONY: help install bench test lint gradcheck bench-physics clean
 
