@@ -98,7 +98,7 @@ class SHAC(Learner):
         self.iteration += 1
         return {
             "env_steps": cfg.horizon * env.num_envs,
-            "actor_loss": float(actor_loss),
+            "actor_loss": actor_loss.item(),
             "critic_loss": critic_loss,
             "actor_grad_norm": float(grad_norm),
             "skipped_updates": int(skipped),
@@ -178,7 +178,7 @@ class SHAC(Learner):
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
                 self.critic_opt.step()
-                total += float(loss)
+                total += loss.item()
         return total / (cfg.critic_iterations * cfg.critic_minibatches)
 
     # ------------------------------------------------------------------ checkpoints
