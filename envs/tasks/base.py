@@ -96,7 +96,11 @@ class MJCFTask(Task):
         c = self.contact
         builder.default_shape_cfg.ke, builder.default_shape_cfg.kd = c.ke, c.kd
         builder.default_shape_cfg.kf, builder.default_shape_cfg.mu = c.kf, c.mu
+        first = builder.shape_count
         builder.add_mjcf(str(MJCF_DIR / self.mjcf), parse_mujoco_options=False, enable_self_collisions=False)
+        for s in range(first, builder.shape_count):  # gymnasium's floor: the env adds one shared ground
+            if builder.shape_body[s] < 0:
+                builder.shape_flags[s] = 0  # neither drawn nor colliding
         self.adjust(builder)
 
     def adjust(self, builder: newton.ModelBuilder) -> None:
