@@ -27,7 +27,8 @@ class DiffEnv:
 
     ``step(actions)`` returns ``(obs, reward, terminated, truncated, info)``; envs that finish are reset
     in place, and ``info`` carries ``obs_before_reset`` (the true last observation, for bootstrapping),
-    ``state`` (the low-dimensional state observation for critics) and, for envs that finished,
+    ``body_q_before_reset`` (the poses those observations saw, for renderers), ``state`` (the
+    low-dimensional state observation for critics) and, for envs that finished,
     ``episode_return`` / ``episode_length`` (NaN elsewhere).
     """
 
@@ -137,6 +138,7 @@ class DiffEnv:
         nan = torch.full_like(self.episode_return, float("nan"))
         info: dict[str, Any] = {
             "obs_before_reset": obs,
+            "body_q_before_reset": self._body_q,
             "episode_return": torch.where(done, self.episode_return, nan),
             "episode_length": torch.where(done, self.progress.float(), nan),
         }

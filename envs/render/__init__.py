@@ -1,0 +1,34 @@
+"""Batched renderers behind one seam (``envs.render.base.Renderer``), chosen by name.
+
+- ``newton`` (default, detached): Newton's ray-traced ``SensorCamera``; uint8 images.
+- ``diff`` (differentiable): our PyTorch ray caster over the same analytic shapes; float images.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from envs.render.base import Renderer
+from envs.render.scene import Scene
+from envs.tasks.base import Task
+
+BACKENDS = ("newton", "diff")
+
+
+def make_renderer(
+    name: str, task: Task, num_envs: int, width: int = 84, height: int = 84, device: torch.device | str = "cpu"
+) -> Renderer:
+    """A renderer for ``num_envs`` copies of ``task``; a one-line error lists the backends."""
+    scene = Scene.from_task(task, device)
+    if name == "newton":
+        from envs.render.newton_camera import NewtonRenderer
+
+        return NewtonRenderer(scene, num_envs, width, height, device, task)
+    if name == "diff":
+        from envs.render.diff import DiffRenderer
+
+        return DiffRenderer(scene, num_envs, width, height, device)
+    raise KeyError(f"unknown renderer '{name}'; choose one of: {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Renderer", "Scene", "make_renderer"]
