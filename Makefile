@@ -13,11 +13,12 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck bench-physics clean
+.PHONY: help install bench test lint gradcheck bench-physics render bench-render clean
 
 help:
 	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [ARGS=\"num_envs=16 seed=3\"]"
 	@echo "make test | make lint | make gradcheck | make bench-physics"
+	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,13 @@ gradcheck: install
 
 bench-physics: install
 	$(PY) -m benchmark.physics_speed
+
+BACKENDS ?= newton,diff
+render: install
+	$(PY) -m benchmark.render_views $(TASK) --backends $(BACKENDS)
+
+bench-render: install
+	$(PY) -m benchmark.render_speed
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 
 import torch
 
+from benchmark.isolated import run_isolated
 from envs import DiffEnv, get_task
 from envs.tasks.base import MJCF_DIR, MJCFTask
 
@@ -89,20 +88,8 @@ def main() -> None:
     for task in args.tasks.split(","):
         reference = mujoco_rate(task)
         for n in map(int, args.num_envs.split(",")):
-            cmd = [
-                sys.executable,
-                "-m",
-                "benchmark.physics_speed",
-                "--one",
-                task,
-                str(n),
-                "--window",
-                str(args.window),
-                "--no-grad-steps",
-                str(args.no_grad_steps),
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            r = json.loads(out)
+            extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
+            r = run_isolated("benchmark.physics_speed", task, str(n), *extra)
             ref = f"{reference:.0f}" if reference else "n/a (no MJCF)"
             ratio = f"{r['fwd_steps_per_s'] / reference:.2f}" if reference else "n/a"
             print(

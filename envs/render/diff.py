@@ -15,12 +15,7 @@ import torch
 from torch.nn.functional import normalize
 
 from envs.render.base import Renderer
-from envs.render.scene import BOX, CAPSULE, SPHERE, Scene
-
-LIGHT = (1.0, -1.0, 1.0)  # towards the light (Newton's default light travels along (-1, 1, -1))
-AMBIENT = 0.35
-SKY = (0.62, 0.74, 0.86)
-GROUND = (0.45, 0.65)  # checker greys
+from envs.render.scene import AMBIENT, BOX, CAPSULE, LIGHT, SPHERE, Scene
 
 
 def _capsules(eye, dirs, centre, axis, radius, half):
@@ -127,7 +122,7 @@ class DiffRenderer(Renderer):
         colour = colour.gather(-2, order[..., None].expand_as(colour))
         transmit = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha], -1), -1)
         image = (alpha[..., None] * transmit[..., :-1, None] * colour).sum(-2)
-        image = image + transmit[..., -1:] * self._background(eye, dirs.squeeze(2))
+        image = image + transmit[..., -1:] * self.scene.background(eye, dirs.squeeze(2))
         image = image.reshape(n, self.height, self.width, 3).permute(0, 3, 1, 2).clamp(0, 1)
         return image, (1 - transmit[..., -1]).reshape(n, self.height, self.width)
 
@@ -139,13 +134,3 @@ class DiffRenderer(Renderer):
         alpha = torch.where(t_close > 0, alpha, torch.zeros_like(alpha))  # behind the camera
         lambert = AMBIENT + (1 - AMBIENT) * (normal @ self.light.to(normal.dtype)).clamp_min(0)
         return depth, alpha, self.scene.color[ids] * lambert[..., None]
-
-    def _background(self, eye: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
-        """Checkered ground plane z = 0 (lit from above) under a flat sky; not pose-dependent."""
-        down = dirs[..., 2] < -1e-6
-        t = torch.where(down, -eye[:, None, 2] / dirs[..., 2].clamp(max=-1e-6), torch.zeros_like(dirs[..., 2]))
-        ground = eye[:, None, :2] + t[..., None] * dirs[..., :2]
-        cell = torch.floor(ground / self.scene.checker_size).sum(-1).remainder(2)
-        grey = torch.where(cell > 0, GROUND[1], GROUND[0]) * (AMBIENT + (1 - AMBIENT) * float(self.light[2]))
-        sky = torch.tensor(SKY, device=dirs.device).expand(dirs.shape)
-        return torch.where((down & (t > 0))[..., None], grey[..., None].expand(dirs.shape), sky)

@@ -18,6 +18,10 @@ import torch
 from envs.tasks.base import Camera, Task
 
 SPHERE, CAPSULE, BOX = 0, 1, 2
+LIGHT = (1.0, -1.0, 1.0)  # towards the light (Newton's default light travels along (-1, 1, -1))
+AMBIENT = 0.35
+SKY = (0.62, 0.74, 0.86)
+GROUND = (0.45, 0.65)  # checker greys
 _KINDS = {int(newton.GeoType.SPHERE): SPHERE, int(newton.GeoType.CAPSULE): CAPSULE, int(newton.GeoType.BOX): BOX}
 
 
@@ -167,3 +171,21 @@ class Scene:
         f = self.focal_px(height)
         depth = -local[..., 2]
         return torch.stack([width / 2 + f * local[..., 0] / depth, height / 2 - f * local[..., 1] / depth], -1)
+
+    def world_rays(self, body_q: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eye (N, 3) and unit world-space ray directions (N, H * W, 3)."""
+        eye, rot = self.camera_pose(body_q)
+        rays = self.camera_rays(width, height, body_q.device).to(body_q.dtype).reshape(-1, 3)
+        return eye, rays @ rot.transpose(1, 2)
+
+    def background(self, eye: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """(N, P, 3) colours in [0, 1] where rays miss the robot: a checkered ground plane z = 0 lit from
+        above, under a flat sky. Shared by the backends, so their backgrounds are identical."""
+        down = dirs[..., 2] < -1e-6
+        t = torch.where(down, -eye[:, None, 2] / dirs[..., 2].clamp(max=-1e-6), torch.zeros_like(dirs[..., 2]))
+        ground = eye[:, None, :2] + t[..., None] * dirs[..., :2]
+        cell = torch.floor(ground / self.checker_size).sum(-1).remainder(2)
+        light_z = LIGHT[2] / math.sqrt(sum(c * c for c in LIGHT))
+        grey = torch.where(cell > 0, GROUND[1], GROUND[0]) * (AMBIENT + (1 - AMBIENT) * light_z)
+        sky = torch.tensor(SKY, dtype=dirs.dtype, device=dirs.device).expand(dirs.shape)
+        return torch.where((down & (t > 0))[..., None], grey[..., None].expand(dirs.shape).to(dirs.dtype), sky)

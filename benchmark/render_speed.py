@@ -1,0 +1,70 @@
+"""Render speed: ``python -m benchmark.render_speed`` (``make bench-render``) prints frames/s per backend,
+task, batch and image size, counting the copy into torch and the 3-frame stack (``PixelEnv``'s work per
+step, without the physics), and the differentiable backend's forward + backward time and peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+from benchmark.isolated import run_isolated
+from envs import DiffEnv
+from envs.render import BACKENDS, make_renderer
+
+
+def measure(backend: str, task: str, num_envs: int, size: int, repeats: int) -> dict:
+    torch.set_num_threads(1)
+    env = DiffEnv(task, num_envs, device="cpu", seed=0)
+    renderer = make_renderer(backend, env.task, num_envs, size, size, env.device)
+    poses = env.body_transforms()
+    stack = renderer.render(poses)[:, None].expand(-1, 3, -1, -1, -1)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(repeats):
+            frame = renderer.render(poses)
+            stack = torch.cat([stack[:, 1:], frame[:, None]], dim=1)
+    fps = repeats * num_envs / (time.perf_counter() - start)
+    result = {"fps": fps, "fwd_s": float("nan"), "bwd_s": float("nan")}
+    if renderer.differentiable:
+        pose = poses.clone().requires_grad_(True)
+        start = time.perf_counter()
+        image = renderer.render(pose)
+        result["fwd_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        image.mean().backward()
+        result["bwd_s"] = time.perf_counter() - start
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
+    parser.add_argument("--num-envs", default="16,64")
+    parser.add_argument("--sizes", default="84,48")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--one", nargs=4, metavar=("BACKEND", "TASK", "N", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        backend, task, n, size = args.one
+        print(json.dumps(measure(backend, task, int(n), int(size), args.repeats)))
+        return
+    print("| backend | task | N | size | frames/s (render + stack) | diff fwd / bwd (s) | peak RSS (GB) |")
+    print("|---|---|---|---|---|---|---|")
+    for backend in args.backends.split(","):
+        for task in args.tasks.split(","):
+            for n in args.num_envs.split(","):
+                for size in args.sizes.split(","):
+                    r = run_isolated("benchmark.render_speed", backend, task, n, size, "--repeats", str(args.repeats))
+                    grads = "-" if r["fwd_s"] != r["fwd_s"] else f"{r['fwd_s']:.2f} / {r['bwd_s']:.2f}"
+                    row = f"| {backend} | {task} | {n} | {size}x{size} | {r['fps']:.0f} | {grads} "
+                    print(row + f"| {r['peak_rss_gb']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
