@@ -82,7 +82,6 @@ class DiffRenderer(Renderer):
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device, softness: float = 0.5):
         super().__init__(scene, num_envs, width, height, device)
         self.softness = softness
-        self.rays = scene.camera_rays(width, height, self.device).reshape(-1, 3)  # (P, 3)
         self.light = normalize(torch.tensor(LIGHT, device=self.device), dim=0)
         self._capsule_ids = torch.nonzero(scene.kind != BOX).squeeze(-1)
         self._box_ids = torch.nonzero(scene.kind == BOX).squeeze(-1)
@@ -101,8 +100,8 @@ class DiffRenderer(Renderer):
     def render_with_coverage(self, body_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (N, 3, H, W) and the soft foreground coverage (N, H, W) of all shapes together."""
         n = body_q.shape[0]
-        eye, cam_rot = self.scene.camera_pose(body_q)
-        dirs = (self.rays.to(body_q.dtype) @ cam_rot.transpose(1, 2))[:, :, None, :]  # (N, P, 1, 3)
+        eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
+        dirs = dirs[:, :, None, :]  # (N, P, 1, 3): one ray per pixel against K shapes
         eye4 = eye[:, None, None, :]
         pos, rot = self.scene.shape_poses(body_q)  # (N, S, 3), (N, S, 3, 3)
 
