@@ -7,13 +7,21 @@ TASK ?= cartpole
 ARGS ?=
 BUDGET ?=
 TORCH_VERSION := 2.13.0
+EXTRAS ?= dev,mujoco
+# SAPIEN (renderer=maniskill) finds a private lavapipe (tests/vulkan/setup-lavapipe.sh) here by default
+LAVAPIPE_ICD ?= /opt/lavapipe/lvp_icd.json
+ifeq ($(origin VK_ICD_FILENAMES),undefined)
+ifneq ($(wildcard $(LAVAPIPE_ICD)),)
+export VK_ICD_FILENAMES := $(LAVAPIPE_ICD)
+endif
+endif
 # CUDA machine: PyPI's default torch wheel (CUDA). No GPU: PyTorch's CPU wheel index when it is
 # reachable, else the configured index (mirrors such as this project's CI serve the CPU build there).
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck bench-physics render bench-render clean
+.PHONY: help install bench test lint gradcheck bench-physics render bench-render vulkan clean
 
 help:
 	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [ARGS=\"num_envs=16 seed=3\"]"
@@ -24,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_INDEX)
-	$(PY) -m pip install -q -e ".[dev,mujoco]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -51,6 +59,9 @@ render: install
 
 bench-render: install
 	$(PY) -m benchmark.render_speed
+
+vulkan:  # CPU Vulkan driver for renderer=maniskill (Debian, root); then: make install EXTRAS=dev,mujoco,maniskill
+	bash tests/vulkan/setup-lavapipe.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ import torch
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
+from envs.render.maniskill import INSTALL_HINT
 from envs.render.diff import DiffRenderer
 from envs.render.scene import SPHERE, Scene
 from envs.tasks.base import Camera
@@ -62,16 +63,32 @@ def test_sphere_silhouette_lands_where_the_pinhole_model_says():
     assert abs(projected[0] - centroid(moved)[0]) < 0.5
 
 
+def _maniskill_available() -> str | None:
+    """None when SAPIEN can render here, else the reason to skip."""
+    try:
+        make_renderer("maniskill", DiffEnv("cartpole", 1, device="cpu").task, 1, 8, 8)
+    except (ImportError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
+MANISKILL_MISSING = _maniskill_available()
+
+
+@pytest.mark.parametrize("detached", ["newton", "maniskill"])
 @pytest.mark.parametrize("task", TASKS)
-def test_backends_agree_on_silhouettes(make_env, task):
-    """Foreground masks of ``newton`` and ``diff`` on the same poses. Both cast the same rays at the
-    same shapes; they differ only on boundary pixels (a pixel counts when its centre ray hits for Newton,
-    when soft coverage exceeds one half for ``diff``). Limbs are 2-4 px wide at 84 x 84 (humanoid), so
+def test_backends_agree_on_silhouettes(make_env, task, detached):
+    """Foreground masks of a detached backend (``newton``, ``maniskill``) and ``diff`` on the same poses.
+    They draw the same shapes through the same camera and differ only on boundary pixels (a pixel counts
+    when its centre ray hits, or its rasterised coverage, for the detached ones; when soft coverage
+    exceeds one half for ``diff``). Limbs are 2-4 px wide at 84 x 84 (humanoid), so
     a disagreement of one boundary pixel per row costs ~10% there: IoU above 0.8 per env, and above 0.95
     for the chunkier cartpole and ant, would fail for any shift or scale error of a pixel or more."""
+    if detached == "maniskill" and MANISKILL_MISSING:
+        pytest.skip(MANISKILL_MISSING)
     env = make_env(task, 4)
     poses = env.body_transforms()
-    a = make_renderer("newton", env.task, 4).foreground(poses)
+    a = make_renderer(detached, env.task, 4).foreground(poses)
     b = make_renderer("diff", env.task, 4).foreground(poses)
     iou = (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).float()
     assert (iou > (0.95 if task in ("cartpole", "ant") else 0.8)).all(), iou
@@ -156,5 +173,22 @@ def test_frame_stack(backend):
 
 
 def test_unknown_renderer_lists_the_backends():
-    with pytest.raises(KeyError, match="unknown renderer 'vulkan'; choose one of: newton, diff"):
+    with pytest.raises(KeyError, match="unknown renderer 'vulkan'; choose one of: newton, diff, maniskill"):
         make_renderer("vulkan", DiffEnv("cartpole", 1, device="cpu").task, 1)
+
+
+def test_missing_optional_backend_names_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sapien(name, *args, **kwargs):
+        if name == "sapien" or name.startswith("sapien."):
+            raise ImportError("No module named 'sapien'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sapien)
+    with pytest.raises(ImportError) as error:
+        make_renderer("maniskill", DiffEnv("cartpole", 1, device="cpu").task, 1)
+    assert str(error.value) == INSTALL_HINT and "pip install '.[maniskill]'" in INSTALL_HINT
+    assert "\n" not in str(error.value)

@@ -2,6 +2,7 @@
 
 - ``newton`` (default, detached): Newton's ray-traced ``SensorCamera``; uint8 images.
 - ``diff`` (differentiable): our PyTorch ray caster over the same analytic shapes; float images.
+- ``maniskill`` (detached, optional): SAPIEN 3, ManiSkill3's renderer, drawing our poses; uint8 images.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from envs.render.base import Renderer
 from envs.render.scene import Scene
 from envs.tasks.base import Task
 
-BACKENDS = ("newton", "diff")
+BACKENDS = ("newton", "diff", "maniskill")
 
 
 def make_renderer(
@@ -28,6 +29,10 @@ def make_renderer(
         from envs.render.diff import DiffRenderer
 
         return DiffRenderer(scene, num_envs, width, height, device)
+    if name == "maniskill":
+        from envs.render.maniskill import ManiSkillRenderer
+
+        return ManiSkillRenderer(scene, num_envs, width, height, device)
     raise KeyError(f"unknown renderer '{name}'; choose one of: {', '.join(BACKENDS)}")
 
 
