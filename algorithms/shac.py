@@ -102,7 +102,7 @@ class SHAC(Learner):
             "critic_loss": critic_loss,
             "actor_grad_norm": float(grad_norm),
             "skipped_updates": int(skipped),
-            "policy_std": float(self.actor.log_std.exp().mean()),
+            "policy_std": self.actor.log_std.exp().mean().item(),
             **self.episodes.pop(),
             **self.timer.pop(),
         }
