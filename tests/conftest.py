@@ -6,7 +6,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("WARP_LOG_LEVEL", "30")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 from envs import DiffEnv  # noqa: E402

@@ -9,8 +9,8 @@ import torch
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
-from envs.render.maniskill import INSTALL_HINT
 from envs.render.diff import DiffRenderer
+from envs.render.maniskill import INSTALL_HINT
 from envs.render.scene import SPHERE, Scene
 from envs.tasks.base import Camera
 
