@@ -130,11 +130,13 @@ class SHAC(Learner):
             self.episodes.record(info)
             done = terminated | truncated
 
-            # bootstrap with the target critic; truncated envs use their true last observation
+            # bootstrap with the target critic; truncated envs use their true last observation,
+            # terminated ones nothing
             value = self._value(self.target_critic, obs)
-            last_value = self._value(self.target_critic, info["obs_before_reset"])
-            last_ok = truncated & torch.isfinite(last_value) & (last_value.abs() < 1e6)
-            value = torch.where(done, torch.where(last_ok, last_value, torch.zeros_like(value)), value)
+            if done.any():
+                last_value = self._value(self.target_critic, info["obs_before_reset"])
+                last_ok = truncated & torch.isfinite(last_value) & (last_value.abs() < 1e6)
+                value = torch.where(done, torch.where(last_ok, last_value, torch.zeros_like(value)), value)
 
             reward_sum = reward_sum + discount * reward
             ends_here = done if t < h - 1 else torch.ones_like(done)
