@@ -1,4 +1,5 @@
-"""Networks shared by the learners: MLPs (Linear -> ELU -> LayerNorm blocks), the tanh-Gaussian actor."""
+"""Networks shared by the learners: MLPs (Linear -> ELU -> LayerNorm blocks), the tanh-Gaussian actor,
+the DrQ-v2 pixel encoder."""
 
 from __future__ import annotations
 
@@ -31,3 +32,26 @@ class GaussianActor(nn.Module):
         if deterministic:
             return torch.tanh(mu)
         return torch.tanh(mu + self.log_std.exp() * torch.randn_like(mu))
+
+
+class PixelEncoder(nn.Module):
+    """DrQ-v2's encoder and trunk: conv(C->32, 3x3, stride 2), 3 x conv(32->32, 3x3), ReLU, then
+    Linear -> LayerNorm -> Tanh to ``feature_dim``. Pixels (uint8 in [0, 255] or float in [0, 1])
+    are scaled to [-0.5, 0.5]."""
+
+    def __init__(self, obs_shape: Sequence[int], feature_dim: int) -> None:
+        super().__init__()
+        channels = obs_shape[0]
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
+        )  # fmt: skip
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *obs_shape)).numel()
+        self.trunk = nn.Sequential(nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels / 255.0 - 0.5 if pixels.dtype == torch.uint8 else pixels - 0.5
+        return self.trunk(self.convs(x).flatten(1))

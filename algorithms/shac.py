@@ -1,9 +1,14 @@
 """SHAC (Xu et al. 2021): short-horizon analytic policy gradients through a differentiable simulator,
 with a TD(lambda) critic on the state.
 
-One trainer for the whole APG family. ``detach_actor_input`` is D.Va's switch: the actor sees
-``obs.detach()``, so the policy gradient flows only through dynamics and rewards (the decoupled policy
-gradient, DPG) and never through the observation (``dpg_state`` in state space; ``dva`` with images).
+One trainer for the whole APG family, with two switches:
+
+- what the actor sees: the env's observation, i.e. the state, or a frame stack when the run has a
+  renderer (``PixelEnv``); images go through the DrQ-v2 encoder. The critic always sees the state.
+- ``detach_actor_input`` (D.Va's switch): the actor sees ``obs.detach()``, so the policy gradient flows
+  only through dynamics and rewards (the decoupled policy gradient, DPG), never through the
+  observation: ``dpg_state`` in state space, ``dva`` with images. Attached images with the ``diff``
+  renderer send gradients through the renderer into the state (``shac_diffrender``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import nn
 
 from algorithms.base import Learner, LearnerConfig
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
-from algorithms.networks import GaussianActor, mlp
+from algorithms.networks import GaussianActor, PixelEncoder, mlp
 from envs import DiffEnv
 
 
@@ -49,24 +54,33 @@ class SHAC(Learner):
     def __init__(self, env: DiffEnv, config: SHACConfig) -> None:
         super().__init__(env, config)
         dev = env.device
-        self.actor = GaussianActor(env.obs_dim, config.actor_hidden, env.act_dim, config.log_std_init).to(dev)
-        self.critic = mlp(env.obs_dim, config.critic_hidden, 1).to(dev)
+        pixels = len(env.obs_shape) == 3
+        # images: encoder + trunk to the first actor width, then the actor MLP; state: normalised state
+        self.encoder = PixelEncoder(env.obs_shape, config.actor_hidden[0]).to(dev) if pixels else None
+        actor_in = config.actor_hidden[0] if pixels else env.state_dim
+        self.actor = GaussianActor(actor_in, config.actor_hidden, env.act_dim, config.log_std_init).to(dev)
+        self.critic = mlp(env.state_dim, config.critic_hidden, 1).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.obs_rms = RunningMeanStd((env.obs_dim,)).to(dev)
+        self.obs_rms = RunningMeanStd((env.state_dim,)).to(dev)
         betas = tuple(config.betas)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, betas=betas)
+        self.actor_params = list(self.actor.parameters()) + (list(self.encoder.parameters()) if pixels else [])
+        self.actor_opt = torch.optim.Adam(self.actor_params, lr=config.actor_lr, betas=betas)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=betas)
         self.iteration = 0
         self.timer = PhaseTimer()
         self.episodes = EpisodeStats()
         self.obs = env.reset()
+        self.state = env.state_observation()
 
     # ------------------------------------------------------------------ policy
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return self.obs_rms.normalize(obs) if self.config.normalize_obs else obs
 
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.encoder(obs) if self.encoder is not None else self._normalize(obs)
+
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        return self.actor(self._normalize(obs), deterministic)
+        return self.actor(self._features(obs), deterministic)
 
     def _value(self, network: nn.Module, obs: torch.Tensor) -> torch.Tensor:
         return network(self._normalize(obs)).squeeze(-1)
@@ -85,7 +99,7 @@ class SHAC(Learner):
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
         with self.timer("update"):
-            grad_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+            grad_norm = nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
             skipped = not torch.isfinite(grad_norm)
             if not skipped:
                 self.actor_opt.step()
@@ -94,7 +108,7 @@ class SHAC(Learner):
                 for target, online in zip(self.target_critic.parameters(), self.critic.parameters(), strict=True):
                     target.lerp_(online, 1.0 - cfg.target_alpha)
         env.cut_graph()
-        self.obs = self.obs.detach()
+        self.obs, self.state = self.obs.detach(), self.state.detach()
         self.iteration += 1
         return {
             "env_steps": cfg.horizon * env.num_envs,
@@ -111,7 +125,7 @@ class SHAC(Learner):
         """Actor loss of one window, plus the (detached) data the critic trains on."""
         cfg, env = self.config, self.env
         n, h = env.num_envs, cfg.horizon
-        obs_buf = torch.empty(h, n, env.obs_dim, device=env.device)
+        state_buf = torch.empty(h, n, env.state_dim, device=env.device)
         rewards = torch.empty(h, n, device=env.device)
         dones = torch.empty(h, n, device=env.device)
         next_values = torch.empty(h, n, device=env.device)
@@ -119,22 +133,22 @@ class SHAC(Learner):
         reward_sum = torch.zeros(n, device=env.device)
         loss = torch.zeros((), device=env.device)
 
-        obs = self.obs
+        obs, state = self.obs, self.state
         for t in range(h):
             if cfg.normalize_obs:
-                self.obs_rms.update(obs)
-            obs_buf[t] = obs.detach()
-            actor_input = obs.detach() if cfg.detach_actor_input else obs
-            actions = self.actor(self._normalize(actor_input))
+                self.obs_rms.update(state)
+            state_buf[t] = state.detach()
+            actions = self.actor(self._features(obs.detach() if cfg.detach_actor_input else obs))
             obs, reward, terminated, truncated, info = env.step(actions)
+            state = info["state"]
             self.episodes.record(info)
             done = terminated | truncated
 
             # bootstrap with the target critic; truncated envs use their true last observation,
             # terminated ones nothing
-            value = self._value(self.target_critic, obs)
+            value = self._value(self.target_critic, state)
             if done.any():
-                last_value = self._value(self.target_critic, info["obs_before_reset"])
+                last_value = self._value(self.target_critic, info["state_before_reset"])
                 last_ok = truncated & torch.isfinite(last_value) & (last_value.abs() < 1e6)
                 value = torch.where(done, torch.where(last_ok, last_value, torch.zeros_like(value)), value)
 
@@ -145,8 +159,8 @@ class SHAC(Learner):
             reward_sum = torch.where(done, torch.zeros_like(reward_sum), reward_sum)
 
             rewards[t], dones[t], next_values[t] = reward.detach(), ends_here.float(), value.detach()
-        self.obs = obs
-        return loss / (h * n), (obs_buf, rewards, dones, next_values)
+        self.obs, self.state = obs, state
+        return loss / (h * n), (state_buf, rewards, dones, next_values)
 
     # ------------------------------------------------------------------ critic
     def _td_lambda_targets(self, rewards, dones, next_values) -> torch.Tensor:
@@ -165,9 +179,9 @@ class SHAC(Learner):
             targets[t] = (1 - cfg.lam) * a + lam * b
         return targets
 
-    def _train_critic(self, obs_buf, rewards, dones, next_values) -> float:
+    def _train_critic(self, state_buf, rewards, dones, next_values) -> float:
         cfg = self.config
-        obs = obs_buf.reshape(-1, obs_buf.shape[-1])
+        obs = state_buf.reshape(-1, state_buf.shape[-1])
         targets = self._td_lambda_targets(rewards, dones, next_values).reshape(-1)
         batch = math.ceil(obs.shape[0] / cfg.critic_minibatches)
         total = 0.0
@@ -187,6 +201,7 @@ class SHAC(Learner):
     def state_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor.state_dict(),
+            "encoder": self.encoder.state_dict() if self.encoder is not None else None,
             "critic": self.critic.state_dict(),
             "target_critic": self.target_critic.state_dict(),
             "obs_rms": self.obs_rms.state_dict(),
@@ -198,4 +213,6 @@ class SHAC(Learner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("actor", "critic", "target_critic", "obs_rms", "actor_opt", "critic_opt"):
             getattr(self, key).load_state_dict(state[key])
+        if self.encoder is not None:
+            self.encoder.load_state_dict(state["encoder"])
         self.iteration = state["iteration"]

@@ -33,6 +33,9 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     num_envs: int = 64
+    renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
+    image_size: int = 84
+    frames: int = 3
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
     eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
     checkpoint_every: int = 50  # iterations between checkpoints

@@ -25,6 +25,8 @@ from algorithms import Learner, get_learner
 from benchmark.config import ConfigError, learner_config, load_config, parse_budget
 from benchmark.results import RunDir
 from envs import DiffEnv, default_device
+from envs.pixels import PixelEnv
+from envs.render import make_renderer
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -34,10 +36,22 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def make_env(cfg: DictConfig, num_envs: int, device: torch.device, seed: int, differentiable: bool = True):
+    """The run's env: state observations, or a frame stack when the config names a renderer."""
+    env = DiffEnv(cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable)
+    if cfg.renderer is None:
+        return env
+    try:
+        renderer = make_renderer(cfg.renderer, env.task, num_envs, cfg.image_size, cfg.image_size, device)
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from None
+    return PixelEnv(env, renderer, frames=cfg.frames)
+
+
 @torch.no_grad()
 def evaluate(learner: Learner, cfg: DictConfig, device: torch.device) -> tuple[float, float]:
     """Mean return and length of one deterministic episode in each of ``eval_envs`` fresh envs."""
-    env = DiffEnv(cfg.task, cfg.eval_envs, device=device, seed=cfg.seed + 10_000, differentiable=False)
+    env = make_env(cfg, cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
     obs = env.reset()
     returns = torch.full((env.num_envs,), math.nan, device=device)
     lengths = torch.full_like(returns, math.nan)
@@ -68,7 +82,7 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "seed": cfg.seed, "device": str(device)}
     out.write_summary(summary)
 
-    env = DiffEnv(cfg.task, cfg.num_envs, device=device, seed=cfg.seed)
+    env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
     wall_clock, env_steps, skipped, iteration = 0.0, 0, 0, 0
     bar = tqdm(total=learner.config.iterations, desc=f"{cfg.algo}/{cfg.task}", disable=not progress, file=sys.stdout)

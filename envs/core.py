@@ -26,7 +26,8 @@ class DiffEnv:
     """N copies of one task in one Newton model, stepped together on one device.
 
     ``step(actions)`` returns ``(obs, reward, terminated, truncated, info)``; envs that finish are reset
-    in place, and ``info`` carries ``obs_before_reset`` (the true last observation, for bootstrapping),
+    in place, and ``info`` carries ``obs_before_reset`` / ``state_before_reset`` (the true last
+    observation, for bootstrapping; the same here, images and state with a renderer),
     ``body_q_before_reset`` (the poses those observations saw, for renderers), ``state`` (the
     low-dimensional state observation for critics) and, for envs that finished,
     ``episode_return`` / ``episode_length`` (NaN elsewhere).
@@ -45,6 +46,7 @@ class DiffEnv:
         self.device = torch.device(device) if device is not None else default_device()
         self.differentiable = differentiable
         self.obs_dim, self.act_dim = self.task.obs_dim, self.task.act_dim
+        self.state_dim, self.obs_shape = self.obs_dim, (self.obs_dim,)
         self.episode_length = self.task.episode_length
         self.dt = self.task.dt
 
@@ -98,7 +100,7 @@ class DiffEnv:
         self.progress = torch.zeros(n, dtype=torch.long, device=self.device)
         self.episode_return = torch.zeros(n, device=self.device)
         self._body_q: torch.Tensor | None = None
-        return self.observe()
+        return self.state_observation()
 
     def _reset_where(self, done: torch.Tensor) -> None:
         q0, qd0 = self.task.perturb(self._start_q, self._start_qd, self._generator)
@@ -112,8 +114,8 @@ class DiffEnv:
             fresh = self.sim.forward_kinematics(self.joint_q, self.joint_qd)
             self._body_q = torch.where(done[:, None, None], fresh, self._body_q)
 
-    def observe(self) -> torch.Tensor:
-        """State observation of the current state (what the critic sees)."""
+    def state_observation(self) -> torch.Tensor:
+        """State observation of the current state (what critics see; also the obs of this env)."""
         return self.task.observe(self.joint_q, self.joint_qd, self.actions)
 
     def step(self, actions: torch.Tensor):
@@ -128,7 +130,7 @@ class DiffEnv:
         self.actions = actions
         self.progress = self.progress + 1
 
-        obs = self.observe()
+        obs = self.state_observation()
         reward = self.task.reward(self.joint_q, self.joint_qd, actions)
         terminated = self.task.terminated(self.joint_q, self.joint_qd) | ~torch.isfinite(obs).all(-1)
         truncated = (self.progress >= self.episode_length) & ~terminated
@@ -138,13 +140,14 @@ class DiffEnv:
         nan = torch.full_like(self.episode_return, float("nan"))
         info: dict[str, Any] = {
             "obs_before_reset": obs,
+            "state_before_reset": obs,
             "body_q_before_reset": self._body_q,
             "episode_return": torch.where(done, self.episode_return, nan),
             "episode_length": torch.where(done, self.progress.float(), nan),
         }
         if done.any():
             self._reset_where(done)
-            obs = self.observe()
+            obs = self.state_observation()
         info["state"] = obs
         return obs, reward, terminated, truncated, info
 

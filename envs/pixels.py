@@ -64,6 +64,9 @@ class PixelEnv:
         out["state_before_reset"] = info["obs_before_reset"]
         return self._flat(self._stack), reward, terminated, truncated, out
 
+    def state_observation(self) -> torch.Tensor:
+        return self.env.state_observation()
+
     def cut_graph(self) -> None:
         self.env.cut_graph()
         if self._stack is not None:
