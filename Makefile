@@ -6,6 +6,7 @@ ALGO ?= shac
 TASK ?= cartpole
 ARGS ?=
 BUDGET ?=
+PRESET ?=
 TORCH_VERSION := 2.13.0
 EXTRAS ?= dev,mujoco
 # SAPIEN (renderer=maniskill) finds a private lavapipe (tests/vulkan/setup-lavapipe.sh) here by default
@@ -24,7 +25,7 @@ TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch
 .PHONY: help install bench test lint gradcheck bench-physics render bench-render vulkan clean
 
 help:
-	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [ARGS=\"num_envs=16 seed=3\"]"
+	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [PRESET=cpu] [ARGS=\"num_envs=16 seed=3\"]"
 	@echo "make test | make lint | make gradcheck | make bench-physics"
 	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
 
@@ -38,7 +39,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 bench: install
-	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(BUDGET),budget=$(BUDGET))
+	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(BUDGET),budget=$(BUDGET)) $(if $(PRESET),preset=$(PRESET))
 
 test: install
 	$(PY) -m pytest -q tests

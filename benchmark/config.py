@@ -42,10 +42,11 @@ class RunConfig:
     results_dir: str = "results"
     run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
     torch_threads: int = 0  # 0: torch's default
+    preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu)
 
 
 def algorithms() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "presets" and any(p.glob("*.yaml")))
 
 
 def tasks_for(algo: str) -> list[str]:
@@ -92,6 +93,12 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         cli = OmegaConf.from_dotlist(list(overrides or []))
     except Exception as error:  # omegaconf's grammar errors
         raise ConfigError(f"cannot parse overrides {overrides}: {error}; write them as key=value") from None
+    preset = cli.get("preset", file_cfg.get("preset"))
+    if preset is not None:
+        presets = sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
+        if preset not in presets:
+            raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(presets)}")
+        file_cfg = OmegaConf.merge(file_cfg, OmegaConf.load(CONFIG_DIR / "presets" / f"{preset}.yaml"))
     learner_name = cli.get("learner", file_cfg.get("learner", "shac"))
     try:
         learner = get_learner(learner_name)

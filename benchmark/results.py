@@ -30,6 +30,7 @@ METRIC_COLUMNS = [
     "time_forward",
     "time_backward",
     "time_update",
+    "time_render",
     "peak_memory_mb",
     "actor_grad_norm",
 ]

@@ -8,6 +8,7 @@ step that ended an episode (rendered from the pre-reset poses), for bootstrappin
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -31,11 +32,17 @@ class PixelEnv:
         self.state_dim = env.obs_dim
         self.obs_shape = (3 * frames, renderer.height, renderer.width)
         self._stack: torch.Tensor | None = None  # (N, frames, 3, H, W)
+        self.render_seconds = 0.0  # wall-clock spent rendering, for learners' time breakdowns
 
     def _render(self, body_q: torch.Tensor) -> torch.Tensor:
         if not self.renderer.differentiable:
             body_q = body_q.detach()
-        return self.renderer.render(body_q)
+        start = time.perf_counter()
+        images = self.renderer.render(body_q)
+        if images.is_cuda:
+            torch.cuda.synchronize(images.device)
+        self.render_seconds += time.perf_counter() - start
+        return images
 
     def _flat(self, stack: torch.Tensor) -> torch.Tensor:
         return stack.reshape(self.num_envs, *self.obs_shape)

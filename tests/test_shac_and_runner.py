@@ -62,6 +62,13 @@ def test_dpg_state_is_shac_with_the_actor_input_detached():
     }
 
 
+def test_cpu_preset_sits_between_the_algo_file_and_the_command_line():
+    cfg = load_config("dva", "cartpole", ["preset=cpu", "image_size=32"])
+    assert (cfg.num_envs, cfg.image_size, cfg.renderer, cfg.actor_lr) == (16, 32, "newton", 2e-3)
+    with pytest.raises(ConfigError, match="unknown preset 'gpu'; choose one of: cpu"):
+        load_config("dva", "cartpole", ["preset=gpu"])
+
+
 def test_overrides_and_budget():
     cfg = load_config("shac", "hopper", ["num_envs=16", "seed=3", "budget=30min"])
     assert (cfg.num_envs, cfg.seed, cfg.budget) == (16, 3, "30min")
