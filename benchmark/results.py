@@ -85,3 +85,10 @@ def load_metrics(run: Path) -> pd.DataFrame:
 
 def load_summary(run: Path) -> dict[str, Any]:
     return json.loads((run / "summary.json").read_text())
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (no extra dependency)."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
