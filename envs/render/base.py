@@ -22,6 +22,14 @@ class Renderer:
         """uint8 (N, 3, H, W) for detached backends; float in [0, 1] for differentiable ones."""
         raise NotImplementedError
 
+    def _over_background(self, body_q: torch.Tensor, rgb: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W): a detached backend's robot pixels ``rgb`` (N, H, W, 3, float in [0, 1])
+        where ``hit`` (N, H, W), the scene's shared analytic ground and sky elsewhere."""
+        eye, dirs = self.scene.world_rays(body_q.detach(), self.width, self.height)
+        background = self.scene.background(eye, dirs).reshape(rgb.shape)
+        image = torch.where(hit[..., None], rgb, background)
+        return (image * 255).round().to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:
         """(N, H, W) bool: pixels covered by the robot (not ground or sky), to compare backends."""
         raise NotImplementedError

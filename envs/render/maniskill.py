@@ -99,10 +99,7 @@ class ManiSkillRenderer(Renderer):
     @torch.no_grad()
     def render(self, body_q: torch.Tensor) -> torch.Tensor:
         rgba = self._rgba(body_q)
-        eye, dirs = self.scene.world_rays(body_q.detach(), self.width, self.height)
-        background = self.scene.background(eye, dirs).reshape(self.num_envs, self.height, self.width, 3)
-        image = torch.where(rgba[..., 3:] > 0.5, rgba[..., :3], background)
-        return (image * 255).round().to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+        return self._over_background(body_q, rgba[..., :3], rgba[..., 3] > 0.5)
 
     @torch.no_grad()
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:

@@ -53,11 +53,7 @@ class NewtonRenderer(Renderer):
     def render(self, body_q: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images of the poses ``body_q`` (N, B, 7)."""
         rgba = self._rgba(body_q)
-        eye, dirs = self.scene.world_rays(body_q.detach(), self.width, self.height)
-        shape = (self.num_envs, self.height, self.width, 3)
-        background = (self.scene.background(eye, dirs) * 255).round().to(torch.uint8).reshape(shape)
-        image = torch.where(rgba[..., 3:] > 0, rgba[..., :3], background)
-        return image.permute(0, 3, 1, 2).contiguous()
+        return self._over_background(body_q, rgba[..., :3] / 255.0, rgba[..., 3] > 0)
 
     @torch.no_grad()
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:
