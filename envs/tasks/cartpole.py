@@ -1,5 +1,9 @@
 """Cartpole swing-up (D.Va's variant): the pole starts hanging down; +10 health per step; the episode
-ends when the cart leaves the camera view (|x| > 2.5), so an episode is worth at most 2400."""
+ends when the cart leaves the camera view (|x| > 2.5), so an episode is worth at most 2400.
+
+The camera stands back far enough to see the whole rail (|x| <= 2.75 at fovy pi/4), and the cart and
+pole are drawn thicker than a physical rod so they stay a few pixels wide at 48x48. Their masses and
+inertias are set explicitly, so the drawn sizes do not change the dynamics."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ class Cartpole(Task):
     act_dim = 1
     episode_length = 240
     substeps = 4
-    camera = Camera(body=None, target=(0.0, 0.0, 1.0))
+    camera = Camera(body=None, target=(0.0, 0.0, 1.0), eye_offset=(0.0, -6.7, 0.0))
     reset_q_noise = 0.2
     reset_qd_noise = 0.2
 
@@ -32,11 +36,12 @@ class Cartpole(Task):
     def build(self, builder: newton.ModelBuilder) -> None:
         cfg = newton.ModelBuilder.ShapeConfig(density=0.0, has_shape_collision=False)
         cart = builder.add_link(mass=self.cart_mass, label="cart")
-        builder.add_shape_box(cart, hx=0.25, hy=0.15, hz=0.1, cfg=cfg)
+        builder.add_shape_box(cart, hx=0.25, hy=0.15, hz=0.15, cfg=cfg, color=(0.15, 0.15, 0.6))
         pole = builder.add_link(mass=self.pole_mass, label="pole")
         half = 0.5 * self.pole_length
         builder.add_shape_capsule(
-            pole, xform=wp.transform((0.0, 0.0, half), wp.quat_identity()), radius=0.04, half_height=half, cfg=cfg
+            pole, xform=wp.transform((0.0, 0.0, half), wp.quat_identity()), radius=0.1, half_height=half - 0.1, cfg=cfg,
+            color=(0.9, 0.45, 0.1)
         )
         rod_inertia = self.pole_mass * self.pole_length**2 / 12.0
         builder.body_com[pole] = wp.vec3(0.0, 0.0, half)
