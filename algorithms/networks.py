@@ -27,11 +27,14 @@ class GaussianActor(nn.Module):
         self.mean = mlp(in_dim, hidden, act_dim)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
-    def forward(self, features: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``tanh(mean + std * noise)``; ``noise`` is drawn when not given (given: replayable samples)."""
         mu = self.mean(features)
         if deterministic:
             return torch.tanh(mu)
-        return torch.tanh(mu + self.log_std.exp() * torch.randn_like(mu))
+        return torch.tanh(mu + self.log_std.exp() * (torch.randn_like(mu) if noise is None else noise))
 
 
 class PixelEncoder(nn.Module):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +127,11 @@ class SHAC(Learner):
             **self.timer.pop(),
         }
 
-    def _rollout(self):
-        """Actor loss of one window, plus the (detached) data the critic trains on."""
+    def _rollout(self, policy: Callable[[int, torch.Tensor], torch.Tensor] | None = None):
+        """Actor loss of one window, plus the (detached) data the critic trains on.
+
+        ``policy(t, obs) -> actions`` stands in for the actor (the gradient diagnostics replay a window
+        with fixed noise, detached inputs or open-loop actions)."""
         cfg, env = self.config, self.env
         n, h = env.num_envs, cfg.horizon
         state_buf = torch.empty(h, n, env.state_dim, device=env.device)
@@ -143,7 +147,10 @@ class SHAC(Learner):
             if cfg.normalize_obs:
                 self.obs_rms.update(state)
             state_buf[t] = state.detach()
-            actions = self.actor(self._features(obs.detach() if cfg.detach_actor_input else obs))
+            if policy is None:
+                actions = self.actor(self._features(obs.detach() if cfg.detach_actor_input else obs))
+            else:
+                actions = policy(t, obs)
             obs, reward, terminated, truncated, info = env.step(actions)
             state = info["state"]
             self.episodes.record(info)

@@ -39,6 +39,7 @@ class RunConfig:
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
     eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
     checkpoint_every: int = 50  # iterations between checkpoints
+    keep_checkpoints: int = 3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.apg_vs_dpg)
     results_dir: str = "results"
     run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
     torch_threads: int = 0  # 0: torch's default
@@ -116,6 +117,14 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     except ValidationError as error:
         raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
     parse_budget(cfg.budget)  # fail now, not after the env is built
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The typed config a run was started with, from its ``config.yaml``."""
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.merge(OmegaConf.structured(_schema(get_learner(saved.learner).Config)), saved)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -3,7 +3,8 @@
 - ``config.yaml``: the resolved config;
 - ``metrics.csv``: one row per iteration (wall-clock, env steps, returns, phase times, memory, ...);
 - ``summary.json``: status (running | complete | diverged | failed), final evaluation return, totals;
-- ``checkpoint.pt``: learner state and progress counters.
+- ``checkpoints/iter-<iteration>.pt``: learner state and progress counters, the last
+  ``keep_checkpoints`` of them (all when 0).
 
 Plots and tables read only these files.
 """
@@ -75,8 +76,18 @@ class RunDir:
         with open(self.metrics_path, "a", newline="") as f:
             csv.writer(f).writerow([row.get(c, "") for c in self._columns])
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        atomic_write(self.path / "checkpoint.pt", lambda f: torch.save(state, f))
+    def save_checkpoint(self, state: dict[str, Any], iteration: int, keep: int = 0) -> Path:
+        """Write ``checkpoints/iter-<iteration>.pt``, then drop all but the newest ``keep`` (0: keep all)."""
+        path = self.path / "checkpoints" / f"iter-{iteration:06d}.pt"
+        atomic_write(path, lambda f: torch.save(state, f))
+        for old in checkpoints(self.path)[:-keep] if keep else []:
+            old.unlink(missing_ok=True)
+        return path
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """A run's checkpoints, oldest first."""
+    return sorted((run / "checkpoints").glob("iter-*.pt"))
 
 
 def load_metrics(run: Path) -> pd.DataFrame:

@@ -106,11 +106,12 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
                 bar.set_postfix(ret=f"{metrics['train_return']:.1f}", refresh=False)
             bar.update()
             if iteration % cfg.checkpoint_every == 0:
-                out.save_checkpoint({"learner": learner.state_dict(), "iteration": iteration})
+                out.save_checkpoint(learner.state_dict(), iteration, cfg.keep_checkpoints)
             if (budget_seconds and wall_clock >= budget_seconds) or (budget_steps and env_steps >= budget_steps):
                 break
         bar.close()
-        out.save_checkpoint({"learner": learner.state_dict(), "iteration": iteration})
+        if iteration % cfg.checkpoint_every:
+            out.save_checkpoint(learner.state_dict(), iteration, cfg.keep_checkpoints)
         eval_return, eval_length = evaluate(learner, cfg, device)
     except BaseException as error:
         bar.close()
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     path = run(cfg, progress=not args.no_progress)
     summary = (path / "summary.json").read_text()
-    print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, checkpoint.pt)")
+    print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, checkpoints/)")
     print(summary)
 
 

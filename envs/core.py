@@ -158,6 +158,19 @@ class DiffEnv:
         if self._body_q is not None:
             self._body_q = self._body_q.detach()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything :meth:`restore` needs to replay from this point (detached copies, RNG state)."""
+        fields = ("joint_q", "joint_qd", "actions", "progress", "episode_return", "_body_q")
+        snap = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone() for k in fields}
+        return {**snap, "generator": self._generator.get_state()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        for key, value in snapshot.items():
+            if key == "generator":
+                self._generator.set_state(value)
+            else:
+                setattr(self, key, None if value is None else value.clone())
+
     # ------------------------------------------------------------------ for renderers
     def body_transforms(self) -> torch.Tensor:
         """(N, bodies, 7) world poses (position, quaternion x y z w) of the current state.

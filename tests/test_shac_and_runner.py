@@ -12,7 +12,7 @@ import yaml
 
 from algorithms import get_learner
 from benchmark.config import ConfigError, learner_config, load_config, parse_budget
-from benchmark.results import METRIC_COLUMNS
+from benchmark.results import METRIC_COLUMNS, checkpoints
 from benchmark.run import run
 from envs import DiffEnv
 
@@ -20,7 +20,8 @@ from envs import DiffEnv
 @pytest.fixture(scope="module")
 def cartpole_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    cfg = load_config("shac", "cartpole", ["num_envs=16", "iterations=40", f"results_dir={out}", "run_name=smoke"])
+    cfg = load_config("shac", "cartpole", ["num_envs=16", "iterations=40", f"results_dir={out}", "run_name=smoke",
+                                             "checkpoint_every=10", "keep_checkpoints=2"])
     return run(cfg, progress=False)
 
 
@@ -47,10 +48,11 @@ def test_results_follow_the_schema(cartpole_run):
     config = yaml.safe_load((cartpole_run / "config.yaml").read_text())
     assert config["num_envs"] == 16 and config["actor_lr"] == 1e-2  # YAML value + override
 
-    state = torch.load(cartpole_run / "checkpoint.pt", weights_only=False)
+    assert [p.name for p in checkpoints(cartpole_run)] == ["iter-000030.pt", "iter-000040.pt"]
+    state = torch.load(checkpoints(cartpole_run)[-1], weights_only=False)
     cfg = load_config("shac", "cartpole", ["num_envs=4"])
     learner = get_learner("shac")(DiffEnv("cartpole", 4, device="cpu"), learner_config(cfg))
-    learner.load_state_dict(state["learner"])
+    learner.load_state_dict(state)
     assert learner.iteration == 40
 
 
