@@ -53,7 +53,7 @@ def test_dva_keeps_gradients_out_of_the_renderer_but_trains_the_actor():
 def test_shac_diffrender_sends_gradients_through_the_renderer():
     learner, env = learner_for("shac_diffrender")
     images = record_images(env)
-    actor_gradient(learner)
+    assert torch.isfinite(actor_gradient(learner)).all()
     # images rendered after the first step are functions of the simulated state (and the actions)
     assert any(img.grad is not None and img.grad.abs().sum() > 0 for img in images[1:])
 

@@ -141,6 +141,19 @@ def test_gradient_reaches_actions_through_render(make_env):
     env.cut_graph()
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_image_gradients_are_finite_at_the_task_cameras(make_env, task):
+    """Rays that graze or miss a shape must not turn into NaN through the square roots (0 * inf)."""
+    env = make_env(task, 4)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        env.step(torch.rand(4, env.act_dim, generator=generator) * 2 - 1)
+    poses = env.body_transforms().detach().clone().requires_grad_()
+    image = DiffRenderer(Scene.from_task(env.task), 4, 48, 48, "cpu").render(poses)
+    (image * torch.randn(image.shape, generator=generator)).sum().backward()
+    assert torch.isfinite(poses.grad).all() and poses.grad.abs().sum() > 0
+
+
 def test_detached_renderer_blocks_gradients():
     env = PixelEnv(DiffEnv("hopper", 2, device="cpu"), "newton", size=24)
     env.reset(seed=0)

@@ -38,14 +38,14 @@ def _capsules(eye, dirs, centre, axis, radius, half):
     qb = (w_perp * d_perp).sum(-1)
     qc = (w_perp * w_perp).sum(-1) - radius**2
     disc = qb * qb - qa * qc
-    t_cyl = (-qb - disc.clamp_min(0).sqrt()) / qa
+    t_cyl = (-qb - disc.clamp_min(1e-12).sqrt()) / qa  # > 0 under the sqrt: finite gradients
     inf = torch.full_like(t_cyl, float("inf"))
     on_segment = (e + t_cyl * b).abs() <= half
     hits = [torch.where((disc >= 0) & on_segment & (t_cyl > 0), t_cyl, inf)]
     for end in (-1.0, 1.0):
         tc = -((w0 - end * half[..., None] * axis) * dirs).sum(-1)
         h2 = ((w0 - end * half[..., None] * axis + tc[..., None] * dirs) ** 2).sum(-1)
-        t_sph = tc - (radius**2 - h2).clamp_min(0).sqrt()
+        t_sph = tc - (radius**2 - h2).clamp_min(1e-12).sqrt()
         hits.append(torch.where((h2 <= radius**2) & (t_sph > 0), t_sph, inf))
     t_hit = torch.stack(hits).amin(0)
 
