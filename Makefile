@@ -64,6 +64,13 @@ bench-render: install
 apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac_diffrender
 	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET))
 
+scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)
+	$(PY) -m benchmark.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET))
+
+TASKS ?= cartpole,hopper,ant,humanoid
+apg-vs-dpg: install  # Fig. 3: cosine and norm ratio of APG vs DPG at checkpoints of state SHAC runs
+	$(PY) -m benchmark.apg_vs_dpg --tasks $(TASKS) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+
 vulkan:  # CPU Vulkan driver for renderer=maniskill (Debian, root); then: make install EXTRAS=dev,mujoco,maniskill
 	bash tests/vulkan/setup-lavapipe.sh
 

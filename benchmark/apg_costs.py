@@ -3,36 +3,60 @@ of one iteration, ``dva`` vs ``shac_diffrender``, per task, same machine and set
 
 ``python -m benchmark.apg_costs [--preset cpu] [--iterations 4]`` prints a Markdown table (median of the
 measured iterations, after one warm-up) and writes ``results/figures/apg_costs.{csv,md,png}``.
-Each (algo, task) runs in its own process so peak memory is its own.
+``--scene-growth cartpole --shapes 0,8,32,128`` instead adds that many visual-only spheres to the
+task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``.
+Each measurement runs in its own process so peak memory is its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import newton  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from benchmark.config import learner_config, load_config  # noqa: E402
 from benchmark.isolated import run_isolated  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
 from benchmark.run import make_env, peak_memory_mb  # noqa: E402
+from envs.tasks import get_task  # noqa: E402
+from envs.tasks.base import Task  # noqa: E402
 
 ALGOS = ("dva", "shac_diffrender")
 
 
-def measure(algo: str, task: str, overrides: list[str], iterations: int) -> dict:
+def with_extra_shapes(task: str, count: int) -> Task:
+    """The task with ``count`` extra visual-only spheres (no mass, no collision) on a ring around its
+    first body: the same dynamics, a scene that costs the renderers more."""
+    base = type(get_task(task))
+
+    def build(self, builder: newton.ModelBuilder) -> None:
+        base.build(self, builder)
+        cfg = newton.ModelBuilder.ShapeConfig(density=0.0, has_shape_collision=False)
+        for i in range(count):
+            angle = 2 * math.pi * i / max(count, 1)
+            where = wp.transform((0.4 * math.cos(angle), 0.0, 0.4 * math.sin(angle)), wp.quat_identity())
+            builder.add_shape_sphere(0, xform=where, radius=0.04, cfg=cfg, color=(0.2, 0.7, 0.3))
+
+    return type(f"{base.__name__}With{count}Shapes", (base,), {"build": build})()
+
+
+def measure(algo: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0) -> dict:
     cfg = load_config(algo, task, [*overrides, "device=cpu"])
     torch.manual_seed(0)
-    env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
+    grown = with_extra_shapes(task, extra_shapes) if extra_shapes else None
+    env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0, task=grown)
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
     learner.train_iteration()  # warm-up: kernel compilation, allocator growth
     rows = [learner.train_iteration() for _ in range(iterations)]
@@ -43,6 +67,7 @@ def measure(algo: str, task: str, overrides: list[str], iterations: int) -> dict
         "num_envs": cfg.num_envs,
         "horizon": cfg.horizon,
         "image_size": cfg.image_size,
+        "extra_shapes": extra_shapes,
         "backward_s": median("time_backward"),
         "forward_s": median("time_forward"),
         "render_s": median("time_render"),
@@ -57,22 +82,33 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for both learners, key=value")
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
-    parser.add_argument("--one", nargs=2, metavar=("ALGO", "TASK"), help=argparse.SUPPRESS)
+    parser.add_argument("--scene-growth", metavar="TASK", help="sweep extra scene shapes on this task instead")
+    parser.add_argument("--shapes", default="0,8,32,128", help="extra shapes per scene for --scene-growth")
+    parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SHAPES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     overrides = [*([f"preset={args.preset}"] if args.preset else []), *args.set]
     if args.one:
-        print(json.dumps(measure(*args.one, overrides, args.iterations)))
+        algo, task, shapes = args.one
+        print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes))))
         return
-    rows = []
-    for task in args.tasks.split(","):
-        for algo in ALGOS:
-            extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
-            if args.set:
-                extra += ["--set", *args.set]
-            rows.append(run_isolated("benchmark.apg_costs", algo, task, *extra))
-    table = pd.DataFrame(rows)
-    wide = table.pivot(index="task", columns="algo", values=["backward_s", "peak_memory_mb"])
-    summary = pd.DataFrame(
+    if args.scene_growth:
+        cases = [(args.scene_growth, int(n)) for n in args.shapes.split(",")]
+    else:
+        cases = [(task, 0) for task in args.tasks.split(",")]
+    extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
+    extra += ["--set", *args.set] if args.set else []
+    rows = [
+        run_isolated("benchmark.apg_costs", algo, task, str(shapes), *extra) for task, shapes in cases for algo in ALGOS
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = scene_growth_report if args.scene_growth else per_task_report
+    print(report(pd.DataFrame(rows), args.out))
+
+
+def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
+    """One row per ``index`` value: backward times, their ratio, peak memories, side by side."""
+    wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
+    return pd.DataFrame(
         {
             "backward dva (s)": wide["backward_s"]["dva"],
             "backward shac_diffrender (s)": wide["backward_s"]["shac_diffrender"],
@@ -80,19 +116,46 @@ def main() -> None:
             "memory dva (MB)": wide["peak_memory_mb"]["dva"],
             "memory shac_diffrender (MB)": wide["peak_memory_mb"]["shac_diffrender"],
         }
-    ).reindex(args.tasks.split(","))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "apg_costs.csv", index=False)
+    ).reindex(table[index].unique())
+
+
+def per_task_report(table: pd.DataFrame, out: Path) -> str:
+    """Table 1 and Fig. 10 per task: ``apg_costs.{csv,md,png}``."""
+    summary = _compare(table, "task")
+    table.to_csv(out / "apg_costs.csv", index=False)
     markdown = markdown_table(summary.round(3).reset_index())
-    (args.out / "apg_costs.md").write_text(markdown + "\n")
+    (out / "apg_costs.md").write_text(markdown + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     summary[["backward dva (s)", "backward shac_diffrender (s)"]].plot.bar(ax=axes[0], rot=0)
     summary[["memory dva (MB)", "memory shac_diffrender (MB)"]].plot.bar(ax=axes[1], rot=0)
     axes[0].set(ylabel="backward time per iteration (s)", title="Table 1")
     axes[1].set(ylabel="peak memory of one iteration (MB)", title="Fig. 10")
     fig.tight_layout()
-    fig.savefig(args.out / "apg_costs.png", dpi=120)
-    print(markdown)
+    fig.savefig(out / "apg_costs.png", dpi=120)
+    plt.close(fig)
+    return markdown
+
+
+def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
+    """Fig. 10, growing scenes: memory and backward time against extra shapes, ``scene_growth.*``."""
+    summary = _compare(table, "extra_shapes")
+    table.to_csv(out / "scene_growth.csv", index=False)
+    markdown = markdown_table(summary.round(3).reset_index())
+    (out / "scene_growth.md").write_text(markdown + "\n")
+    fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for algo in ALGOS:
+        ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
+        ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
+    ax_mem.set(xlabel="extra shapes per scene", ylabel="peak memory of one iteration (MB)", ylim=(0, None))
+    ax_time.set(xlabel="extra shapes per scene", ylabel="backward time per iteration (s)", ylim=(0, None))
+    for ax in (ax_mem, ax_time):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Fig. 10, growing scenes ({table['task'].iloc[0]})")
+    fig.tight_layout()
+    fig.savefig(out / "scene_growth.png", dpi=120)
+    plt.close(fig)
+    return markdown
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
-"""Figures from ``results/`` only. ``python -m benchmark.plots curves <run dir>... --out fig.png`` draws
-training return against wall-clock minutes and env steps, one line per run."""
+"""Figures from ``results/`` only.
+
+- ``python -m benchmark.plots curves <run dir>... --out fig.png``: training return against wall-clock
+  minutes and env steps, one line per run.
+- ``python -m benchmark.plots grad-norms <run dir>... --out fig.png`` (Fig. 9): the actor gradient norm
+  (before clipping) over training, one line per run, e.g. ``dva`` vs ``shac_diffrender``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from benchmark.results import load_metrics, load_summary  # noqa: E402
@@ -41,14 +47,45 @@ def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> F
     return fig
 
 
+def plot_grad_norms(runs: Sequence[Path], out: Path, smooth: int = 20) -> Figure:
+    """Fig. 9: actor gradient norm before clipping (rolling median) against iteration and wall-clock,
+    log scale; iterations whose gradient was not finite are marked at the top."""
+    fig, (ax_iter, ax_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for run in runs:
+        metrics = load_metrics(run)
+        summary = load_summary(run)
+        label = f"{summary['algo']} {summary['task']} seed {summary['seed']}"
+        norm = metrics["actor_grad_norm"].where(np.isfinite(metrics["actor_grad_norm"]))
+        line = norm.rolling(smooth, min_periods=1).median()
+        (drawn,) = ax_iter.plot(metrics["iteration"], line, label=label)
+        ax_time.plot(metrics["wall_clock"] / 60, line, color=drawn.get_color())
+        bad = metrics["iteration"][norm.isna()]
+        if len(bad):
+            ax_iter.plot(bad, np.full(len(bad), np.nanmax(line) * 2), "x", color=drawn.get_color(), ms=3)
+    ax_iter.set(xlabel="iteration", ylabel=f"actor gradient norm (median of {smooth})", yscale="log")
+    ax_time.set(xlabel="wall-clock (min)")
+    for ax in (ax_iter, ax_time):
+        ax.grid(alpha=0.3, which="both")
+    ax_iter.legend(fontsize=8)
+    fig.suptitle("Fig. 9: actor gradient norm before clipping (x: non-finite, update skipped)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    return fig
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     curves = sub.add_parser("curves", help="learning curves of some runs")
     curves.add_argument("runs", nargs="+", type=Path)
     curves.add_argument("--out", type=Path, default=Path("results/figures/curves.png"))
+    norms = sub.add_parser("grad-norms", help="Fig. 9: actor gradient norm over training")
+    norms.add_argument("runs", nargs="+", type=Path)
+    norms.add_argument("--out", type=Path, default=Path("results/figures/grad_norms.png"))
     args = parser.parse_args()
-    plt.close(plot_learning_curves(args.runs, args.out))
+    plot = {"curves": plot_learning_curves, "grad-norms": plot_grad_norms}[args.command]
+    plt.close(plot(args.runs, args.out))
     print(args.out)
 
 

@@ -27,6 +27,7 @@ from benchmark.results import RunDir
 from envs import DiffEnv, default_device
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
+from envs.tasks.base import Task
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -36,9 +37,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def make_env(cfg: DictConfig, num_envs: int, device: torch.device, seed: int, differentiable: bool = True):
-    """The run's env: state observations, or a frame stack when the config names a renderer."""
-    env = DiffEnv(cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable)
+def make_env(
+    cfg: DictConfig,
+    num_envs: int,
+    device: torch.device,
+    seed: int,
+    differentiable: bool = True,
+    task: Task | None = None,
+):
+    """The run's env: state observations, or a frame stack when the config names a renderer.
+    ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark)."""
+    env = DiffEnv(task or cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable)
     if cfg.renderer is None:
         return env
     try:

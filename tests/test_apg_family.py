@@ -4,9 +4,12 @@ import pytest
 import torch
 
 from algorithms import get_learner
+from benchmark.apg_costs import with_extra_shapes
 from benchmark.apg_vs_dpg import window_gradients
 from benchmark.config import learner_config, load_config
 from benchmark.run import make_env, run
+from envs import DiffEnv
+from envs.render.scene import Scene
 
 TINY = ["num_envs=4", "horizon=4", "image_size=24", "eval_envs=2", "iterations=2", "device=cpu"]
 
@@ -95,3 +98,14 @@ def test_apg_is_dpg_plus_control_regularisation(task):
     assert (grads.full - total).norm() < 1e-4 * grads.full.norm()
     assert grads.control_regularisation.norm() > 0.05 * grads.full.norm()  # the check is not vacuous
     assert torch.equal(window_gradients(learner, noise_seed=0).full, grads.full)  # the learner was restored
+
+
+def test_grown_scenes_add_shapes_but_keep_the_dynamics():
+    """Fig. 10's growing scenes: more for the renderers to draw, the same physics."""
+    base, grown = DiffEnv("cartpole", 2, device="cpu"), DiffEnv(with_extra_shapes("cartpole", 12), 2, device="cpu")
+    assert len(Scene.from_task(grown.task).kind) == len(Scene.from_task(base.task).kind) + 12
+    actions = torch.linspace(-1, 1, 2)[:, None]
+    for _ in range(5):
+        base.step(actions)
+        grown.step(actions)
+    assert torch.equal(base.joint_q, grown.joint_q)
