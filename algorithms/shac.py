@@ -204,8 +204,8 @@ class SHAC(Learner):
                 loss = ((self._value(self.critic, obs[idx]) - targets[idx]) ** 2).mean()
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
-                self.critic_opt.step()
+                if torch.isfinite(nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)):
+                    self.critic_opt.step()  # a non-finite step would poison the critic for good
                 total += loss.item()
         return total / (cfg.critic_iterations * cfg.critic_minibatches)
 

@@ -43,6 +43,8 @@ class RunConfig:
     results_dir: str = "results"
     run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
     torch_threads: int = 0  # 0: torch's default
+    max_skipped_updates: int = 20  # this many non-finite gradients in a row end the run as "diverged"
+    logger: str = "none"  # none | wandb (offline unless WANDB_API_KEY / wandb login); results/ stays the record
     preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu)
 
 

@@ -12,8 +12,10 @@ Plots and tables read only these files.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+FINISHED = ("complete", "diverged")  # run statuses a sweep does not run again
 
 METRIC_COLUMNS = [
     "iteration",
@@ -66,6 +70,22 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write(self.path / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
 
+    def truncate_metrics(self, iteration: int) -> None:
+        """Keep the rows up to ``iteration`` (resuming from its checkpoint), atomically."""
+        if not self.metrics_path.exists():
+            return
+        with open(self.metrics_path, newline="") as f:
+            rows = list(csv.reader(f))
+        header, body = rows[0], [r for r in rows[1:] if r and int(r[0]) <= iteration]
+        self._columns = header
+
+        def write(handle) -> None:
+            text = io.StringIO()
+            csv.writer(text).writerows([header, *body])
+            handle.write(text.getvalue().encode())
+
+        atomic_write(self.metrics_path, write)
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row (flushed at once, so a crash keeps every finished iteration)."""
         if self._columns is None:
@@ -88,6 +108,24 @@ class RunDir:
 def checkpoints(run: Path) -> list[Path]:
     """A run's checkpoints, oldest first."""
     return sorted((run / "checkpoints").glob("iter-*.pt"))
+
+
+def latest_checkpoint(run: Path, required: tuple[str, ...] = ("learner", "runner")) -> dict[str, Any] | None:
+    """The newest checkpoint that loads and has the ``required`` keys; corrupt or truncated ones are
+    reported on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped."""
+    for path in reversed(checkpoints(run)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            missing = [key for key in required if key not in state]
+            if missing:
+                raise KeyError(f"missing {missing}")
+        except Exception as error:  # truncated zip, unpickling error, wrong content
+            print(f"warning: checkpoint {path} is corrupt ({type(error).__name__}: {error}); "
+                  "falling back to the previous one", file=sys.stderr)  # fmt: skip
+            path.rename(path.with_suffix(".corrupt"))
+            continue
+        return state
+    return None
 
 
 def load_metrics(run: Path) -> pd.DataFrame:

@@ -18,16 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from algorithms import Learner, get_learner
 from benchmark.config import ConfigError, learner_config, load_config, parse_budget
-from benchmark.results import RunDir
+from benchmark.loggers import make_logger
+from benchmark.results import FINISHED, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, default_device
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
 from envs.tasks.base import Task
+
+# a resumed run may change how long it runs and how it reports, nothing else
+RESUMABLE_CHANGES = {"budget", "iterations", "logger", "device", "torch_threads", "eval_envs", "keep_checkpoints"}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -75,71 +79,117 @@ def evaluate(learner: Learner, cfg: DictConfig, device: torch.device) -> tuple[f
 
 
 def run(cfg: DictConfig, progress: bool = True) -> Path:
-    """Train until ``iterations`` or the budget; returns the run directory."""
+    """Train until ``iterations`` or the budget; returns the run directory.
+
+    A run directory that already holds checkpoints of the same config is resumed from its newest
+    good checkpoint: iteration count, env steps and wall-clock continue, metrics after the checkpoint
+    are dropped (that work is redone, not counted twice). A complete run is left as it is.
+    """
     device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     budget_seconds, budget_steps = parse_budget(cfg.budget)
 
     name = cfg.run_name or f"{cfg.algo}-{cfg.task}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
     out = RunDir(Path(cfg.results_dir) / name)
+    if (out.path / "config.yaml").exists():
+        _check_same_config(out.path, cfg)
+        if (out.path / "summary.json").exists() and load_summary(out.path)["status"] in FINISHED:
+            return out.path
     out.path.mkdir(parents=True, exist_ok=True)
     out.write_config(cfg)
-    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "seed": cfg.seed, "device": str(device)}
-    out.write_summary(summary)
 
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
-    wall_clock, env_steps, skipped, iteration = 0.0, 0, 0, 0
-    bar = tqdm(total=learner.config.iterations, desc=f"{cfg.algo}/{cfg.task}", disable=not progress, file=sys.stdout)
+    counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
+    checkpoint = latest_checkpoint(out.path)
+    if checkpoint is not None:
+        learner.load_state_dict(checkpoint["learner"])
+        counters.update(checkpoint["runner"], resumed=checkpoint["runner"].get("resumed", 0) + 1)
+    out.truncate_metrics(counters["iteration"])
+    seed = cfg.seed + 1_000_003 * counters["resumed"]  # a resumed run draws fresh, reproducible noise
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "seed": cfg.seed, "device": str(device)}
+    summary["resumed"] = counters["resumed"]
+    out.write_summary(summary)
+    logger = make_logger(cfg, out.path)
+    save = lambda: out.save_checkpoint(  # noqa: E731
+        {"learner": learner.state_dict(), "runner": dict(counters)}, counters["iteration"], cfg.keep_checkpoints
+    )
+    skipped_in_a_row, status = 0, "complete"
+    first = counters["iteration"] + 1
+    bar = tqdm(total=learner.config.iterations, initial=first - 1, desc=f"{cfg.algo}/{cfg.task}",
+               disable=not progress, file=sys.stdout)  # fmt: skip
     try:
-        for iteration in range(1, learner.config.iterations + 1):
+        for iteration in range(first, learner.config.iterations + 1):
             start = time.perf_counter()
             metrics = learner.train_iteration()
-            wall_clock += time.perf_counter() - start
-            env_steps += int(metrics["env_steps"])
-            skipped += int(metrics.get("skipped_updates", 0))
-            out.append_metrics(
-                {
-                    **metrics,
-                    "iteration": iteration,
-                    "wall_clock": wall_clock,
-                    "env_steps": env_steps,
-                    "peak_memory_mb": peak_memory_mb(device),
-                }
-            )
+            counters["wall_clock"] += time.perf_counter() - start
+            counters["env_steps"] += int(metrics["env_steps"])
+            counters["iteration"] = iteration
+            skipped = int(metrics.get("skipped_updates", 0))
+            counters["skipped_updates"] += skipped
+            skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
+            row = {
+                **metrics,
+                "iteration": iteration,
+                "wall_clock": counters["wall_clock"],
+                "env_steps": counters["env_steps"],
+                "peak_memory_mb": peak_memory_mb(device),
+            }
+            out.append_metrics(row)
+            logger.log(row)
             if not math.isnan(metrics.get("train_return", math.nan)):
                 bar.set_postfix(ret=f"{metrics['train_return']:.1f}", refresh=False)
             bar.update()
+            if skipped_in_a_row >= cfg.max_skipped_updates:
+                status = "diverged"
+                break
             if iteration % cfg.checkpoint_every == 0:
-                out.save_checkpoint(learner.state_dict(), iteration, cfg.keep_checkpoints)
-            if (budget_seconds and wall_clock >= budget_seconds) or (budget_steps and env_steps >= budget_steps):
+                save()
+            if (budget_seconds and counters["wall_clock"] >= budget_seconds) or (
+                budget_steps and counters["env_steps"] >= budget_steps
+            ):
                 break
         bar.close()
-        if iteration % cfg.checkpoint_every:
-            out.save_checkpoint(learner.state_dict(), iteration, cfg.keep_checkpoints)
-        eval_return, eval_length = evaluate(learner, cfg, device)
+        if status == "complete":
+            if counters["iteration"] % cfg.checkpoint_every:
+                save()
+            eval_return, eval_length = evaluate(learner, cfg, device)
+            summary.update(eval_return=eval_return, eval_episode_length=eval_length)
+        else:
+            summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
     except BaseException as error:
         bar.close()
-        summary.update(status="failed", error=f"{type(error).__name__}: {error}", iterations=iteration)
+        summary.update(status="failed", error=f"{type(error).__name__}: {error}", iterations=counters["iteration"])
         summary["traceback"] = traceback.format_exc(limit=5)
         out.write_summary(summary)
+        logger.finish(summary)
         raise
     summary.update(
-        status="complete",
-        iterations=iteration,
-        env_steps=env_steps,
-        wall_clock=wall_clock,
-        skipped_updates=skipped,
-        eval_return=eval_return,
-        eval_episode_length=eval_length,
+        status=status,
+        iterations=counters["iteration"],
+        env_steps=counters["env_steps"],
+        wall_clock=counters["wall_clock"],
+        skipped_updates=counters["skipped_updates"],
         peak_memory_mb=peak_memory_mb(device),
     )
     out.write_summary(summary)
+    logger.finish(summary)
     return out.path
+
+
+def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Resuming with other hyperparameters would silently mix two experiments."""
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    new = OmegaConf.to_container(cfg)
+    differ = sorted(k for k in set(saved) | set(new) if k not in RESUMABLE_CHANGES and saved.get(k) != new.get(k))
+    if differ:
+        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in differ)
+        raise ConfigError(f"{run_dir} holds a run with another config ({changes}); pick another run_name")
 
 
 def main(argv: list[str] | None = None) -> None:

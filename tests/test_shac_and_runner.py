@@ -52,7 +52,8 @@ def test_results_follow_the_schema(cartpole_run):
     state = torch.load(checkpoints(cartpole_run)[-1], weights_only=False)
     cfg = load_config("shac", "cartpole", ["num_envs=4"])
     learner = get_learner("shac")(DiffEnv("cartpole", 4, device="cpu"), learner_config(cfg))
-    learner.load_state_dict(state)
+    learner.load_state_dict(state["learner"])
+    assert state["runner"]["iteration"] == 40 and state["runner"]["env_steps"] == 40 * 32 * 16
     assert learner.iteration == 40
 
 

@@ -1,0 +1,100 @@
+"""Runs that die, are corrupted or diverge: resume from the last good checkpoint, never lose results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from algorithms.shac import SHAC
+from benchmark.config import ConfigError, load_config
+from benchmark.results import checkpoints, latest_checkpoint
+from benchmark.run import run
+
+SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_every=5", "keep_checkpoints=0"]
+
+
+def small_config(tmp_path, *extra):
+    return load_config("shac", "cartpole", [*SMALL, f"results_dir={tmp_path}", "run_name=r", *extra])
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    args = [*SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=40"]
+    process = subprocess.Popen([sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"])
+    metrics = tmp_path / "r" / "metrics.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 18):
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = pd.read_csv(metrics)
+    last = int(checkpoints(tmp_path / "r")[-1].stem.split("-")[1])
+    assert 15 <= last < len(before) < 40  # killed between two checkpoints
+
+    out = run(small_config(tmp_path, "iterations=40"), progress=False)
+    after = pd.read_csv(out / "metrics.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 1 and summary["iterations"] == 40
+    assert after["iteration"].tolist() == list(range(1, 41))  # no duplicated or missing rows
+    assert after["env_steps"].tolist() == [i * 8 * 4 for i in range(1, 41)]
+    assert after["wall_clock"].is_monotonic_increasing  # the lost iterations are not counted twice
+    pd.testing.assert_frame_equal(after.iloc[:last], before.iloc[:last])  # rows up to the checkpoint kept
+
+
+def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    newest = checkpoints(out)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, e.g. by a full disk
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as if killed
+
+    run(small_config(tmp_path, "iterations=10"), progress=False)
+    assert "iter-000010.pt is corrupt" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 1
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 11))
+    assert (out / "checkpoints" / "iter-000010.corrupt").exists()  # kept for inspection
+    assert latest_checkpoint(out)["runner"]["iteration"] == 10  # the redone checkpoint is good
+
+
+def test_a_finished_run_is_not_run_again_and_a_changed_config_is_refused(tmp_path):
+    out = run(small_config(tmp_path, "iterations=5"), progress=False)
+    stamp = (out / "metrics.csv").stat().st_mtime_ns
+    run(small_config(tmp_path, "iterations=5"), progress=False)
+    assert (out / "metrics.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="actor_lr: 0.01 -> 0.5"):
+        run(small_config(tmp_path, "iterations=5", "actor_lr=0.5"), progress=False)
+
+
+def test_persistent_non_finite_gradients_end_the_run_as_diverged(tmp_path, monkeypatch):
+    rollout = SHAC._rollout
+
+    def poisoned(self, policy=None):
+        loss, window = rollout(self, policy)
+        return loss * (float("nan") if self.iteration >= 3 else 1.0), window
+
+    monkeypatch.setattr(SHAC, "_rollout", poisoned)
+    out = run(small_config(tmp_path, "iterations=50", "max_skipped_updates=4"), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert summary["status"] == "diverged" and summary["skipped_updates"] == 4 and "non-finite" in summary["error"]
+    assert metrics["skipped_updates"].tolist() == [0, 0, 0, 1, 1, 1, 1]  # every iteration kept and counted
+    state = latest_checkpoint(out)
+    assert all(torch.isfinite(v).all() for v in state["learner"]["actor"].values())  # no NaN was applied
+
+
+def test_wandb_offline_run_holds_the_logged_metrics_and_config(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="optional: pip install '.[wandb]'")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = run(small_config(tmp_path, "iterations=3", "logger=wandb"), progress=False)
+    logs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    data = logs[0].read_bytes()
+    for key in (b"train_return", b"actor_grad_norm", b"time_backward", b"num_envs", b"eval_return"):
+        assert key in data, key
