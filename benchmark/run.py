@@ -164,7 +164,9 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
             summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
     except BaseException as error:
         bar.close()
-        summary.update(status="failed", error=f"{type(error).__name__}: {error}", iterations=counters["iteration"])
+        stopped = isinstance(error, KeyboardInterrupt | SystemExit)  # e.g. preempted: it will resume
+        summary.update(status="interrupted" if stopped else "failed", iterations=counters["iteration"])
+        summary["error"] = f"{type(error).__name__}: {error}"
         summary["traceback"] = traceback.format_exc(limit=5)
         out.write_summary(summary)
         logger.finish(summary)

@@ -1,0 +1,349 @@
+"""Seed sweeps through submitit: a grid of (algo, task, seed) runs on SLURM, on this machine, or inline.
+
+``python -m benchmark.sweep run --algos dva,shac --tasks cartpole --seeds 0-4 --executor slurm -- preset=cpu``
+writes each run to ``results/<sweep>/<algo>-<task>-seed<seed>/`` and the job records to
+``results/<sweep>/.sweep/jobs.csv``. Runs already finished are skipped, and so are runs whose last job is
+still pending or running. ``python -m benchmark.sweep status`` reads the job records (SLURM accounting,
+process ids, submitit's result files) and the runs' summaries, and prints one table; failures come
+with the last lines of their logs.
+
+Jobs are checkpointable: a job that hits its time limit or is preempted is requeued by submitit and
+the run resumes from its newest checkpoint (see :func:`benchmark.run.run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import pickle
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import submitit
+from omegaconf import OmegaConf
+from submitit.core.utils import JobPaths
+
+from benchmark.config import CONFIG_DIR, ConfigError, load_config
+from benchmark.results import FINISHED, load_summary, markdown_table
+from benchmark.run import run
+
+RECORD_FIELDS = ["run", "algo", "task", "seed", "executor", "job_id", "submitted", "logs"]
+SLURM_STATES = {  # sacct state -> ours
+    "PENDING": "pending", "REQUEUED": "pending", "CONFIGURING": "pending", "REQUEUE_HOLD": "pending",
+    "RUNNING": "running", "COMPLETING": "running", "SUSPENDED": "running",
+    "COMPLETED": "done", "PREEMPTED": "preempted",
+}  # fmt: skip
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One run as a submitit job. ``checkpoint()`` (inherited) resubmits the same call on timeout or
+    preemption; the run then resumes from its checkpoints, so nothing else needs saving here."""
+
+    def __call__(self, algo: str, task: str, overrides: list[str]) -> dict:
+        path = run(load_config(algo, task, overrides), progress=False)
+        return load_summary(path)
+
+
+@dataclass
+class Sweep:
+    """The grid and where it writes."""
+
+    name: str
+    algos: list[str]
+    tasks: list[str]
+    seeds: list[int]
+    overrides: list[str]
+    results_dir: Path
+
+    @property
+    def root(self) -> Path:
+        return self.results_dir / self.name
+
+    @property
+    def records(self) -> Path:
+        return self.root / ".sweep" / "jobs.csv"
+
+    def runs(self) -> list[tuple[str, str, int, list[str]]]:
+        """(algo, task, seed, overrides) per run; configs are validated before anything is submitted."""
+        grid = []
+        for algo in self.algos:
+            for task in self.tasks:
+                for seed in self.seeds:
+                    overrides = [
+                        *self.overrides,
+                        f"seed={seed}",
+                        f"results_dir={self.root.resolve()}",
+                        f"run_name={algo}-{task}-seed{seed}",
+                    ]
+                    load_config(algo, task, overrides)
+                    grid.append((algo, task, seed, overrides))
+        return grid
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5`` or ``1-2,7``."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            seeds += list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(f"seeds '{text}' not understood; write e.g. 0-4 or 0,2,5") from None
+    return seeds
+
+
+# ---------------------------------------------------------------------------------------------- status
+def read_records(sweep_root: Path) -> pd.DataFrame:
+    path = sweep_root / ".sweep" / "jobs.csv"
+    if not path.exists():
+        raise ConfigError(f"no sweep at {sweep_root} (no .sweep/jobs.csv); start one with `make sweep`")
+    return pd.read_csv(path, dtype={"job_id": str}).groupby("run").tail(1)  # the latest job of each run
+
+
+def job_state(record: pd.Series) -> str:
+    """pending | running | done | failed | preempted, from the job record (never from timing)."""
+    paths = JobPaths(record["logs"], job_id=record["job_id"], task_id=0)
+    finished = _result_outcome(paths)
+    if record["executor"] == "slurm":
+        state = submitit.SlurmJob(folder=record["logs"], job_id=record["job_id"]).state.split(" ")[0]
+        if state in SLURM_STATES:
+            return SLURM_STATES[state] if not (state == "COMPLETED" and finished == "failed") else "failed"
+        return "failed" if state not in ("UNKNOWN",) else finished or "pending"
+    if record["executor"] == "local":
+        if finished:
+            return finished
+        try:
+            os.kill(int(record["job_id"]), 0)
+            return "running"
+        except (ProcessLookupError, ValueError):
+            return "failed"  # the process is gone without a result: killed
+    return finished or ("done" if record.get("run_status") in FINISHED else "failed")
+
+
+def _result_outcome(paths: JobPaths) -> str | None:
+    """``done`` / ``failed`` from submitit's result pickle, None while there is none."""
+    if not paths.result_pickle.exists():
+        return None
+    try:
+        with open(paths.result_pickle, "rb") as f:
+            outcome = pickle.load(f)[0]
+    except Exception:  # half-written: the job is finishing
+        return None
+    return "done" if outcome == "success" else "failed"
+
+
+def status_table(sweep_root: Path) -> pd.DataFrame:
+    rows = []
+    for _, record in read_records(sweep_root).iterrows():
+        run_dir = sweep_root / record["run"]
+        summary = load_summary(run_dir) if (run_dir / "summary.json").exists() else {}
+        record = record.copy()
+        record["run_status"] = summary.get("status", "missing")
+        rows.append(
+            {
+                "run": record["run"],
+                "job_id": record["job_id"],
+                "executor": record["executor"],
+                "state": job_state(record),
+                "run status": record["run_status"],
+                "iterations": summary.get("iterations", ""),
+                "eval return": round(summary["eval_return"], 1) if "eval_return" in summary else "",
+                "resumed": summary.get("resumed", ""),
+                "path": str(run_dir),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def log_tail(record: pd.Series, lines: int = 5) -> str:
+    paths = JobPaths(record["logs"], job_id=record["job_id"], task_id=0)
+    for log in (paths.stderr, Path(record["logs"]) / f"{record['run']}.err"):
+        if log.exists():
+            return "\n".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    return "(no log)"
+
+
+def print_status(sweep_root: Path) -> pd.DataFrame:
+    table = status_table(sweep_root)
+    print(markdown_table(table.drop(columns=["path"])))
+    counts = table["state"].value_counts().to_dict()
+    print("\n" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    records = read_records(sweep_root).set_index("run", drop=False)
+    for _, row in table[table["state"] == "failed"].iterrows():
+        tail = log_tail(records.loc[row["run"]])
+        print(f"\nfailed: {row['run']} (job {row['job_id']}), last log lines:\n{tail}")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- submit
+def _record(sweep: Sweep, entries: list[dict]) -> None:
+    sweep.records.parent.mkdir(parents=True, exist_ok=True)
+    new = not sweep.records.exists()
+    with open(sweep.records, "a", newline="") as f:
+        writer = csv.DictWriter(f, RECORD_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(entries)
+
+
+def _still_active(sweep: Sweep) -> set[str]:
+    if not sweep.records.exists():
+        return set()
+    table = status_table(sweep.root)
+    return set(table[table["state"].isin(["pending", "running"])]["run"])
+
+
+def executor_for(kind: str, folder: Path, args: argparse.Namespace):
+    if kind == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=args.time_min)
+        return executor
+    if kind == "slurm":
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        slurm = OmegaConf.load(CONFIG_DIR / "sweep.yaml").slurm
+        pick = lambda flag, key: getattr(args, flag) if getattr(args, flag) is not None else slurm[key]  # noqa: E731
+        params = {
+            "timeout_min": pick("time_min", "time_min"),
+            "cpus_per_task": pick("cpus", "cpus_per_task"),
+            "gpus_per_node": pick("gpus", "gpus_per_node"),
+            "slurm_array_parallelism": pick("array_parallelism", "array_parallelism"),
+            "slurm_signal_delay_s": pick("signal_delay_s", "signal_delay_s"),
+            "name": "dva-bench",
+        }
+        partition, mem_gb = pick("partition", "partition"), pick("mem_gb", "mem_gb")
+        params.update({"slurm_partition": partition} if partition else {})
+        params.update({"mem_gb": mem_gb} if mem_gb else {})
+        executor.update_parameters(**params)
+        return executor
+    raise ConfigError(f"unknown executor '{kind}'; choose one of: slurm, local, inline")
+
+
+def submit(sweep: Sweep, kind: str, args: argparse.Namespace) -> list[dict]:
+    """Submit every run of the grid that is not finished or active; returns the new job records."""
+    todo, skipped = [], []
+    active = _still_active(sweep)
+    for algo, task, seed, overrides in sweep.runs():
+        name = f"{algo}-{task}-seed{seed}"
+        summary_path = sweep.root / name / "summary.json"
+        if summary_path.exists() and load_summary(sweep.root / name)["status"] in FINISHED:
+            skipped.append((name, "finished"))
+        elif name in active:
+            skipped.append((name, "already pending or running"))
+        else:
+            todo.append((name, algo, task, seed, overrides))
+    for name, why in skipped:
+        print(f"skip {name}: {why}")
+    if not todo:
+        print("nothing to submit")
+        return []
+    logs = (sweep.root / ".sweep" / "logs").resolve()
+    stamp = datetime.now().isoformat(timespec="seconds")
+    entries = []
+    if kind == "inline":  # in this process, one after the other: for debugging
+        for name, algo, task, seed, overrides in todo:
+            logs.mkdir(parents=True, exist_ok=True)
+            try:
+                RunJob()(algo, task, overrides)
+            except Exception:
+                (logs / f"{name}.err").write_text(traceback.format_exc())
+                print(f"{name} failed: {traceback.format_exc().strip().splitlines()[-1]}", file=sys.stderr)
+            entries.append(dict(run=name, algo=algo, task=task, seed=seed, executor="inline",
+                                job_id=f"inline-{name}", submitted=stamp, logs=str(logs)))  # fmt: skip
+        _record(sweep, entries)
+        return entries
+
+    executor = executor_for(kind, logs, args)
+    record = lambda item, job: dict(run=item[0], algo=item[1], task=item[2], seed=item[3], executor=kind,  # noqa: E731
+                                    job_id=str(job.job_id), submitted=stamp, logs=str(logs))  # fmt: skip
+    if kind == "slurm":
+        jobs = executor.map_array(RunJob(), *zip(*[item[1:3] + (item[4],) for item in todo], strict=True))
+        entries = [record(item, job) for item, job in zip(todo, jobs, strict=True)]
+        _record(sweep, entries)
+        _print_jobs(sweep, entries)
+        if args.wait:
+            wait_until_settled(sweep.root)
+        return entries
+    # local: this machine runs at most ``parallel`` runs at once; the jobs are this process's children
+    queue, running = list(todo), []
+    while queue or running:
+        while queue and len(running) < args.parallel:
+            item = queue.pop(0)
+            job = executor.submit(RunJob(), item[1], item[2], item[4])
+            entries.append(record(item, job))
+            _record(sweep, entries[-1:])
+            _print_jobs(sweep, entries[-1:], header=len(entries) == 1)
+            running.append(job)
+        for job in [job for job in running if job.done()]:
+            running.remove(job)
+            if job.state != "FINISHED" or job.exception() is not None:
+                print(f"job {job.job_id} failed; see `make sweep-status`", file=sys.stderr)
+        time.sleep(1)
+    return entries
+
+
+def _print_jobs(sweep: Sweep, entries: list[dict], header: bool = True) -> None:
+    table = markdown_table(pd.DataFrame([{"job id": e["job_id"], "run": str(sweep.root / e["run"])} for e in entries]))
+    print(table if header else table.splitlines()[-1], flush=True)
+
+
+def wait_until_settled(sweep_root: Path, timeout_s: float = 3600, poll_s: float = 2.0) -> pd.DataFrame:
+    """Poll the job records until no job is pending or running (SLURM accounting lags a few seconds)."""
+    deadline = time.time() + timeout_s
+    while True:
+        table = status_table(sweep_root)
+        if not table["state"].isin(["pending", "running"]).any() or time.time() > deadline:
+            return table
+        time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("run", help="submit a grid of runs")
+    start.add_argument("--algos", required=True, help="comma-separated, e.g. dva,shac")
+    start.add_argument("--tasks", required=True, help="comma-separated, e.g. cartpole,hopper")
+    start.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2,5")
+    start.add_argument("--executor", default="local", help="slurm | local | inline")
+    start.add_argument("--name", help="sweep name: results/<name>/ (default: from the overrides)")
+    start.add_argument("--results-dir", type=Path, default=Path("results"))
+    start.add_argument("--wait", action="store_true", help="block until every job has finished")
+    for flag, kind in (("partition", str), ("time-min", int), ("cpus", int), ("gpus", int), ("mem-gb", int),
+                       ("array-parallelism", int), ("signal-delay-s", int)):  # fmt: skip
+        start.add_argument(f"--{flag}", type=kind, default=None, help="SLURM; default from configs/sweep.yaml")
+    start.add_argument("--parallel", type=int, default=None, help="local: runs at once (default: cores / 2)")
+    start.add_argument("overrides", nargs="*", help="config overrides for every run, key=value")
+    status = sub.add_parser("status", help="states of a sweep's jobs")
+    status.add_argument("--name", default=None)
+    status.add_argument("--results-dir", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "status":
+            roots = [args.results_dir / args.name] if args.name else sorted(
+                p.parent.parent for p in args.results_dir.glob("*/.sweep/jobs.csv"))  # fmt: skip
+            if not roots:
+                raise ConfigError(f"no sweeps under {args.results_dir}/; start one with `make sweep`")
+            for root in roots:
+                print(f"## sweep {root}\n")
+                print_status(root)
+            return
+        name = args.name or ("_".join(o.replace("=", "-") for o in args.overrides) or "default")
+        sweep = Sweep(name, args.algos.split(","), args.tasks.split(","), parse_seeds(args.seeds),
+                      args.overrides, args.results_dir)  # fmt: skip
+        defaults = OmegaConf.load(CONFIG_DIR / "sweep.yaml")
+        if args.executor == "local":
+            args.time_min = args.time_min or defaults.slurm.time_min
+            args.parallel = args.parallel or defaults.local.parallel or max(1, (os.cpu_count() or 2) // 2)
+        submit(sweep, args.executor, args)
+        print(f"\nstatus: python -m benchmark.sweep status --name {name}   (or make sweep-status)")
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Sweeps: the grid, skipping finished runs, failures reported with their logs, one job never harming
+another. The local executor here; the SLURM path in tests/test_slurm.py."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmark.config import ConfigError
+from benchmark.sweep import main, parse_seeds, status_table
+
+TINY = ["num_envs=4", "horizon=8", "iterations=3", "eval_envs=2", "device=cpu", "checkpoint_every=2"]
+
+
+def conflicting_run(root, run):
+    """A run directory left by another experiment: the job that should write there must fail."""
+    (root / run).mkdir(parents=True)
+    (root / run / "config.yaml").write_text(yaml.safe_dump({"algo": "shac", "task": "cartpole", "actor_lr": 0.5}))
+
+
+def test_seed_ranges():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("1-2,7") == [1, 2, 7]
+    with pytest.raises(ConfigError, match="0-4"):
+        parse_seeds("zero")
+
+
+@pytest.mark.parametrize("executor", ["local", "inline"])
+def test_a_sweep_completes_reports_its_failure_and_skips_finished_runs(tmp_path, capsys, executor):
+    root = tmp_path / "t"
+    conflicting_run(root, "shac-cartpole-seed1")
+    argv = ["run", "--algos", "shac", "--tasks", "cartpole", "--seeds", "0-1", "--executor", executor,
+            "--name", "t", "--results-dir", str(tmp_path), *TINY]  # fmt: skip
+    main(argv)
+    table = status_table(root).set_index("run")
+    assert table.loc["shac-cartpole-seed0", "state"] == "done"
+    assert table.loc["shac-cartpole-seed1", "state"] == "failed"
+    summary = json.loads((root / "shac-cartpole-seed0" / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["iterations"] == 3
+    assert len(pd.read_csv(root / "shac-cartpole-seed0" / "metrics.csv")) == 3
+
+    capsys.readouterr()
+    main(["status", "--name", "t", "--results-dir", str(tmp_path)])
+    report = capsys.readouterr().out
+    assert "1 done, 1 failed" in report and "holds a run with another config" in report  # the log's tail
+
+    main(argv)  # again: the finished run is skipped, the failed one is tried again
+    out = capsys.readouterr().out
+    assert "skip shac-cartpole-seed0: finished" in out
+    records = pd.read_csv(root / ".sweep" / "jobs.csv")
+    assert records["run"].tolist() == ["shac-cartpole-seed0", "shac-cartpole-seed1", "shac-cartpole-seed1"]
+
+
+def test_a_bad_sweep_fails_before_submitting_anything(tmp_path):
+    with pytest.raises(SystemExit, match="unknown task 'cartpol'"):
+        main(["run", "--algos", "shac", "--tasks", "cartpol", "--results-dir", str(tmp_path)])
+    assert not (tmp_path / "default").exists()
