@@ -22,12 +22,15 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck bench-physics render bench-render apg-costs scene-growth apg-vs-dpg vulkan clean
+.PHONY: help install bench test lint gradcheck bench-physics render bench-render apg-costs scene-growth apg-vs-dpg \
+	sweep sweep-status plots slurm-up slurm-down vulkan clean
 
 help:
 	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [PRESET=cpu] [ARGS=\"num_envs=16 seed=3\"]"
 	@echo "make test | make lint | make gradcheck | make bench-physics"
 	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
+	@echo "make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=local|slurm|inline | make sweep-status"
+	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +73,27 @@ scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are add
 TASKS ?= cartpole,hopper,ant,humanoid
 apg-vs-dpg: install  # Fig. 3: cosine and norm ratio of APG vs DPG at checkpoints of state SHAC runs
 	$(PY) -m benchmark.apg_vs_dpg --tasks $(TASKS) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+
+# make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=slurm|local|inline [PRESET=cpu] [BUDGET=30min]
+#            [NAME=...] [SWEEP_ARGS="--partition gpu --time-min 600 --gpus 1"] [ARGS="num_envs=32"]
+ALGOS ?= dva,shac
+SEEDS ?= 0-4
+EXECUTOR ?= local
+sweep: install
+	$(PY) -m benchmark.sweep run --algos $(ALGOS) --tasks $(TASKS) --seeds $(SEEDS) --executor $(EXECUTOR) \
+		$(if $(NAME),--name $(NAME)) $(SWEEP_ARGS) $(ARGS) $(if $(BUDGET),budget=$(BUDGET)) $(if $(PRESET),preset=$(PRESET))
+
+sweep-status: install
+	$(PY) -m benchmark.sweep status $(if $(NAME),--name $(NAME))
+
+plots: install  # every figure and table the runs in results/ allow, into results/figures/
+	$(PY) -m benchmark.report
+
+slurm-up:  # a one-node SLURM cluster on this machine (Debian, root): try the sweep path on a laptop
+	bash tests/slurm/start.sh
+
+slurm-down:
+	bash tests/slurm/stop.sh
 
 vulkan:  # CPU Vulkan driver for renderer=maniskill (Debian, root); then: make install EXTRAS=dev,mujoco,maniskill
 	bash tests/vulkan/setup-lavapipe.sh

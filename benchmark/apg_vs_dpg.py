@@ -33,6 +33,7 @@ from torch.func import functional_call  # noqa: E402
 from algorithms import get_learner  # noqa: E402
 from algorithms.shac import SHAC  # noqa: E402
 from benchmark.config import learner_config, load_config, load_run_config  # noqa: E402
+from benchmark.report import apg_vs_dpg_figure  # noqa: E402
 from benchmark.results import checkpoints, markdown_table  # noqa: E402
 from benchmark.run import make_env, run  # noqa: E402
 
@@ -167,19 +168,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "apg_vs_dpg.csv", index=False)
     (args.out / "apg_vs_dpg.md").write_text(markdown_table(table.round(3)) + "\n")
-    fig, (ax_cos, ax_ratio) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for task, group in table.groupby("task", sort=False):
-        ax_cos.plot(group["iteration"], group["cosine"], marker="o", label=task)
-        ax_ratio.plot(group["iteration"], group["norm_ratio"], marker="o", label=task)
-    ax_cos.set(xlabel="state SHAC iteration", ylabel="cosine(APG, DPG)", ylim=(-1.05, 1.05))
-    ax_ratio.set(xlabel="state SHAC iteration", ylabel="|APG| / |DPG|")
-    ax_ratio.axhline(1.0, color="grey", lw=0.8)
-    for ax in (ax_cos, ax_ratio):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("Fig. 3: full APG vs decoupled DPG in state space (same batch, same noise)")
-    fig.tight_layout()
+    fig = apg_vs_dpg_figure(table)
     fig.savefig(args.out / "apg_vs_dpg.png", dpi=120)
+    plt.close(fig)
     print(markdown_table(table.round(3)))
 
 

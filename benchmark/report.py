@@ -1,0 +1,252 @@
+"""``make plots``: the paper's figures and tables from whatever is in ``results/``.
+
+Every run directory under ``results/`` (found by its ``summary.json``) is grouped by learner, task and
+preset; seeds are aggregated as the mean with a 95% bootstrap interval. Figures go to
+``results/figures/`` as PNG and PDF, tables as Markdown and CSV. A figure whose runs do not exist is
+listed as missing with the command that makes them, never drawn from anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from benchmark.plots import plot_grad_norms  # noqa: E402
+from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
+
+PHASES = ("forward", "render", "backward", "update")
+PUBLISHED = Path(__file__).with_name("published.yaml")
+
+
+# ---------------------------------------------------------------------------------------------- data
+def collect(results: Path) -> pd.DataFrame:
+    """One row per run: learner label, task, seed, status, eval return, settings, and its path."""
+    rows = []
+    for summary_path in sorted(results.rglob("summary.json")):
+        run = summary_path.parent
+        if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
+            continue
+        summary, config = load_summary(run), yaml.safe_load((run / "config.yaml").read_text())
+        preset = config.get("preset")
+        rows.append(
+            {
+                "learner": config["algo"] + (f" [{preset}]" if preset else ""),
+                "algo": config["algo"],
+                "task": config["task"],
+                "seed": config["seed"],
+                "status": summary["status"],
+                "eval_return": summary.get("eval_return", np.nan),
+                "peak_memory_mb": summary.get("peak_memory_mb", np.nan),
+                "num_envs": config["num_envs"],
+                "image_size": config["image_size"] if config.get("renderer") else None,
+                "path": run,
+            }
+        )
+    return pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "status", "eval_return",
+                                       "peak_memory_mb", "num_envs", "image_size", "path"])  # fmt: skip
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and a percentile-bootstrap interval over seeds (the interval collapses for one seed)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return np.nan, np.nan, np.nan
+    if len(values) == 1 or np.all(values == values[0]):
+        return float(values[0]), float(values[0]), float(values[0])
+    boot = stats.bootstrap((values,), np.mean, confidence_level=confidence, method="percentile",
+                           n_resamples=2000, random_state=seed)  # fmt: skip
+    return float(values.mean()), float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+
+
+def curve(run: Path, x: str, grid: np.ndarray, smooth: int = 10) -> np.ndarray:
+    """A run's smoothed training return interpolated on ``grid`` (NaN beyond the run's end)."""
+    metrics = load_metrics(run)
+    ret = metrics["train_return"].interpolate(limit_direction="both").rolling(smooth, min_periods=1).mean()
+    xs = metrics[x].to_numpy() / (60 if x == "wall_clock" else 1)
+    return np.interp(grid, xs, ret.to_numpy(), left=np.nan, right=np.nan)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def returns_figure(runs: pd.DataFrame, task: str, points: int = 100) -> Figure:
+    """Return vs wall-clock and vs env steps, one line per learner: mean over seeds, 95% bootstrap band."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, x, xlabel in ((axes[0], "wall_clock", "wall-clock (min)"), (axes[1], "env_steps", "env steps")):
+        for learner, group in runs.groupby("learner"):
+            scale = 60 if x == "wall_clock" else 1
+            spans = [load_metrics(p)[x].iloc[[0, -1]].to_numpy() / scale for p in group["path"]]
+            grid = np.linspace(min(s[0] for s in spans), max(s[1] for s in spans), points)
+            ys = np.stack([curve(p, x, grid) for p in group["path"]])
+            bands = np.array([mean_ci(col) if np.isfinite(col).any() else (np.nan,) * 3 for col in ys.T])
+            (line,) = ax.plot(grid, bands[:, 0], label=f"{learner} ({len(group)} seeds)")
+            ax.fill_between(grid, bands[:, 1], bands[:, 2], color=line.get_color(), alpha=0.2)
+        ax.set(xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="training return (mean over seeds, 95% CI)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{task}: return vs wall-clock and env steps")
+    fig.tight_layout()
+    return fig
+
+
+def phase_shares(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 5's numbers: share of training wall-clock per phase, per learner and task (summed over seeds)."""
+    rows = []
+    for (learner, task), group in runs.groupby(["learner", "task"]):
+        totals = {p: sum(load_metrics(r).get(f"time_{p}", pd.Series(dtype=float)).sum() for r in group["path"])
+                  for p in PHASES}  # fmt: skip
+        whole = sum(totals.values())
+        rows.append({"learner": learner, "task": task, **{p: totals[p] / whole for p in PHASES}})
+    return pd.DataFrame(rows)
+
+
+def time_breakdown_figure(shares: pd.DataFrame) -> Figure:
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shares)), 4))
+    labels = [f"{r.learner}\n{r.task}" for r in shares.itertuples()]
+    bottom = np.zeros(len(shares))
+    for phase in PHASES:
+        ax.bar(labels, shares[phase], bottom=bottom, label=phase)
+        bottom += shares[phase].to_numpy()
+    ax.set(ylabel="share of training wall-clock", ylim=(0, 1), title="Fig. 5: time per phase")
+    ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.tight_layout()
+    return fig
+
+
+def backward_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 from the runs: median backward time per iteration per learner and task, settings beside."""
+    rows = []
+    for (learner, task), group in runs.groupby(["learner", "task"]):
+        backward = np.concatenate([load_metrics(p)["time_backward"].to_numpy() for p in group["path"]])
+        rows.append({"task": task, "learner": learner, "backward_s": float(np.median(backward)),
+                     "num_envs": int(group["num_envs"].iloc[0]), "image_size": group["image_size"].iloc[0],
+                     "peak_memory_mb": float(group["peak_memory_mb"].mean()), "seeds": len(group)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def memory_figure(table: pd.DataFrame) -> Figure:
+    wide = table.pivot(index="task", columns="learner", values="peak_memory_mb")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    wide.plot.bar(ax=ax, rot=0)
+    ax.set(ylabel="peak memory (MB)", title="Fig. 10: peak memory per learner")
+    fig.tight_layout()
+    return fig
+
+
+def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
+    fig, (ax_cos, ax_ratio) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for task, group in table.groupby("task", sort=False):
+        ax_cos.plot(group["iteration"], group["cosine"], marker="o", label=task)
+        ax_ratio.plot(group["iteration"], group["norm_ratio"], marker="o", label=task)
+    ax_cos.set(xlabel="state SHAC iteration", ylabel="cosine(APG, DPG)", ylim=(-1.05, 1.05))
+    ax_ratio.set(xlabel="state SHAC iteration", ylabel="|APG| / |DPG|")
+    for ax in (ax_cos, ax_ratio):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Fig. 3: full APG vs decoupled DPG in state space")
+    fig.tight_layout()
+    return fig
+
+
+def final_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Final deterministic evaluation per learner and task: mean and 95% CI over seeds, published beside."""
+    published = yaml.safe_load(PUBLISHED.read_text())
+    rows = []
+    for (learner, algo, task), group in runs.groupby(["learner", "algo", "task"]):
+        done = group[group["status"] == "complete"]
+        mean, low, high = mean_ci(done["eval_return"].to_numpy())
+        rows.append({"task": task, "learner": learner, "seeds": len(done), "mean": mean, "ci_low": low,
+                     "ci_high": high, "published": published.get(algo, {}).get(task, "")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def write_figure(fig: Figure, out: Path, name: str, made: list[str]) -> None:
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=120)
+    plt.close(fig)
+    made += [f"{name}.png", f"{name}.pdf"]
+
+
+def write_table(table: pd.DataFrame, out: Path, name: str, made: list[str]) -> None:
+    table.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(markdown_table(table.round(3)) + "\n")
+    made += [f"{name}.md", f"{name}.csv"]
+
+
+def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
+    """Write every figure and table the runs allow; returns (files written, missing items with the fix)."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = collect(results)
+    made: list[str] = []
+    missing: list[str] = []
+    need = lambda what, how: missing.append(f"{what}: no runs yet; {how}")  # noqa: E731
+    if runs.empty:
+        need("every figure", "make bench ALGO=shac TASK=cartpole (or make sweep)")
+        return made, missing
+    has_metrics = runs[runs["status"].isin(["complete", "diverged", "running", "interrupted"])]
+    for task, group in has_metrics.groupby("task"):
+        write_figure(returns_figure(group, task), out, f"returns_{task}", made)
+    shares = phase_shares(has_metrics)
+    write_figure(time_breakdown_figure(shares), out, "time_breakdown", made)
+    write_table(shares, out, "time_breakdown", made)
+
+    steps: list[tuple[str, Callable[[pd.DataFrame], bool], str]] = [
+        ("Table 1 / Fig. 10 (dva vs shac_diffrender)", lambda r: r["algo"].isin(["dva", "shac_diffrender"]),
+         "make sweep ALGOS=dva,shac_diffrender TASKS=cartpole (or make apg-costs)"),
+        ("Fig. 13 (dpg_state vs shac)", lambda r: r["algo"].isin(["dpg_state", "shac"]),
+         "make sweep ALGOS=dpg_state,shac TASKS=cartpole,hopper"),
+    ]  # fmt: skip
+    apg_runs = has_metrics[steps[0][1](has_metrics)]
+    if apg_runs.empty:
+        need(steps[0][0], steps[0][2])
+    else:
+        table = backward_table(apg_runs)
+        write_table(table, out, "table1_backward", made)
+        write_figure(memory_figure(table), out, "fig10_memory", made)
+        for task, group in apg_runs.groupby("task"):
+            name = f"fig9_grad_norms_{task}"
+            write_figure(plot_grad_norms(list(group["path"]), out / f"{name}.png"), out, name, made)
+    state_runs = has_metrics[steps[1][1](has_metrics)]
+    if state_runs.empty:
+        need(steps[1][0], steps[1][2])
+    for task, group in state_runs.groupby("task"):
+        fig = returns_figure(group, task)
+        fig.suptitle(f"Fig. 13, {task}: DPG (actor input detached) vs SHAC in state space")
+        write_figure(fig, out, f"fig13_dpg_vs_shac_{task}", made)
+    fig3 = out / "apg_vs_dpg.csv"
+    if fig3.exists():
+        write_figure(apg_vs_dpg_figure(pd.read_csv(fig3)), out, "fig3_apg_vs_dpg", made)
+    else:
+        need("Fig. 3 (APG vs DPG cosine)", "make apg-vs-dpg")
+    write_table(final_table(runs), out, "final_returns", made)
+    return made, missing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--out", type=Path, default=None, help="default: <results>/figures")
+    args = parser.parse_args()
+    out = args.out or args.results / "figures"
+    made, missing = make_all(args.results, out)
+    print(f"wrote {len(made)} files to {out}/:")
+    for name in made:
+        print(f"  {name}")
+    for item in missing:
+        print(f"missing: {item}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``make plots`` from a small fixture of results: the figures hold the right lines, the tables the
+fixture's aggregates, and what cannot be drawn is reported as missing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from benchmark.report import collect, make_all, returns_figure
+from benchmark.results import RunDir
+
+PHASE_TIMES = {"dva": (0.5, 0.1, 0.3, 0.1), "shac_diffrender": (0.2, 0.4, 1.2, 0.2)}
+EVAL = {("dva", 0): 1500.0, ("dva", 1): 1700.0, ("dva", 2): 1800.0, ("shac_diffrender", 0): 900.0,
+        ("shac_diffrender", 1): 700.0}  # fmt: skip
+
+
+def fake_run(results, algo, seed, iterations=20):
+    run = RunDir(results / f"{algo}-cartpole-seed{seed}")
+    run.path.mkdir(parents=True)
+    config = {"algo": algo, "task": "cartpole", "seed": seed, "num_envs": 16, "renderer": "newton",
+              "image_size": 48, "preset": None}  # fmt: skip
+    run.write_config(OmegaConf.create(config))
+    forward, render, backward, update = PHASE_TIMES[algo]
+    for i in range(1, iterations + 1):
+        run.append_metrics({"iteration": i, "wall_clock": 6.0 * i, "env_steps": 512 * i,
+                            "train_return": 100.0 * i + 10 * seed, "time_forward": forward, "time_render": render,
+                            "time_backward": backward, "time_update": update, "peak_memory_mb": 800.0 + seed,
+                            "actor_grad_norm": 10.0 * (1 + seed)})  # fmt: skip
+    run.write_summary({"status": "complete", "algo": algo, "task": "cartpole", "seed": seed,
+                       "eval_return": EVAL[algo, seed], "peak_memory_mb": 800.0 + seed})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    for algo, seed in EVAL:
+        fake_run(results, algo, seed)
+    made, missing = make_all(results, results / "figures")
+    return results, made, missing
+
+
+def test_final_return_table_holds_the_fixture_aggregates(report):
+    results, _, _ = report
+    table = pd.read_csv(results / "figures" / "final_returns.csv").set_index("learner")
+    assert table.loc["dva", "seeds"] == 3 and table.loc["dva", "mean"] == pytest.approx(5000 / 3)
+    assert table.loc["shac_diffrender", "mean"] == pytest.approx(800.0)
+    assert table.loc["dva", "ci_low"] <= 5000 / 3 <= table.loc["dva", "ci_high"]
+    assert 1500 <= table.loc["dva", "ci_low"] and table.loc["dva", "ci_high"] <= 1800
+    assert table.loc["dva", "published"] == "~1850"
+    assert "| cartpole | dva | 3 | 1666.667 |" in (results / "figures" / "final_returns.md").read_text()
+
+
+def test_time_breakdown_and_backward_table(report):
+    results, _, _ = report
+    shares = pd.read_csv(results / "figures" / "time_breakdown.csv").set_index("learner")
+    phases = ["forward", "render", "backward", "update"]
+    assert shares.loc["dva", phases].tolist() == pytest.approx([0.5, 0.1, 0.3, 0.1])
+    assert shares.loc["shac_diffrender", "backward"] == pytest.approx(0.6)
+    table1 = pd.read_csv(results / "figures" / "table1_backward.csv").set_index("learner")
+    assert table1.loc["dva", "backward_s"] == pytest.approx(0.3)
+    assert table1.loc["shac_diffrender", "backward_s"] == pytest.approx(1.2)
+    assert table1.loc["dva", "peak_memory_mb"] == pytest.approx(801.0)
+
+
+def test_return_curves_have_one_line_per_learner_with_the_seed_mean(report):
+    results, made, _ = report
+    fig = returns_figure(collect(results), "cartpole")
+    wall, steps = fig.axes
+    lines = {line.get_label(): line for line in wall.get_lines()}
+    assert set(lines) == {"dva (3 seeds)", "shac_diffrender (2 seeds)"}
+    assert wall.get_xlabel() == "wall-clock (min)" and steps.get_xlabel() == "env steps"
+    x, y = lines["dva (3 seeds)"].get_data()
+    assert x[-1] == pytest.approx(2.0)  # 20 iterations x 6 s
+    # smoothed (10-iteration mean) final return per seed: 100 * 15.5 + 10 * seed; mean over seeds 0..2
+    assert y[-1] == pytest.approx(1550 + 10, rel=1e-6)
+    assert np.isfinite(y).all()
+    for name in ("returns_cartpole", "time_breakdown", "fig10_memory", "fig9_grad_norms_cartpole"):
+        assert f"{name}.png" in made and f"{name}.pdf" in made
+        assert (results / "figures" / f"{name}.pdf").stat().st_size > 1000
+
+
+def test_missing_figures_are_reported_with_the_command_that_makes_them(report):
+    _, made, missing = report
+    assert any(m.startswith("Fig. 3") and "make apg-vs-dpg" in m for m in missing)
+    assert any(m.startswith("Fig. 13") and "dpg_state,shac" in m for m in missing)
+    assert not any(name.startswith("fig13") for name in made)
