@@ -70,6 +70,16 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write(self.path / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
 
+    def set_aside_metrics(self) -> Path | None:
+        """Rename metrics that no checkpoint can resume to ``metrics.unresumed-<k>.csv``, so a run that
+        must start over never deletes them; returns the new path, or None when there were none."""
+        if not self.metrics_path.exists() or len(self.metrics_path.read_text().splitlines()) <= 1:
+            return None
+        k = 1 + sum(1 for _ in self.path.glob("metrics.unresumed-*.csv"))
+        aside = self.path / f"metrics.unresumed-{k}.csv"
+        self.metrics_path.rename(aside)
+        return aside
+
     def truncate_metrics(self, iteration: int) -> None:
         """Keep the rows up to ``iteration`` (resuming from its checkpoint), atomically."""
         if not self.metrics_path.exists():

@@ -106,6 +106,9 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     if checkpoint is not None:
         learner.load_state_dict(checkpoint["learner"])
         counters.update(checkpoint["runner"], resumed=checkpoint["runner"].get("resumed", 0) + 1)
+    elif (aside := out.set_aside_metrics()) is not None:
+        print(f"warning: {out.path} has metrics but no usable checkpoint; starting over, "
+              f"the earlier metrics are kept in {aside.name}", file=sys.stderr)  # fmt: skip
     out.truncate_metrics(counters["iteration"])
     seed = cfg.seed + 1_000_003 * counters["resumed"]  # a resumed run draws fresh, reproducible noise
     random.seed(seed)

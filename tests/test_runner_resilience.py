@@ -62,6 +62,21 @@ def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, ca
     assert latest_checkpoint(out)["runner"]["iteration"] == 10  # the redone checkpoint is good
 
 
+def test_a_run_with_no_usable_checkpoint_starts_over_but_keeps_its_metrics(tmp_path, capsys):
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    before = pd.read_csv(out / "metrics.csv")
+    for path in checkpoints(out):
+        path.write_bytes(b"not a checkpoint")
+    (out / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed
+
+    run(small_config(tmp_path, "iterations=10"), progress=False)
+    assert "kept in metrics.unresumed-1.csv" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.unresumed-1.csv"), before)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 0
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 11))
+
+
 def test_a_finished_run_is_not_run_again_and_a_changed_config_is_refused(tmp_path):
     out = run(small_config(tmp_path, "iterations=5"), progress=False)
     stamp = (out / "metrics.csv").stat().st_mtime_ns
