@@ -32,6 +32,7 @@ log() { echo "slurm-start: $*" >&2; }
 die() { echo "slurm-start: $*" >&2; exit 1; }
 
 [[ "$(id -u)" -eq 0 ]] || die "must run as root (starts system daemons)"
+cd /   # daemons inherit the working directory: do not pin the caller's
 
 # ---------------------------------------------------------------- packages
 have_tools() {
@@ -153,15 +154,18 @@ MpiDefault=none
 # Cores only: counting memory would let a job without --mem take the whole node.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-# Schedule at once (array tasks start in ~2 s instead of 10-15 s).
+# Schedule at once (array tasks start in ~2 s instead of 10-15 s). sched_interval:
+# a requeued job waits for a full scheduling pass (default every 60 s, or the 30 s tick).
 SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1,sched_min_interval=0,batch_sched_delay=0
+SchedulerParameters=bf_interval=1,sched_min_interval=0,batch_sched_delay=0,sched_interval=2
 # sacct needs slurmdbd; submitit reads job states from sacct.
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobCompType=jobcomp/none
 # submitit requeues checkpointable jobs (scontrol requeue) on timeout.
 JobRequeue=1
+# A requeued job may only restart once its old credential expires (default 120 s).
+AuthInfo=cred_expire=10
 # A node left DOWN by an unclean stop comes back when slurmd registers.
 ReturnToService=2
 # Enforce time limits promptly: no grace period, short kill wait.
@@ -170,6 +174,8 @@ KillWait=5
 MessageTimeout=10
 InactiveLimit=0
 MinJobAge=30
+# No mailer installed: silence the "MailProg is invalid" error.
+MailProg=/bin/true
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MEM State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -302,15 +308,15 @@ if ! alive slurmd >/dev/null; then
   slurmd -N "$NODE" </dev/null >>"$LOG/slurmd.out" 2>&1 || die "slurmd failed to start (see $LOG/slurmd.log)"
 fi
 
-# A node left down/drained by an earlier run is put back in service.
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+# Wait for slurmd to register; a node left down/drained by an earlier run is put back in service.
+for ((i = 0; i < 240; i++)); do
   node_ok && break
   case "$(node_state)" in
     down* | drain* | fail*) scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true ;;
   esac
-  sleep 1
+  sleep 0.25
 done
-wait_for 60 "node $NODE to be idle (state: $(node_state))" node_ok
+node_ok || die "node $NODE is not usable after 60 s (state: $(node_state); logs in $LOG)"
 wait_for 30 sacct sacct_ok
 
 log "up in $((SECONDS - T0)) s (logs in $LOG)"
