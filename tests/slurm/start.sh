@@ -58,8 +58,9 @@ if ! have_tools; then
   trap '[[ $made_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d' EXIT
   log "installing ${PKGS[*]}"
   if ! "${APT[@]}" install -y --no-install-recommends "${PKGS[@]}" >"/tmp/dva-slurm-apt.log" 2>&1; then
-    # Usually a machine whose package lists were never fetched.
+    # Usually a machine whose package lists were never fetched, or an install cut short earlier.
     log "apt-get install failed; running apt-get update and retrying"
+    dpkg --configure -a >>/tmp/dva-slurm-apt.log 2>&1 || true
     "${APT[@]}" update >>/tmp/dva-slurm-apt.log 2>&1 || die "apt-get update failed (see /tmp/dva-slurm-apt.log)"
     "${APT[@]}" install -y --no-install-recommends "${PKGS[@]}" >>/tmp/dva-slurm-apt.log 2>&1 \
       || die "apt-get install ${PKGS[*]} failed (see /tmp/dva-slurm-apt.log)"
