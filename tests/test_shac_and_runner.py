@@ -20,8 +20,18 @@ from envs import DiffEnv
 @pytest.fixture(scope="module")
 def cartpole_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    cfg = load_config("shac", "cartpole", ["num_envs=16", "iterations=40", f"results_dir={out}", "run_name=smoke",
-                                             "checkpoint_every=10", "keep_checkpoints=2"])
+    cfg = load_config(
+        "shac",
+        "cartpole",
+        [
+            "num_envs=16",
+            "iterations=40",
+            f"results_dir={out}",
+            "run_name=smoke",
+            "checkpoint_every=10",
+            "keep_checkpoints=2",
+        ],
+    )
     return run(cfg, progress=False)
 
 

@@ -40,8 +40,12 @@ class Cartpole(Task):
         pole = builder.add_link(mass=self.pole_mass, label="pole")
         half = 0.5 * self.pole_length
         builder.add_shape_capsule(
-            pole, xform=wp.transform((0.0, 0.0, half), wp.quat_identity()), radius=0.1, half_height=half - 0.1, cfg=cfg,
-            color=(0.9, 0.45, 0.1)
+            pole,
+            xform=wp.transform((0.0, 0.0, half), wp.quat_identity()),
+            radius=0.1,
+            half_height=half - 0.1,
+            cfg=cfg,
+            color=(0.9, 0.45, 0.1),
         )
         rod_inertia = self.pole_mass * self.pole_length**2 / 12.0
         builder.body_com[pole] = wp.vec3(0.0, 0.0, half)
