@@ -1,9 +1,10 @@
 """``make plots``: the paper's figures and tables from whatever is in ``results/``.
 
-Every run directory under ``results/`` (found by its ``summary.json``) is grouped by learner, task and
-preset; seeds are aggregated as the mean with a 95% bootstrap interval. Figures go to
-``results/figures/`` as PNG and PDF, tables as Markdown and CSV. A figure whose runs do not exist is
-listed as missing with the command that makes them, never drawn from anything else.
+Every run directory under ``results/`` (found by its ``summary.json``) is grouped by learner, task,
+preset and budget (a 3-minute run is not a seed of a 60-minute one); seeds are aggregated as the mean
+with a 95% bootstrap interval. Figures go to ``results/figures/`` as PNG and PDF, tables as Markdown
+and CSV. A figure whose runs do not exist is listed as missing with the command that makes them,
+never drawn from anything else.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def collect(results: Path) -> pd.DataFrame:
         if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
             continue
         summary, config = load_summary(run), yaml.safe_load((run / "config.yaml").read_text())
-        preset = config.get("preset")
+        setting = ", ".join(str(config[key]) for key in ("preset", "budget") if config.get(key))
         rows.append(
             {
-                "learner": config["algo"] + (f" [{preset}]" if preset else ""),
+                "learner": config["algo"] + (f" [{setting}]" if setting else ""),
                 "algo": config["algo"],
                 "task": config["task"],
                 "seed": config["seed"],
@@ -89,7 +90,7 @@ def returns_figure(runs: pd.DataFrame, task: str, points: int = 100) -> Figure:
             grid = np.linspace(min(s[0] for s in spans), max(s[1] for s in spans), points)
             ys = np.stack([curve(p, x, grid) for p in group["path"]])
             bands = np.array([mean_ci(col) if np.isfinite(col).any() else (np.nan,) * 3 for col in ys.T])
-            (line,) = ax.plot(grid, bands[:, 0], label=f"{learner} ({len(group)} seeds)")
+            (line,) = ax.plot(grid, bands[:, 0], label=f"{learner} ({len(group)} seed{'s' * (len(group) > 1)})")
             ax.fill_between(grid, bands[:, 1], bands[:, 2], color=line.get_color(), alpha=0.2)
         ax.set(xlabel=xlabel)
         ax.grid(alpha=0.3)

@@ -14,11 +14,11 @@ EVAL = {("dva", 0): 1500.0, ("dva", 1): 1700.0, ("dva", 2): 1800.0, ("shac_diffr
         ("shac_diffrender", 1): 700.0}  # fmt: skip
 
 
-def fake_run(results, algo, seed, iterations=20):
-    run = RunDir(results / f"{algo}-cartpole-seed{seed}")
+def fake_run(results, algo, seed, iterations=20, preset=None, budget=None):
+    run = RunDir(results / f"{algo}-cartpole-seed{seed}" / f"{preset}-{budget}")
     run.path.mkdir(parents=True)
     config = {"algo": algo, "task": "cartpole", "seed": seed, "num_envs": 16, "renderer": "newton",
-              "image_size": 48, "preset": None}  # fmt: skip
+              "image_size": 48, "preset": preset, "budget": budget}  # fmt: skip
     run.write_config(OmegaConf.create(config))
     forward, render, backward, update = PHASE_TIMES[algo]
     for i in range(1, iterations + 1):
@@ -35,6 +35,7 @@ def report(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     for algo, seed in EVAL:
         fake_run(results, algo, seed)
+    fake_run(results, "dva", 0, iterations=5, preset="cpu", budget="3min")  # another experiment, not a 4th seed
     made, missing = make_all(results, results / "figures")
     return results, made, missing
 
@@ -47,6 +48,7 @@ def test_final_return_table_holds_the_fixture_aggregates(report):
     assert table.loc["dva", "ci_low"] <= 5000 / 3 <= table.loc["dva", "ci_high"]
     assert 1500 <= table.loc["dva", "ci_low"] and table.loc["dva", "ci_high"] <= 1800
     assert table.loc["dva", "published"] == "~1850"
+    assert table.loc["dva [cpu, 3min]", "seeds"] == 1 and table.loc["dva [cpu, 3min]", "mean"] == 1500.0
     assert "| cartpole | dva | 3 | 1666.667 |" in (results / "figures" / "final_returns.md").read_text()
 
 
@@ -67,7 +69,7 @@ def test_return_curves_have_one_line_per_learner_with_the_seed_mean(report):
     fig = returns_figure(collect(results), "cartpole")
     wall, steps = fig.axes
     lines = {line.get_label(): line for line in wall.get_lines()}
-    assert set(lines) == {"dva (3 seeds)", "shac_diffrender (2 seeds)"}
+    assert set(lines) == {"dva (3 seeds)", "dva [cpu, 3min] (1 seed)", "shac_diffrender (2 seeds)"}
     assert wall.get_xlabel() == "wall-clock (min)" and steps.get_xlabel() == "env steps"
     x, y = lines["dva (3 seeds)"].get_data()
     assert x[-1] == pytest.approx(2.0)  # 20 iterations x 6 s
