@@ -65,10 +65,10 @@ bench-render: install
 	$(PY) -m benchmark.render_speed
 
 apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac_diffrender
-	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET))
+	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)
-	$(PY) -m benchmark.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET))
+	$(PY) -m benchmark.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 TASKS ?= cartpole,hopper,ant,humanoid
 apg-vs-dpg: install  # Fig. 3: cosine and norm ratio of APG vs DPG at checkpoints of state SHAC runs

@@ -54,6 +54,8 @@ def with_extra_shapes(task: str, count: int) -> Task:
 
 def measure(algo: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0) -> dict:
     cfg = load_config(algo, task, [*overrides, "device=cpu"])
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(0)
     grown = with_extra_shapes(task, extra_shapes) if extra_shapes else None
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0, task=grown)
