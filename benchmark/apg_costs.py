@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +29,7 @@ import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from benchmark.config import learner_config, load_config  # noqa: E402
-from benchmark.isolated import run_isolated  # noqa: E402
+from benchmark.isolated import MeasurementFailed, run_isolated  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
 from benchmark.run import make_env, peak_memory_mb  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
@@ -77,6 +79,17 @@ def measure(algo: str, task: str, overrides: list[str], iterations: int, extra_s
     }
 
 
+def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dict:
+    """:func:`measure` in its own process; a case that dies (``shac_diffrender`` on a big scene runs out
+    of memory) becomes a row without numbers that says why, and the other cases still get reported."""
+    try:
+        return {**run_isolated("benchmark.apg_costs", algo, task, str(shapes), *extra), "failed": ""}
+    except MeasurementFailed as error:
+        print(f"warning: {algo} {task} with {shapes} extra shapes: {error.reason}", file=sys.stderr)
+        return {"algo": algo, "task": task, "extra_shapes": shapes, "backward_s": np.nan,
+                "peak_memory_mb": np.nan, "failed": f"{algo}: {error.reason}"}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
@@ -99,9 +112,7 @@ def main() -> None:
         cases = [(task, 0) for task in args.tasks.split(",")]
     extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
     extra += ["--set", *args.set] if args.set else []
-    rows = [
-        run_isolated("benchmark.apg_costs", algo, task, str(shapes), *extra) for task, shapes in cases for algo in ALGOS
-    ]
+    rows = [measure_isolated(algo, task, shapes, extra) for task, shapes in cases for algo in ALGOS]
     args.out.mkdir(parents=True, exist_ok=True)
     report = scene_growth_report if args.scene_growth else per_task_report
     print(report(pd.DataFrame(rows), args.out))
@@ -110,6 +121,7 @@ def main() -> None:
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
     """One row per ``index`` value: backward times, their ratio, peak memories, side by side."""
     wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
+    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
     return pd.DataFrame(
         {
             "backward dva (s)": wide["backward_s"]["dva"],
@@ -117,6 +129,7 @@ def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
             "ratio": wide["backward_s"]["shac_diffrender"] / wide["backward_s"]["dva"],
             "memory dva (MB)": wide["peak_memory_mb"]["dva"],
             "memory shac_diffrender (MB)": wide["peak_memory_mb"]["shac_diffrender"],
+            "failed": failed,
         }
     ).reindex(table[index].unique())
 
@@ -145,9 +158,18 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
     markdown = markdown_table(summary.round(3).reset_index())
     (out / "scene_growth.md").write_text(markdown + "\n")
     fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     for algo in ALGOS:
-        ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
+        (line,) = ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
         ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
+        died = table[(table["algo"] == algo) & (table["failed"] != "")]
+        for shapes, reason in zip(died["extra_shapes"], died["failed"], strict=True):  # marked at the RAM line
+            ax_mem.plot([shapes], [ram_mb], "x", color=line.get_color(), ms=10, mew=2)
+            label = f"{algo} died" + (": out of memory" if "out of memory" in reason else "")
+            ax_mem.annotate(label, (shapes, ram_mb), textcoords="offset points",
+                            xytext=(-8, -14), ha="right", fontsize=8, color=line.get_color())  # fmt: skip
+    if (table["failed"] != "").any():
+        ax_mem.axhline(ram_mb, color="grey", ls="--", lw=1, label="this machine's RAM")
     ax_mem.set(xlabel="extra shapes per scene", ylabel="peak memory of one iteration (MB)", ylim=(0, None))
     ax_time.set(xlabel="extra shapes per scene", ylabel="backward time per iteration (s)", ylim=(0, None))
     for ax in (ax_mem, ax_time):

@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from algorithms import get_learner
-from benchmark.apg_costs import with_extra_shapes
+from benchmark.apg_costs import scene_growth_report, with_extra_shapes
 from benchmark.apg_vs_dpg import window_gradients
 from benchmark.config import learner_config, load_config
 from benchmark.run import make_env, run
@@ -116,3 +117,23 @@ def test_grown_scenes_add_shapes_but_keep_the_dynamics():
         base.step(actions)
         grown.step(actions)
     assert torch.equal(base.joint_q, grown.joint_q)
+
+
+def test_scene_growth_report_keeps_the_cases_that_survived_and_marks_the_one_that_died(tmp_path):
+    oom = "shac_diffrender: killed by SIGKILL (out of memory, see dmesg)"
+    cases = [
+        ("dva", 0, 800.0, ""),
+        ("shac_diffrender", 0, 1600.0, ""),
+        ("dva", 8, 810.0, ""),
+        ("shac_diffrender", 8, 5000.0, ""),
+        ("dva", 128, 830.0, ""),
+        ("shac_diffrender", 128, np.nan, oom),
+    ]
+    rows = [dict(algo=algo, task="cartpole", extra_shapes=shapes, backward_s=0.5, peak_memory_mb=mb, failed=why)
+            for algo, shapes, mb, why in cases]  # fmt: skip
+    markdown = scene_growth_report(pd.DataFrame(rows), tmp_path)
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[2:-1]] for row in markdown.splitlines()[2:]}
+    assert cells["8"][3:5] == ["810.0", "5000.0"] and cells["8"][5] == ""
+    assert cells["128"][3:5] == ["830.0", "nan"] and "out of memory" in cells["128"][5]
+    assert (tmp_path / "scene_growth.png").stat().st_size > 1000
+    assert pd.read_csv(tmp_path / "scene_growth.csv")["failed"].fillna("").str.contains("SIGKILL").sum() == 1
