@@ -162,7 +162,8 @@ def main() -> None:
         for checkpoint in [None, *checkpoints(existing)]:
             row = measure_checkpoint(cfg, checkpoint, args.batches, args.warmup)
             rows.append({"task": cfg.task, **row})
-            print(rows[-1])
+            print(f"{cfg.task} iteration {row['iteration']}: cosine {row['cosine']:.3f} "
+                  f"(std {row['cosine_std']:.3f}), |APG|/|DPG| {row['norm_ratio']:.3f}", flush=True)  # fmt: skip
 
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
