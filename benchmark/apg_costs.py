@@ -153,6 +153,7 @@ def per_task_report(table: pd.DataFrame, out: Path) -> str:
 
 def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
     """Fig. 10, growing scenes: memory and backward time against extra shapes, ``scene_growth.*``."""
+    table = table.assign(failed=table["failed"].fillna(""))  # as read back from the CSV
     summary = _compare(table, "extra_shapes")
     table.to_csv(out / "scene_growth.csv", index=False)
     markdown = markdown_table(summary.round(3).reset_index())
@@ -163,10 +164,10 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
         (line,) = ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
         ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
         died = table[(table["algo"] == algo) & (table["failed"] != "")]
-        for shapes, reason in zip(died["extra_shapes"], died["failed"], strict=True):  # marked at the RAM line
-            ax_mem.plot([shapes], [ram_mb], "x", color=line.get_color(), ms=10, mew=2)
-            label = f"{algo} died" + (": out of memory" if "out of memory" in reason else "")
-            ax_mem.annotate(label, (shapes, ram_mb), textcoords="offset points",
+        if len(died):  # the cases that died, marked at the RAM line and labelled once
+            ax_mem.plot(died["extra_shapes"], [ram_mb] * len(died), "x", color=line.get_color(), ms=10, mew=2)
+            label = f"{algo} died" + (": out of memory" if "out of memory" in died["failed"].iloc[0] else "")
+            ax_mem.annotate(label, (died["extra_shapes"].iloc[0], ram_mb), textcoords="offset points",
                             xytext=(-8, -14), ha="right", fontsize=8, color=line.get_color())  # fmt: skip
     if (table["failed"] != "").any():
         ax_mem.axhline(ram_mb, color="grey", ls="--", lw=1, label="this machine's RAM")
