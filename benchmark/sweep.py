@@ -17,6 +17,8 @@ import argparse
 import csv
 import os
 import pickle
+import re
+import subprocess
 import sys
 import time
 import traceback
@@ -106,12 +108,38 @@ def read_records(sweep_root: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"job_id": str}).groupby("run").tail(1)  # the latest job of each run
 
 
-def job_state(record: pd.Series) -> str:
-    """pending | running | done | failed | preempted, from the job record (never from timing)."""
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """sacct's state per job id (``16_2`` -> ``RUNNING``), one call for all of a sweep's arrays.
+
+    A task's own line wins over its array's range line: slurmdbd keeps listing ``16_[2-3%1] PENDING``
+    for a while after task 2 has started, and submitit's parser lets that stale line win."""
+    arrays = sorted({job.split("_")[0] for job in job_ids})
+    try:
+        out = subprocess.run(["sacct", "-X", "-o", "JobID,State", "--parsable2", "-j", ",".join(arrays)],
+                             capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {}  # no accounting: every SLURM job reads UNKNOWN
+    own, ranged = {}, {}
+    for line in out.splitlines()[1:]:
+        job, _, state = line.partition("|")
+        state = state.split(" ")[0]  # "CANCELLED by 0"
+        match = re.fullmatch(r"(\d+)_\[([\d,-]+)(?:%\d+)?\]", job)
+        if match:
+            for part in match[2].split(","):
+                low, _, high = part.partition("-")
+                ranged.update({f"{match[1]}_{i}": state for i in range(int(low), int(high or low) + 1)})
+        else:
+            own[job] = state
+    return {**ranged, **own}
+
+
+def job_state(record: pd.Series, slurm: dict[str, str] | None = None) -> str:
+    """pending | running | done | failed | preempted, from the job record (never from timing); ``slurm``
+    holds :func:`slurm_states` for SLURM records."""
     paths = JobPaths(record["logs"], job_id=record["job_id"], task_id=0)
     finished = _result_outcome(paths)
     if record["executor"] == "slurm":
-        state = submitit.SlurmJob(folder=record["logs"], job_id=record["job_id"]).state.split(" ")[0]
+        state = (slurm or {}).get(record["job_id"], "UNKNOWN")
         if state in SLURM_STATES:
             return SLURM_STATES[state] if not (state == "COMPLETED" and finished == "failed") else "failed"
         return "failed" if state not in ("UNKNOWN",) else finished or "pending"
@@ -139,8 +167,11 @@ def _result_outcome(paths: JobPaths) -> str | None:
 
 
 def status_table(sweep_root: Path) -> pd.DataFrame:
+    records = read_records(sweep_root)
+    slurm_jobs = records.loc[records["executor"] == "slurm", "job_id"].tolist()
+    slurm = slurm_states(slurm_jobs) if slurm_jobs else {}
     rows = []
-    for _, record in read_records(sweep_root).iterrows():
+    for _, record in records.iterrows():
         run_dir = sweep_root / record["run"]
         summary = load_summary(run_dir) if (run_dir / "summary.json").exists() else {}
         record = record.copy()
@@ -150,7 +181,7 @@ def status_table(sweep_root: Path) -> pd.DataFrame:
                 "run": record["run"],
                 "job_id": record["job_id"],
                 "executor": record["executor"],
-                "state": job_state(record),
+                "state": job_state(record, slurm),
                 "run status": record["run_status"],
                 "iterations": summary.get("iterations", ""),
                 "eval return": round(summary["eval_return"], 1) if "eval_return" in summary else "",

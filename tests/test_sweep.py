@@ -2,11 +2,13 @@
 another. The local executor here; the SLURM path in tests/test_slurm.py."""
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
 import yaml
 
+from benchmark import sweep
 from benchmark.config import ConfigError
 from benchmark.sweep import main, parse_seeds, status_table
 
@@ -55,3 +57,12 @@ def test_a_bad_sweep_fails_before_submitting_anything(tmp_path):
     with pytest.raises(SystemExit, match="unknown task 'cartpol'"):
         main(["run", "--algos", "shac", "--tasks", "cartpol", "--results-dir", str(tmp_path)])
     assert not (tmp_path / "default").exists()
+
+
+def test_a_tasks_own_sacct_line_wins_over_its_arrays_stale_range_line(monkeypatch):
+    """slurmdbd keeps listing ``16_[2-3%1] PENDING`` after task 2 started; the task's own line must win."""
+    sacct = "JobID|State\n16_0|COMPLETED\n16_2|RUNNING\n16_[2-3%1]|PENDING\n17_1|CANCELLED by 0\n17_[4,6-7]|PENDING\n"
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=sacct))
+    states = sweep.slurm_states(["16_0", "16_2", "17_1"])
+    assert states == {"16_0": "COMPLETED", "16_2": "RUNNING", "16_3": "PENDING", "17_1": "CANCELLED",
+                      "17_4": "PENDING", "17_6": "PENDING", "17_7": "PENDING"}  # fmt: skip
