@@ -121,7 +121,7 @@ def main() -> None:
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
     """One row per ``index`` value: backward times, their ratio, peak memories, side by side."""
     wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
-    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
+    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if isinstance(n, str) and n))
     return pd.DataFrame(
         {
             "backward dva (s)": wide["backward_s"]["dva"],
