@@ -32,7 +32,7 @@ PUBLISHED = Path(__file__).with_name("published.yaml")
 
 # ---------------------------------------------------------------------------------------------- data
 def collect(results: Path) -> pd.DataFrame:
-    """One row per run: learner label, task, seed, status, eval return, settings, and its path."""
+    """One row per (learner, task, seed): status, eval return, settings, and the run's path."""
     rows = []
     for summary_path in sorted(results.rglob("summary.json")):
         run = summary_path.parent
@@ -52,10 +52,16 @@ def collect(results: Path) -> pd.DataFrame:
                 "num_envs": config["num_envs"],
                 "image_size": config["image_size"] if config.get("renderer") else None,
                 "path": run,
+                "written": summary_path.stat().st_mtime,
             }
         )
-    return pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "status", "eval_return",
-                                       "peak_memory_mb", "num_envs", "image_size", "path"])  # fmt: skip
+    runs = pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "status", "eval_return",
+                                       "peak_memory_mb", "num_envs", "image_size", "path", "written"])  # fmt: skip
+    # a seed run twice with the same learner and task is one sample, not two: the newest run counts
+    repeated = runs.sort_values("written").duplicated(["learner", "task", "seed"], keep="last").reindex(runs.index)
+    for _, run in runs[repeated].iterrows():
+        print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
+    return runs[~repeated].reset_index(drop=True)
 
 
 def mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:

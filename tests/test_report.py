@@ -1,6 +1,8 @@
 """``make plots`` from a small fixture of results: the figures hold the right lines, the tables the
 fixture's aggregates, and what cannot be drawn is reported as missing."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +38,10 @@ def report(tmp_path_factory):
     for algo, seed in EVAL:
         fake_run(results, algo, seed)
     fake_run(results, "dva", 0, iterations=5, preset="cpu", budget="3min")  # another experiment, not a 4th seed
+    fake_run(results / "earlier", "dva", 1)  # seed 1 run again, earlier: one sample, the newest run counts
+    summary = results / "earlier" / "dva-cartpole-seed1" / "None-None" / "summary.json"
+    summary.write_text(summary.read_text().replace("1700.0", "0.0"))  # were it counted, the mean would drop
+    os.utime(summary, (1, 1))
     made, missing = make_all(results, results / "figures")
     return results, made, missing
 
