@@ -139,6 +139,8 @@ def job_state(record: pd.Series, slurm: dict[str, str] | None = None) -> str:
     paths = JobPaths(record["logs"], job_id=record["job_id"], task_id=0)
     finished = _result_outcome(paths)
     if record["executor"] == "slurm":
+        if finished == "done":  # submitit saw the call return; SLURM may lag (RUNNING) or say FAILED when a
+            return "done"  # time-limit signal lands while the finished job exits
         state = (slurm or {}).get(record["job_id"], "UNKNOWN")
         if state in SLURM_STATES:
             return SLURM_STATES[state] if not (state == "COMPLETED" and finished == "failed") else "failed"

@@ -2,11 +2,13 @@
 another. The local executor here; the SLURM path in tests/test_slurm.py."""
 
 import json
+import pickle
 import subprocess
 
 import pandas as pd
 import pytest
 import yaml
+from submitit.core.utils import JobPaths
 
 from benchmark import sweep
 from benchmark.config import ConfigError
@@ -66,3 +68,15 @@ def test_a_tasks_own_sacct_line_wins_over_its_arrays_stale_range_line(monkeypatc
     states = sweep.slurm_states(["16_0", "16_2", "17_1"])
     assert states == {"16_0": "COMPLETED", "16_2": "RUNNING", "16_3": "PENDING", "17_1": "CANCELLED",
                       "17_4": "PENDING", "17_6": "PENDING", "17_7": "PENDING"}  # fmt: skip
+
+
+def test_a_slurm_job_that_returned_is_done_even_if_a_late_signal_failed_it(tmp_path):
+    """A time-limit signal that lands while a finished job exits makes SLURM say FAILED; submitit's result
+    file says the call returned, and that decides."""
+    record = pd.Series({"executor": "slurm", "job_id": "31", "logs": str(tmp_path)})
+    assert sweep.job_state(record, {"31": "FAILED"}) == "failed"
+    result = JobPaths(tmp_path, job_id="31", task_id=0).result_pickle
+    result.write_bytes(pickle.dumps(("success", {"status": "complete"})))
+    assert sweep.job_state(record, {"31": "FAILED"}) == "done"
+    result.write_bytes(pickle.dumps(("error", "Traceback ...")))
+    assert sweep.job_state(record, {"31": "COMPLETED"}) == "failed"
