@@ -121,7 +121,7 @@ def main() -> None:
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
     """One row per ``index`` value: backward times, their ratio, peak memories, side by side."""
     wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
-    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if isinstance(n, str) and n))
+    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
     return pd.DataFrame(
         {
             "backward dva (s)": wide["backward_s"]["dva"],
@@ -153,7 +153,6 @@ def per_task_report(table: pd.DataFrame, out: Path) -> str:
 
 def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
     """Fig. 10, growing scenes: memory and backward time against extra shapes, ``scene_growth.*``."""
-    table = table.assign(failed=table["failed"].fillna(""))  # as read back from the CSV
     summary = _compare(table, "extra_shapes")
     table.to_csv(out / "scene_growth.csv", index=False)
     markdown = markdown_table(summary.round(3).reset_index())

@@ -88,16 +88,20 @@ class Sweep:
         return grid
 
 
+def int_ranges(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5`` or ``1-2,7`` (the notation of seeds and of SLURM array indices)."""
+    numbers: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        numbers += list(range(int(low), int(high or low) + 1))
+    return numbers
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,2,5`` or ``1-2,7``."""
-    seeds: list[int] = []
     try:
-        for part in text.split(","):
-            low, _, high = part.partition("-")
-            seeds += list(range(int(low), int(high or low) + 1))
+        return int_ranges(text)
     except ValueError:
         raise ConfigError(f"seeds '{text}' not understood; write e.g. 0-4 or 0,2,5") from None
-    return seeds
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -125,9 +129,7 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
         state = state.split(" ")[0]  # "CANCELLED by 0"
         match = re.fullmatch(r"(\d+)_\[([\d,-]+)(?:%\d+)?\]", job)
         if match:
-            for part in match[2].split(","):
-                low, _, high = part.partition("-")
-                ranged.update({f"{match[1]}_{i}": state for i in range(int(low), int(high or low) + 1)})
+            ranged.update({f"{match[1]}_{i}": state for i in int_ranges(match[2])})
         else:
             own[job] = state
     return {**ranged, **own}
