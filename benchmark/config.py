@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
+from envs.featherstone_fix import CONTACT_LAWS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -33,6 +34,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     num_envs: int = 64
+    contact_law: str = "dflex"  # dflex (the paper's: damping grows with depth) | newton; see README
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
     image_size: int = 84
     frames: int = 3
@@ -119,6 +121,8 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     except ValidationError as error:
         raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
     parse_budget(cfg.budget)  # fail now, not after the env is built
+    if cfg.contact_law not in CONTACT_LAWS:
+        raise ConfigError(f"unknown contact_law '{cfg.contact_law}'; choose one of: {', '.join(CONTACT_LAWS)}")
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

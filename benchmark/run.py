@@ -51,7 +51,9 @@ def make_env(
 ):
     """The run's env: state observations, or a frame stack when the config names a renderer.
     ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark)."""
-    env = DiffEnv(task or cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable)
+    env = DiffEnv(
+        task or cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable, contact_law=cfg.contact_law
+    )
     if cfg.renderer is None:
         return env
     try:

@@ -31,6 +31,9 @@ class DiffEnv:
     ``body_q_before_reset`` (the poses those observations saw, for renderers), ``state`` (the
     low-dimensional state observation for critics) and, for envs that finished,
     ``episode_return`` / ``episode_length`` (NaN elsewhere).
+
+    ``contact_law``: ``"dflex"`` (the paper's simulator: contact damping proportional to depth) or
+    ``"newton"`` (Newton's penalty law); see ``envs/featherstone_fix.py`` and the README.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class DiffEnv:
         device: str | torch.device | None = None,
         seed: int = 0,
         differentiable: bool = True,
+        contact_law: str = "dflex",
     ) -> None:
         self.task = get_task(task) if isinstance(task, str) else task
         self.num_envs = num_envs
@@ -55,10 +59,8 @@ class DiffEnv:
         start_q, start_qd = self.task.start_state(robot)
         scene = newton.ModelBuilder()
         scene.replicate(robot, num_envs)
-        if self.task.contact is not None:
-            c = self.task.contact
-            scene.default_shape_cfg.ke, scene.default_shape_cfg.kd = c.ke, c.kd
-            scene.default_shape_cfg.kf, scene.default_shape_cfg.mu = c.kf, c.mu
+        if self.task.contact is not None:  # the ground takes the task's material too
+            self.task.contact.apply_to(scene.default_shape_cfg)
             scene.add_ground_plane()
         model = scene.finalize(device=warp_device(self.device), requires_grad=True)
         self.sim = Simulation(
@@ -69,6 +71,7 @@ class DiffEnv:
             self.device,
             with_contacts=self.task.contact is not None,
             angular_damping=self.task.angular_damping,
+            contact_law=contact_law,
         )
         dofs, gains = self.task.actuators(model)
         self._actuated_dofs = torch.as_tensor(dofs, device=self.device)

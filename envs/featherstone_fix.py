@@ -10,8 +10,12 @@ reasons (see ``../shared/reference/platform.md``):
 
 ``GradSafeFeatherstone`` fixes both: a fresh buffer set for every mass-matrix rebuild recorded on a
 tape (the tape keeps it alive until backward), and an ``eval_rigid_tau`` that leaves its input alone.
-Both fixes are needed; ``tests/test_gradients.py`` fails if either is removed. The fixes reach into
-Newton's internals, so ``pyproject.toml`` pins newton exactly.
+Both fixes are needed; ``tests/test_gradients.py`` fails if either is removed.
+
+It also offers dflex's contact law (SHAC's simulator, the paper's tasks) beside Newton's, through the same
+kind of kernel swap: ``contact_law="dflex"`` damps a contact with ``kd * depth * min(vn, 0)``, which is
+zero at first touch, where Newton's ``kd * min(vn, 0)`` jumps to its full value the moment a point
+touches the ground. The fixes reach into Newton's internals, so ``pyproject.toml`` pins newton exactly.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from collections.abc import Iterator
 import warp as wp
 from newton._src.solvers.featherstone import solver_featherstone as _stock_module
 from newton._src.solvers.featherstone.kernels import jcalc_tau
+from newton._src.solvers.semi_implicit.kernels_contact import eval_body_contact as newton_body_contact
 from newton.solvers import SolverFeatherstone
 
 _MASS_MATRIX_BUFFERS = ("M", "J", "P", "H", "L")
+CONTACT_LAWS = ("dflex", "newton")
 
 
 @wp.kernel
@@ -107,19 +113,128 @@ def eval_rigid_tau_out_of_place(
             body_ft_s[parent] = body_ft_s[parent] + f_s
 
 
+@wp.kernel
+def dflex_body_contact(
+    body_q: wp.array[wp.transform],
+    body_qd: wp.array[wp.spatial_vector],
+    body_com: wp.array[wp.vec3],
+    shape_material_ke: wp.array[float],
+    shape_material_kd: wp.array[float],
+    shape_material_kf: wp.array[float],
+    shape_material_ka: wp.array[float],
+    shape_material_mu: wp.array[float],
+    shape_body: wp.array[int],
+    contact_count: wp.array[int],
+    contact_point0: wp.array[wp.vec3],
+    contact_point1: wp.array[wp.vec3],
+    contact_surface_velocity: wp.array[wp.vec3],
+    contact_normal: wp.array[wp.vec3],
+    contact_shape0: wp.array[int],
+    contact_shape1: wp.array[int],
+    contact_margin0: wp.array[float],
+    contact_margin1: wp.array[float],
+    rigid_contact_stiffness: wp.array[float],
+    rigid_contact_damping: wp.array[float],
+    rigid_contact_friction_scale: wp.array[float],
+    force_in_world_frame: bool,
+    body_f: wp.array[wp.spatial_vector],
+):
+    """Newton's ``eval_body_contact`` signature (so the solver launches it unchanged) with dflex's law.
+
+    Per penetrating point (depth c = -d > 0, normal velocity vn): normal force ``ke * c``, damping
+    ``kd * c * min(vn, 0)`` (proportional to depth: continuous at first touch, only on approach), and
+    isotropic friction ``kf * vt`` capped at ``mu * ke * c``. dflex's running code caps friction by the
+    elastic force alone (its box-clamped variant is computed and unused). The viscous branch never
+    normalises ``vt``, so the gradient at rest is finite. Materials: the mean over the two shapes, as
+    Newton does; the tasks give every shape and the ground the same material. Featherstone launches it
+    with ``force_in_world_frame=False`` (wrenches about each body's centre of mass), the one frame done here.
+    """
+    tid = wp.tid()
+    if tid >= contact_count[0]:
+        return
+    shape_a = contact_shape0[tid]
+    shape_b = contact_shape1[tid]
+    if shape_a == shape_b:
+        return
+    ke = 0.0
+    kd = 0.0
+    kf = 0.0
+    mu = 0.0
+    count = 0.0
+    body_a = -1
+    body_b = -1
+    if shape_a >= 0:
+        ke += shape_material_ke[shape_a]
+        kd += shape_material_kd[shape_a]
+        kf += shape_material_kf[shape_a]
+        mu += shape_material_mu[shape_a]
+        count += 1.0
+        body_a = shape_body[shape_a]
+    if shape_b >= 0:
+        ke += shape_material_ke[shape_b]
+        kd += shape_material_kd[shape_b]
+        kf += shape_material_kf[shape_b]
+        mu += shape_material_mu[shape_b]
+        count += 1.0
+        body_b = shape_body[shape_b]
+    if count > 0.0:
+        ke /= count
+        kd /= count
+        kf /= count
+        mu /= count
+
+    n = -contact_normal[tid]  # B to A, as in Newton's kernel
+    x_a = contact_point0[tid]
+    x_b = contact_point1[tid]
+    r_a = wp.vec3(0.0)
+    r_b = wp.vec3(0.0)
+    v_a = wp.vec3(0.0)
+    v_b = wp.vec3(0.0)
+    if body_a >= 0:
+        x_a = wp.transform_point(body_q[body_a], x_a) - contact_margin0[tid] * n
+        r_a = x_a - wp.transform_point(body_q[body_a], body_com[body_a])
+        v_a = wp.spatial_top(body_qd[body_a]) + wp.cross(wp.spatial_bottom(body_qd[body_a]), r_a)
+    if body_b >= 0:
+        x_b = wp.transform_point(body_q[body_b], x_b) + contact_margin1[tid] * n
+        r_b = x_b - wp.transform_point(body_q[body_b], body_com[body_b])
+        v_b = wp.spatial_top(body_qd[body_b]) + wp.cross(wp.spatial_bottom(body_qd[body_b]), r_b)
+
+    d = wp.dot(n, x_a - x_b)  # < 0: penetrating
+    if d >= 0.0:
+        return
+    v = v_a - v_b
+    vn = wp.dot(n, v)
+    vt = v - n * vn
+
+    normal = d * ke + wp.min(vn, 0.0) * kd * (-d)
+    limit = -mu * ke * d
+    friction = kf * vt
+    speed_sq = wp.dot(vt, vt)
+    if kf > 0.0 and speed_sq * kf * kf > limit * limit:
+        friction = vt * (limit / wp.sqrt(speed_sq))
+    f = n * normal + friction
+    if body_a >= 0:
+        wp.atomic_sub(body_f, body_a, wp.spatial_vector(f, wp.cross(r_a, f)))
+    if body_b >= 0:
+        wp.atomic_add(body_f, body_b, wp.spatial_vector(f, wp.cross(r_b, f)))
+
+
 @contextlib.contextmanager
-def _out_of_place_rigid_tau() -> Iterator[None]:
-    """Route the stock solver's ``eval_rigid_tau`` launch to the corrected kernel for one step."""
-    stock = _stock_module.eval_rigid_tau
+def _swapped_kernels(contact_law: str) -> Iterator[None]:
+    """Route the stock solver's ``eval_rigid_tau`` launch to the corrected kernel, and its contact launch
+    to the chosen law's kernel, for one step."""
+    stock_tau, stock_contact = _stock_module.eval_rigid_tau, _stock_module.eval_body_contact
     _stock_module.eval_rigid_tau = eval_rigid_tau_out_of_place
+    _stock_module.eval_body_contact = dflex_body_contact if contact_law == "dflex" else newton_body_contact
     try:
         yield
     finally:
-        _stock_module.eval_rigid_tau = stock
+        _stock_module.eval_rigid_tau, _stock_module.eval_body_contact = stock_tau, stock_contact
 
 
 class GradSafeFeatherstone(SolverFeatherstone):
-    """``SolverFeatherstone`` whose tape gradients are exact over many steps (see module docstring).
+    """``SolverFeatherstone`` whose tape gradients are exact over many steps (see module docstring), with
+    a choice of contact law (``"dflex"`` or ``"newton"``).
 
     The body-parent-wrench observable is not offered: it reads the frame-shifted ``body_f_ext`` that the
     corrected kernel no longer writes.
@@ -127,9 +242,12 @@ class GradSafeFeatherstone(SolverFeatherstone):
 
     SUPPORTED_OBSERVABLES = frozenset()
 
-    def __init__(self, model, **kwargs) -> None:
+    def __init__(self, model, *, contact_law: str = "dflex", **kwargs) -> None:
         if kwargs.get("use_tile_gemm"):
             raise ValueError("GradSafeFeatherstone supports use_tile_gemm=False only (per-step buffer views).")
+        if contact_law not in CONTACT_LAWS:
+            raise ValueError(f"contact_law '{contact_law}' unknown; choose one of: {', '.join(CONTACT_LAWS)}")
+        self.contact_law = contact_law
         super().__init__(model, **kwargs)
 
     def _rebuilds_mass_matrix(self) -> bool:
@@ -142,5 +260,5 @@ class GradSafeFeatherstone(SolverFeatherstone):
                 setattr(self, name, wp.zeros_like(getattr(self, name)))
             if self.H_mimic is not None:
                 self.H_mimic = wp.zeros_like(self.H_mimic)
-        with _out_of_place_rigid_tau():
+        with _swapped_kernels(self.contact_law):
             super().step(state_in, state_out, control, contacts, dt, observables=observables)

@@ -47,6 +47,7 @@ class Simulation:
         *,
         with_contacts: bool,
         angular_damping: float = 0.0,
+        contact_law: str = "dflex",
     ) -> None:
         self.model = model
         self.num_envs = num_envs
@@ -56,7 +57,9 @@ class Simulation:
         self.nq = model.joint_coord_count // num_envs
         self.nqd = model.joint_dof_count // num_envs
         self.num_bodies = model.body_count // num_envs
-        self.solver = GradSafeFeatherstone(model, angular_damping=angular_damping, update_mass_matrix_interval=substeps)
+        self.solver = GradSafeFeatherstone(
+            model, contact_law=contact_law, angular_damping=angular_damping, update_mass_matrix_interval=substeps
+        )
         self._pipeline = newton.CollisionPipeline(model) if with_contacts else None
         # no-gradient path: two states ping-pong, one contact buffer, no tape
         self._ping, self._pong = model.state(), model.state()
@@ -117,7 +120,7 @@ class Simulation:
         state = self._ping
         self._load(state, joint_q, joint_qd)
         newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
-        return self._outputs(state).body_q.clone()
+        return self._outputs(state).body_q.detach().clone()
 
     def step_without_grad(self, joint_q, joint_qd, joint_f) -> StepOutput:
         """Cheap path for learners that need no gradient: no tape, reused buffers, copied outputs."""

@@ -9,11 +9,11 @@ from gymnasium.utils.env_checker import check_space_limit, data_equivalence
 from gymnasium.utils.passive_env_checker import check_action_space, check_observation_space
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from envs import get_task, registry
+from envs import DiffEnv, get_task, registry
 from envs.gym_adapter import GymVectorEnv
 
 TASKS = ["cartpole", "hopper", "ant", "humanoid"]
-SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (64, 17, 1000)}
+SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (76, 21, 1000)}
 # early-termination condition read off the last observation (first entry: x, relative z or height)
 TERMINATION = {
     "cartpole": lambda obs: obs[:, 0].abs() > 2.5,
@@ -117,19 +117,24 @@ def test_cartpole_reward():
     assert torch.allclose(wrapped, r, atol=1e-4)  # angle is wrapped
 
 
-def test_hopper_reward():
-    task = get_task("hopper")
-    q = torch.tensor([[0.0, 0.1, 0.2, 0, 0, 0], [0.0, -0.4, 0.0, 0, 0, 0]])
+def test_hopper_reward_reads_the_torso():
+    """Height and pitch in the reward are the torso's, read here by forward kinematics (start height 1.25)."""
+    env = DiffEnv("hopper", 2, device="cpu")
+    q = torch.tensor([[0.3, 0.1, 0.2, -0.3, -0.2, 0.1], [0.0, -0.4, 0.0, 0.0, 0.0, 0.0]])
     qd = torch.zeros(2, 6)
     qd[:, 0] = torch.tensor([1.5, -0.5])
+    torso = env.sim.forward_kinematics(q, qd)[:, 0]
+    height = torso[:, 2] - 1.25
+    pitch = 2 * torch.atan2(torso[:, 4], torso[:, 6])  # quaternion about y: (0, sin, 0, cos)
+    assert torch.allclose(torso[:, 0], q[:, 0], atol=1e-6) and torch.allclose(pitch, q[:, 2], atol=1e-5)
     a = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
-    d0 = min(0.1 + 0.3, 0.3)  # clipped at 0.3
-    d1 = -0.4 + 0.3
-    expect = [
-        1.5 + d0 + 1 - (0.2 / (math.pi / 6)) ** 2 - 0.1 * 1.0,
-        -0.5 - 200 * d1**2 + 1 - 0.1 * 0.75,
-    ]
-    assert torch.allclose(task.reward(q, qd, a), torch.tensor(expect), atol=1e-5)
+    d = (height - (-0.45 + 0.15)).clamp(-1.0, 0.3)  # 0.4 clipped to 0.3; -0.1
+    shaping = torch.where(d < 0, -200 * d**2, d)
+    expect = qd[:, 0] + shaping + 1 - (pitch / (math.pi / 6)) ** 2 - 0.1 * (a**2).sum(-1)
+    assert torch.allclose(env.task.reward(q, qd, a), expect, atol=1e-5)
+    assert torch.allclose(
+        expect, torch.tensor([1.5 + 0.3 + 1 - (0.2 / (math.pi / 6)) ** 2 - 0.1, -0.5 - 2 + 1 - 0.075])
+    )
 
 
 def _quat_about_y(angle):  # (x, y, z, w)
@@ -150,15 +155,15 @@ def test_ant_reward():
 
 def test_humanoid_reward():
     task = get_task("humanoid")
-    q = torch.zeros(2, 24)
+    q = torch.zeros(2, 28)
     q[0, :7] = torch.tensor([0, 0, 1.3, *_quat_about_y(0.0)])
     q[1, :7] = torch.tensor([0, 0, 0.8, *_quat_about_y(math.pi / 2)])
-    qd = torch.zeros(2, 23)
+    qd = torch.zeros(2, 27)
     qd[:, 0] = torch.tensor([3.0, 0.0])
-    a = torch.full((2, 17), 0.5)
+    a = torch.full((2, 21), 0.5)
     expect = [
-        3.0 + 0.1 + 1 + 10 * 0.1 - 0.002 * 17 * 0.25,
-        0.0 + 0.0 + 0.0 - 200 * 0.04**2 - 0.002 * 17 * 0.25,
+        3.0 + 0.1 + 1 + 10 * 0.1 - 0.002 * 21 * 0.25,
+        0.0 + 0.0 + 0.0 - 200 * 0.04**2 - 0.002 * 21 * 0.25,
     ]
     assert torch.allclose(task.reward(q, qd, a), torch.tensor(expect), atol=1e-5)
 

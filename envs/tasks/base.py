@@ -8,24 +8,94 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import gymnasium
 import newton
 import numpy as np
 import torch
+import warp as wp
 
 MJCF_DIR = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets"
 
 
+def dm_control_suite_dir() -> Path:
+    """DeepMind control's suite models (MJCF data shipped in the PyPI package ``dm-control``), located
+    without importing the package (importing it loads MuJoCo and its renderers)."""
+    spec = find_spec("dm_control")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the humanoid's model ships with dm-control: pip install dm-control")
+    return Path(spec.origin).parent / "suite"
+
+
 @dataclass(frozen=True)
 class Contact:
-    """Penalty-contact material used for every shape of the task (ground included)."""
+    """Penalty-contact material of every shape of the task and of the ground (dflex's ke, kd, kf, mu).
+
+    Written after the MJCF import: MJCF ``solref`` / ``friction`` attributes would otherwise override it."""
 
     ke: float
     kd: float
     kf: float
     mu: float
+
+    def apply_to(self, cfg: newton.ModelBuilder.ShapeConfig) -> None:
+        cfg.ke, cfg.kd, cfg.kf, cfg.mu = self.ke, self.kd, self.kf, self.mu
+
+    def apply_to_shapes(self, builder: newton.ModelBuilder, shapes: range) -> None:
+        for s in shapes:
+            builder.shape_material_ke[s], builder.shape_material_kd[s] = self.ke, self.kd
+            builder.shape_material_kf[s], builder.shape_material_mu[s] = self.kf, self.mu
+
+
+@dataclass(frozen=True)
+class Joints:
+    """dflex's joint model for a set of dofs, written into Newton's builder.
+
+    dflex (SHAC's ``jcalc_tau``) applies ``limit_kd`` to every joint velocity, not only past a limit, so
+    in Newton's terms the always-on damping is ``damping + limit_kd`` and Newton's own limit damping
+    (active only past a limit) is 0. ``stiffness`` pulls toward q = 0; ``limit_ke`` acts past a range.
+    """
+
+    armature: float
+    damping: float
+    limit_kd: float
+    limit_ke: float = 1e3
+    stiffness: float = 0.0
+
+    def apply(self, builder: newton.ModelBuilder, dofs) -> None:
+        for d in dofs:
+            builder.joint_armature[d] = self.armature
+            builder.joint_damping[d] = self.damping + self.limit_kd
+            builder.joint_stiffness[d] = self.stiffness
+            builder.joint_limit_ke[d] = self.limit_ke
+            builder.joint_limit_kd[d] = 0.0
+            builder.joint_target_ke[d] = builder.joint_target_kd[d] = 0.0
+
+
+def set_range_deg(builder: newton.ModelBuilder, dof: int, lower: float, upper: float) -> None:
+    builder.joint_limit_lower[dof], builder.joint_limit_upper[dof] = math.radians(lower), math.radians(upper)
+
+
+def scale_density(builder: newton.ModelBuilder, factor: float) -> None:
+    """Every body's mass and inertia times ``factor`` (all shapes of the model share one density)."""
+    for b in range(builder.body_count):
+        builder.body_mass[b] *= factor
+        builder.body_inertia[b] = builder.body_inertia[b] * factor
+        builder.body_inv_mass[b] /= factor
+        builder.body_inv_inertia[b] = builder.body_inv_inertia[b] / factor
+
+
+def pivot_root_at_body(builder: newton.ModelBuilder) -> None:
+    """Move the root joint's pivot to the root body's frame (same rest pose).
+
+    Newton's MJCF importer merges a planar root (slide x, slide z, hinge) into one joint placed at the
+    first joint's position; for gymnasium's hopper that is the floor, 1.25 m below the torso, so the
+    hinge swung the torso on a circle of radius 1.25. dflex's root joints sit at the torso."""
+    parent, child = builder.joint_X_p[0], builder.joint_X_c[0]
+    builder.joint_X_p[0] = wp.transform_multiply(parent, wp.transform_inverse(child))
+    builder.joint_X_c[0] = wp.transform_identity()
 
 
 @dataclass(frozen=True)
@@ -42,6 +112,7 @@ class Task:
     """Base class. Subclasses set the class attributes and implement the four batched functions."""
 
     name: str
+    version: int = 2  # bumped when the task's physics or meaning changes; results of other versions never pool
     obs_dim: int
     act_dim: int
     episode_length: int
@@ -70,8 +141,7 @@ class Task:
         self, q: torch.Tensor, qd: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noisy reset around the start state (uniform, half-widths from the class attributes)."""
-        noise = lambda x, w: x + w * (2 * torch.rand(x.shape, generator=generator, device=x.device) - 1)  # noqa: E731
-        return noise(q, self.reset_q_noise), noise(qd, self.reset_qd_noise)
+        return q + uniform(q, self.reset_q_noise, generator), qd + uniform(qd, self.reset_qd_noise, generator)
 
     # -- per step (batched torch) --------------------------------------------------------------------
     def observe(self, q: torch.Tensor, qd: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -85,64 +155,72 @@ class Task:
         return torch.zeros(q.shape[0], dtype=torch.bool, device=q.device)
 
 
+def uniform(like: torch.Tensor, half_width: float, generator: torch.Generator) -> torch.Tensor:
+    """Uniform noise in [-half_width, half_width] shaped like ``like``."""
+    return half_width * (2 * torch.rand(like.shape, generator=generator, device=like.device) - 1)
+
+
 class MJCFTask(Task):
-    """A robot loaded from one of gymnasium's MJCF files, actuated through its <motor> gear and ctrlrange."""
+    """A robot loaded from an MJCF file (model data from a PyPI package), then given the paper's physics.
+
+    ``adjust`` writes the dflex values over the import; actuators are the MJCF's motors, in dof order
+    (as dflex applies actions to consecutive dofs), with ``torque_per_action`` (one value for all) or
+    ``gear_scale`` x the MJCF gear as torque per unit action.
+    """
 
     mjcf: str
     free_base: bool = False  # root is a FREE joint: q[:, 0:7] = position, quaternion (x, y, z, w)
-    action_scale: float | None = None  # torque = gear * action_scale * a; None: actions span ctrlrange
+    torque_per_action: float | None = None
+    gear_scale: float = 1.0
+    reset_root_position_noise: float = 0.0  # free base: half-width on the root position
+    reset_root_rotation_noise: float = 0.0  # free base: half-width (rad) of a rotation about a random axis
+
+    def mjcf_path(self) -> Path:
+        return MJCF_DIR / self.mjcf
 
     def build(self, builder: newton.ModelBuilder) -> None:
-        c = self.contact
-        builder.default_shape_cfg.ke, builder.default_shape_cfg.kd = c.ke, c.kd
-        builder.default_shape_cfg.kf, builder.default_shape_cfg.mu = c.kf, c.mu
         first = builder.shape_count
-        builder.add_mjcf(str(MJCF_DIR / self.mjcf), parse_mujoco_options=False, enable_self_collisions=False)
-        for s in range(first, builder.shape_count):  # gymnasium's floor: the env adds one shared ground
+        builder.add_mjcf(str(self.mjcf_path()), parse_mujoco_options=False, enable_self_collisions=False)
+        for s in range(first, builder.shape_count):  # the MJCF's floor: the env adds one shared ground
             if builder.shape_body[s] < 0:
                 builder.shape_flags[s] = 0  # neither drawn nor colliding
+        self.contact.apply_to_shapes(builder, range(first, builder.shape_count))
         self.adjust(builder)
 
     def adjust(self, builder: newton.ModelBuilder) -> None:
-        """Per-task physical overrides after loading (where ours must differ from the MJCF)."""
+        """The paper's physics over the import: joints, ranges, density, start pose."""
 
     def actuators(self, model: newton.Model) -> tuple[np.ndarray, np.ndarray]:
         act = self.act_dim
         dofs = model.mujoco.actuator_trnid.numpy()[:act, 0]
         gear = model.mujoco.actuator_gear.numpy()[:act, 0]
-        ctrl_max = np.abs(model.mujoco.actuator_ctrlrange.numpy()[:act]).max(axis=1)
-        scale = ctrl_max if self.action_scale is None else np.full_like(ctrl_max, self.action_scale)
-        if np.any(scale > ctrl_max + 1e-6):
-            raise ValueError(
-                f"{self.name}: action_scale {self.action_scale} exceeds the MJCF ctrlrange {ctrl_max.max()}"
-            )
-        per_unit = gear * scale
+        order = np.argsort(dofs)
+        dofs, gear = dofs[order], gear[order]
+        per_unit = np.full_like(gear, self.torque_per_action) if self.torque_per_action else gear * self.gear_scale
         return dofs.astype(np.int64), per_unit.astype(np.float32)
 
     def perturb(self, q, qd, generator):
-        q, qd = super().perturb(q, qd, generator)
-        if self.free_base:  # keep the root quaternion a unit quaternion
-            q = torch.cat([q[:, :3], torch.nn.functional.normalize(q[:, 3:7], dim=-1), q[:, 7:]], dim=-1)
-        return q, qd
-
-    def start_state(self, builder: newton.ModelBuilder) -> tuple[np.ndarray, np.ndarray]:
-        """MJCF's qpos=0 lies outside some joint ranges (ant ankles, humanoid knees): project it inside,
-        with a margin, so a start pose never sits on a limit's kink."""
-        q, qd = super().start_state(builder)
-        free = {int(newton.JointType.FREE), int(newton.JointType.DISTANCE)}
-        q_start, qd_start = builder.joint_q_start, builder.joint_qd_start
-        for j, jtype in enumerate(builder.joint_type):
-            if int(jtype) in free:
-                continue
-            ndof = (qd_start[j + 1] if j + 1 < len(qd_start) else len(qd)) - qd_start[j]
-            for k in range(ndof):
-                lo, hi = builder.joint_limit_lower[qd_start[j] + k], builder.joint_limit_upper[qd_start[j] + k]
-                margin = min(0.1, 0.1 * (hi - lo))
-                q[q_start[j] + k] = np.clip(q[q_start[j] + k], lo + margin, hi - margin)
-        return q, qd
+        """Free base (dflex's ant and humanoid): the root position, its rotation (about a random axis) and
+        the joints each get their own noise; otherwise every coordinate gets ``reset_q_noise``."""
+        if not self.free_base:
+            return super().perturb(q, qd, generator)
+        position = q[:, :3] + uniform(q[:, :3], self.reset_root_position_noise, generator)
+        angle = uniform(q[:, 0], self.reset_root_rotation_noise, generator)
+        axis = torch.nn.functional.normalize(uniform(q[:, :3], 1.0, generator), dim=-1)
+        turn = torch.cat([axis * torch.sin(angle / 2)[:, None], torch.cos(angle / 2)[:, None]], dim=-1)
+        joints = q[:, 7:] + uniform(q[:, 7:], self.reset_q_noise, generator)
+        q = torch.cat([position, quat_multiply(q[:, 3:7], turn), joints], dim=-1)
+        return q, qd + uniform(qd, self.reset_qd_noise, generator)
 
 
 # -- shared batched maths ---------------------------------------------------------------------------
+def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of quaternions stored (x, y, z, w)."""
+    av, aw, bv, bw = a[..., :3], a[..., 3:], b[..., :3], b[..., 3:]
+    vector = aw * bv + bw * av + torch.cross(av, bv, dim=-1)
+    return torch.cat([vector, aw * bw - (av * bv).sum(-1, keepdim=True)], dim=-1)
+
+
 def quat_rotate(quat_xyzw: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate vectors ``v`` (..., 3) by unit quaternions (..., 4) stored (x, y, z, w)."""
     u, w = quat_xyzw[..., :3], quat_xyzw[..., 3:]
