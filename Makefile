@@ -22,12 +22,12 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck bench-physics render bench-render apg-costs scene-growth apg-vs-dpg \
+.PHONY: help install bench test lint gradcheck contact-laws bench-physics render bench-render apg-costs scene-growth apg-vs-dpg \
 	sweep sweep-status plots slurm-up slurm-down vulkan clean
 
 help:
 	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [PRESET=cpu] [ARGS=\"num_envs=16 seed=3\"]"
-	@echo "make test | make lint | make gradcheck | make bench-physics"
+	@echo "make test | make lint | make gradcheck | make contact-laws | make bench-physics"
 	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
 	@echo "make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=local|slurm|inline | make sweep-status"
 	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth"
@@ -53,6 +53,9 @@ lint: install
 
 gradcheck: install
 	$(PY) -m benchmark.gradient_check
+
+contact-laws: install
+	$(PY) -m benchmark.gradient_check --contact-laws
 
 bench-physics: install
 	$(PY) -m benchmark.physics_speed

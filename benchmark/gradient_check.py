@@ -1,6 +1,9 @@
-"""Tape gradients vs central finite differences through the env layer.
+"""Tape gradients vs central finite differences through the env layer, and the contact laws compared.
 
 ``python -m benchmark.gradient_check`` prints the table per task; the tests call :func:`check_task`.
+``--contact-laws`` compares dflex's and Newton's contact laws on each contact task: finite-difference
+agreement of the contact windows, and the spread across seeds of an actor's gradient over a 32-step
+window (:func:`actor_gradient_spread`).
 The loss is the window's summed reward (what SHAC differentiates); gradients are taken with respect to
 the action sequence and the initial joint velocities, on a random subset of coordinates. The perturbed
 runs replay the contact sets of the differentiated run: contact detection is not differentiated (the
@@ -145,11 +148,82 @@ CASES = [
 ]
 
 
+def actor_gradient_spread(
+    env: DiffEnv, seeds: int = 8, horizon: int = 32, warmup_steps: int = 30, hidden: int = 64
+) -> dict[str, float]:
+    """Gradient of a fixed random tanh-MLP actor's mean window reward (SHAC's actor loss, no critic),
+    from ``seeds`` different starts: a noisy reset, then ``warmup_steps`` of uniform random actions drawn
+    from that seed, so each window starts in its own contact configuration (feet landing, sliding, off
+    the ground), as windows do in training.
+
+    A law whose gradients are dominated by contact events gives directions that disagree from one batch
+    of starts to the next: ``relative_spread`` = E||g_s - mean g||^2 / ||mean g||^2 (0: every seed
+    agrees), ``mean_cosine`` = mean cosine between each g_s and the mean, and the largest norm over seeds.
+    """
+    torch.manual_seed(0)
+    actor = torch.nn.Sequential(
+        torch.nn.Linear(env.obs_dim, hidden), torch.nn.ELU(), torch.nn.Linear(hidden, env.act_dim), torch.nn.Tanh()
+    ).to(env.device)
+    grads = []
+    for seed in range(seeds):
+        obs = env.reset(seed=seed)
+        pushes = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for _ in range(warmup_steps):
+                obs = env.step((2 * torch.rand(env.num_envs, env.act_dim, generator=pushes) - 1).to(env.device))[0]
+        env.cut_graph()
+        actor.zero_grad()
+        total = 0.0
+        for _ in range(horizon):
+            obs, reward, _, _, _ = env.step(actor(obs))
+            total = total + reward.mean()
+        (-total / horizon).backward()
+        env.cut_graph()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in actor.parameters()]))
+    g = torch.stack(grads)
+    mean = g.mean(0)
+    cosine = torch.nn.functional.cosine_similarity(g, mean[None], dim=-1)
+    finite = bool(torch.isfinite(g).all())
+    return {
+        "relative_spread": float(((g - mean) ** 2).sum(-1).mean() / mean.pow(2).sum()) if finite else float("nan"),
+        "mean_cosine": float(cosine.mean()) if finite else float("nan"),
+        "max_norm": float(g.norm(dim=-1).max()),
+        "median_norm": float(g.norm(dim=-1).median()),
+    }
+
+
+def compare_contact_laws(num_envs: int, coords: int, seeds: int) -> None:
+    """One row per contact task and law: finite-difference agreement and actor-gradient spread."""
+    from envs.featherstone_fix import CONTACT_LAWS
+
+    print("| task | contact law | FD median error | FD share within 10% | actor grad: relative spread "
+          "| mean cosine to mean | median norm | max norm |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for case in (c for c in CASES if c.contact):
+        for law in CONTACT_LAWS:
+            env = DiffEnv(case.task, num_envs, device="cpu", contact_law=law)
+            checks = case.run(env, coords=coords)
+            median = float(np.median([c.median_elementwise for c in checks]))
+            share = float(np.mean([c.share_within(0.1) for c in checks]))
+            spread = actor_gradient_spread(env, seeds=seeds)
+            print(
+                f"| {case.task} | {law} | {median:.2e} | {share:.0%} | {spread['relative_spread']:.2f} "
+                f"| {spread['mean_cosine']:.2f} | {spread['median_norm']:.3g} | {spread['max_norm']:.3g} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=2)
     parser.add_argument("--coords", type=int, default=12)
+    parser.add_argument("--contact-laws", action="store_true", help="compare dflex's and Newton's contact laws")
+    parser.add_argument("--seeds", type=int, default=8, help="--contact-laws: starts per actor-gradient spread")
     args = parser.parse_args()
+    if args.contact_laws:
+        torch.set_num_threads(1)
+        compare_contact_laws(max(args.num_envs, 16), args.coords, args.seeds)
+        return
     print("| task | steps | contact | wrt | rel. error (norm) | median elementwise | share within 5% | |g| |")
     print("|---|---|---|---|---|---|---|---|")
     envs: dict[str, DiffEnv] = {}

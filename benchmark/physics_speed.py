@@ -16,7 +16,7 @@ import torch
 
 from benchmark.isolated import run_isolated
 from envs import DiffEnv, get_task
-from envs.tasks.base import MJCF_DIR, MJCFTask
+from envs.tasks.base import MJCFTask
 
 
 def measure(task: str, num_envs: int, window: int, no_grad_steps: int) -> dict:
@@ -56,7 +56,7 @@ def mujoco_rate(task: str, seconds: float = 2.0) -> float | None:
         import mujoco
     except ImportError:
         return None
-    model = mujoco.MjModel.from_xml_path(str(MJCF_DIR / spec.mjcf))
+    model = mujoco.MjModel.from_xml_path(str(spec.mjcf_path()))
     model.opt.timestep = spec.dt / spec.substeps
     data = mujoco.MjData(model)
     data.ctrl[:] = 0.2
