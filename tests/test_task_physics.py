@@ -193,3 +193,20 @@ def test_newtons_contact_law_jumps_at_first_touch():
     """The reason for the other law: Newton's damping is kd x vn at any depth, so a point touching at
     5 m/s feels kd x 5 = 5000 N the instant it touches."""
     assert _sphere_contact_force(newton_body_contact, 1e-4, 5.0) == pytest.approx(2e4 * 1e-4 + 1e3 * 5.0, rel=1e-2)
+
+
+def test_free_base_velocity_is_the_torso_origins_as_in_dflex(envs):
+    """Newton's free-joint velocity is the centre of mass's; the humanoid's torso origin sits 4.7 cm
+    above it. Spinning about y in the air, the origin moves along x while the centre of mass does not:
+    the observed (and rewarded) forward velocity is the origin's, read off forward kinematics."""
+    env = envs["humanoid"]
+    q = env._start_q[:1].clone()
+    q[0, 2] = 3.0
+    qd = torch.zeros(1, 27)
+    qd[0, 4] = 2.0  # rad/s about y
+    before = env.sim.forward_kinematics(q, qd)[0, 0, :3]
+    out = env.sim.step_without_grad(q, qd, torch.zeros(1, 27))
+    moved = (out.body_q[0, 0, 0] - before[0]) / env.dt
+    observed = env.task.observe(q, qd, torch.zeros(1, 21))[0, 5]
+    assert abs(out.joint_qd[0, 0]) < 0.01 and observed == pytest.approx(2.0 * 0.046369, rel=1e-3)
+    assert float(moved) == pytest.approx(float(observed), rel=0.05)

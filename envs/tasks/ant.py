@@ -13,6 +13,7 @@ from envs.tasks.base import (
     Joints,
     MJCFTask,
     free_base_observation,
+    root_origin_velocity,
     scale_density,
     set_range_deg,
     up_and_heading,
@@ -62,11 +63,12 @@ class Ant(MJCFTask):
         builder.joint_q[7:15] = list(self.start_joints)
 
     def observe(self, q, qd, actions):
-        return free_base_observation(q, qd, actions)
+        return free_base_observation(q, qd, actions, self.root_com)
 
     def reward(self, q, qd, actions):
         up, heading = up_and_heading(q[:, 3:7])
-        return qd[:, 0] + 0.1 * up + heading + (q[:, 2] - self.termination_height)
+        forward = root_origin_velocity(q, qd, self.root_com)[:, 0]
+        return forward + 0.1 * up + heading + (q[:, 2] - self.termination_height)
 
     def terminated(self, q, qd):
         return q[:, 2] < self.termination_height

@@ -170,6 +170,7 @@ class MJCFTask(Task):
 
     mjcf: str
     free_base: bool = False  # root is a FREE joint: q[:, 0:7] = position, quaternion (x, y, z, w)
+    root_com: tuple[float, float, float] = (0.0, 0.0, 0.0)  # free base: torso's centre of mass in its frame
     torque_per_action: float | None = None
     gear_scale: float = 1.0
     reset_root_position_noise: float = 0.0  # free base: half-width on the root position
@@ -186,6 +187,9 @@ class MJCFTask(Task):
                 builder.shape_flags[s] = 0  # neither drawn nor colliding
         self.contact.apply_to_shapes(builder, range(first, builder.shape_count))
         self.adjust(builder)
+        if self.free_base and not np.allclose(builder.body_com[0], self.root_com, atol=1e-5):
+            raise RuntimeError(f"{self.name}: the torso's centre of mass imports at {builder.body_com[0]}, "
+                               f"the task declares {self.root_com}")  # fmt: skip
 
     def adjust(self, builder: newton.ModelBuilder) -> None:
         """The paper's physics over the import: joints, ranges, density, start pose."""
@@ -235,12 +239,22 @@ def up_and_heading(quat_xyzw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return quat_rotate(quat_xyzw, ez)[..., 2], quat_rotate(quat_xyzw, ex)[..., 0]
 
 
-def free_base_observation(q: torch.Tensor, qd: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """SHAC's ant/humanoid observation: height, quat, lin/ang velocity, joint angles, 0.1 x joint
-    velocities, up and heading projections, previous actions."""
+def root_origin_velocity(q: torch.Tensor, qd: torch.Tensor, root_com: tuple[float, float, float]) -> torch.Tensor:
+    """Linear velocity of the root body's origin, as dflex observes and rewards it. Newton's free-joint
+    velocity is the centre of mass's (``root_com`` in the body frame): v_origin = v_com + w x (origin - com)."""
+    com = torch.tensor(root_com, dtype=q.dtype, device=q.device).expand(q.shape[0], 3)
+    return qd[:, 0:3] - torch.cross(qd[:, 3:6], quat_rotate(q[:, 3:7], com), dim=-1)
+
+
+def free_base_observation(
+    q: torch.Tensor, qd: torch.Tensor, actions: torch.Tensor, root_com: tuple[float, float, float]
+) -> torch.Tensor:
+    """SHAC's ant/humanoid observation: height, quat, linear velocity (of the torso's origin) and angular
+    velocity, joint angles, 0.1 x joint velocities, up and heading projections, previous actions."""
     up, heading = up_and_heading(q[:, 3:7])
-    parts = [q[:, 2:3], q[:, 3:7], qd[:, 0:6], q[:, 7:], 0.1 * qd[:, 6:], up[:, None], heading[:, None], actions]
-    return torch.cat(parts, dim=-1)
+    velocity = root_origin_velocity(q, qd, root_com)
+    parts = [q[:, 2:3], q[:, 3:7], velocity, qd[:, 3:6], q[:, 7:], 0.1 * qd[:, 6:], up[:, None], heading[:, None]]
+    return torch.cat([*parts, actions], dim=-1)
 
 
 def height_reward(d: torch.Tensor, above_gain: float) -> torch.Tensor:

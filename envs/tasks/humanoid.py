@@ -21,6 +21,7 @@ from envs.tasks.base import (
     dm_control_suite_dir,
     free_base_observation,
     height_reward,
+    root_origin_velocity,
     set_range_deg,
     up_and_heading,
 )
@@ -71,6 +72,7 @@ class Humanoid(MJCFTask):
     # torque per unit action: 0.35 x SHAC's per-joint strengths, which are 5 x DeepMind's gears
     # (200 where the file says 40, 600 for 120, ...)
     gear_scale = 0.35 * 5.0
+    root_com = (-0.003864, 0.0, -0.046369)  # torso and upper-waist capsules: dflex's velocities are the origin's
     start_height = 1.35
     reset_root_position_noise = 0.1
     reset_root_rotation_noise = math.pi / 24
@@ -93,12 +95,13 @@ class Humanoid(MJCFTask):
         builder.joint_q[2] = self.start_height
 
     def observe(self, q, qd, actions):
-        return free_base_observation(q, qd, actions)
+        return free_base_observation(q, qd, actions, self.root_com)
 
     def reward(self, q, qd, actions):
         up, heading = up_and_heading(q[:, 3:7])
         d = (q[:, 2] - self.target_height).clamp(-1.0, 0.1)
-        return qd[:, 0] + 0.1 * up + heading + height_reward(d, above_gain=10.0) - 0.002 * (actions**2).sum(-1)
+        forward = root_origin_velocity(q, qd, self.root_com)[:, 0]
+        return forward + 0.1 * up + heading + height_reward(d, above_gain=10.0) - 0.002 * (actions**2).sum(-1)
 
     def terminated(self, q, qd):
         return q[:, 2] < self.termination_height
