@@ -47,14 +47,15 @@ def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> F
     return fig
 
 
-def plot_grad_norms(runs: Sequence[Path], out: Path, smooth: int = 20) -> Figure:
+def plot_grad_norms(runs: Sequence[Path], out: Path, smooth: int = 20, labels: Sequence[str] | None = None) -> Figure:
     """Fig. 9: actor gradient norm before clipping (rolling median) against iteration and wall-clock,
-    log scale; iterations whose gradient was not finite are marked at the top."""
+    log scale; iterations whose gradient was not finite are marked at the top. ``labels`` name the runs
+    (default: algo, task and seed from their summaries)."""
     fig, (ax_iter, ax_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for run in runs:
+    for k, run in enumerate(runs):
         metrics = load_metrics(run)
         summary = load_summary(run)
-        label = f"{summary['algo']} {summary['task']} seed {summary['seed']}"
+        label = labels[k] if labels else f"{summary['algo']} {summary['task']} seed {summary['seed']}"
         norm = metrics["actor_grad_norm"].where(np.isfinite(metrics["actor_grad_norm"]))
         line = norm.rolling(smooth, min_periods=1).median()
         (drawn,) = ax_iter.plot(metrics["iteration"], line, label=label)

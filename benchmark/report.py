@@ -5,6 +5,12 @@ preset and budget (a 3-minute run is not a seed of a 60-minute one); seeds are a
 with a 95% bootstrap interval. Figures go to ``results/figures/`` as PNG and PDF, tables as Markdown
 and CSV. A figure whose runs do not exist is listed as missing with the command that makes them,
 never drawn from anything else.
+
+Results of different task versions never pool (``task_version`` in ``summary.json``, 1 when missing: runs
+from before it was recorded). A run on an older version of its task than the current one (the code's,
+or the newest seen if newer) is kept as a separate experiment rather than dropped, so old results stay
+visible: its learner reads ``<learner> [task v<k>]`` in every curve and table, and the final-returns
+table sets no published value beside it (the paper's numbers are for the current tasks).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from scipy import stats  # noqa: E402
 
 from benchmark.plots import plot_grad_norms  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
+from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -32,7 +39,7 @@ PUBLISHED = Path(__file__).with_name("published.yaml")
 
 # ---------------------------------------------------------------------------------------------- data
 def collect(results: Path) -> pd.DataFrame:
-    """One row per (learner, task, seed): status, eval return, settings, and the run's path."""
+    """One row per (learner, task, seed): status, eval return, settings, task version, and the run's path."""
     rows = []
     for summary_path in sorted(results.rglob("summary.json")):
         run = summary_path.parent
@@ -46,6 +53,7 @@ def collect(results: Path) -> pd.DataFrame:
                 "algo": config["algo"],
                 "task": config["task"],
                 "seed": config["seed"],
+                "task_version": int(summary.get("task_version", 1)),  # not recorded before version 2
                 "status": summary["status"],
                 "eval_return": summary.get("eval_return", np.nan),
                 "peak_memory_mb": summary.get("peak_memory_mb", np.nan),
@@ -55,13 +63,28 @@ def collect(results: Path) -> pd.DataFrame:
                 "written": summary_path.stat().st_mtime,
             }
         )
-    runs = pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "status", "eval_return",
+    runs = pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "task_version", "status", "eval_return",
                                        "peak_memory_mb", "num_envs", "image_size", "path", "written"])  # fmt: skip
+    runs = apart_by_task_version(runs)
     # a seed run twice with the same learner and task is one sample, not two: the newest run counts
     repeated = runs.sort_values("written").duplicated(["learner", "task", "seed"], keep="last").reindex(runs.index)
     for _, run in runs[repeated].iterrows():
         print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
     return runs[~repeated].reset_index(drop=True)
+
+
+def apart_by_task_version(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mark runs on an older version of their task than the current one (``superseded``) and label their
+    learner ``<learner> [task v<k>]``: other physics is another experiment, never a seed of this one."""
+    code = {name: task.version for name, task in registry().items()}
+    current = np.maximum(runs.groupby("task")["task_version"].transform("max"), runs["task"].map(code).fillna(0))
+    runs = runs.assign(superseded=runs["task_version"] < current)
+    runs.loc[runs["superseded"], "learner"] += " [task v" + runs["task_version"].astype(str) + "]"
+    for (task, version), group in runs[runs["superseded"]].groupby(["task", "task_version"]):
+        now = int(current[group.index[0]])
+        print(f"note: {len(group)} run(s) of {task} are on task version {version}, the current is {now}: "
+              f"shown apart as '<learner> [task v{version}]', with no published value")  # fmt: skip
+    return runs
 
 
 def mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
@@ -167,14 +190,18 @@ def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
 
 
 def final_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Final deterministic evaluation per learner and task: mean and 95% CI over seeds, published beside."""
+    """Final deterministic evaluation per learner and task: mean and 95% CI over seeds, published beside
+    (only for the current task version: the paper's values are not results of older physics)."""
     published = yaml.safe_load(PUBLISHED.read_text())
     rows = []
     for (learner, algo, task), group in runs.groupby(["learner", "algo", "task"]):
         done = group[group["status"] == "complete"]
         mean, low, high = mean_ci(done["eval_return"].to_numpy())
+        paper = published.get(algo, {}).get(task, "")
+        if group["superseded"].any():
+            paper = f"n/a: task v{group['task_version'].iloc[0]}" if paper != "" else ""
         rows.append({"task": task, "learner": learner, "seeds": len(done), "mean": mean, "ci_low": low,
-                     "ci_high": high, "published": published.get(algo, {}).get(task, "")})  # fmt: skip
+                     "ci_high": high, "published": paper})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -224,7 +251,8 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         write_figure(memory_figure(table), out, "fig10_memory", made)
         for task, group in apg_runs.groupby("task"):
             name = f"fig9_grad_norms_{task}"
-            write_figure(plot_grad_norms(list(group["path"]), out / f"{name}.png"), out, name, made)
+            labels = [f"{run.learner} seed {run.seed}" for run in group.itertuples()]  # labels show older task versions
+            write_figure(plot_grad_norms(list(group["path"]), out / f"{name}.png", labels=labels), out, name, made)
     state_runs = has_metrics[steps[1][1](has_metrics)]
     if state_runs.empty:
         need(steps[1][0], steps[1][2])

@@ -2,7 +2,8 @@
 
 - ``config.yaml``: the resolved config;
 - ``metrics.csv``: one row per iteration (wall-clock, env steps, returns, phase times, memory, ...);
-- ``summary.json``: status (running | complete | diverged | failed | interrupted), final evaluation return, totals;
+- ``summary.json``: status (running | complete | diverged | failed | interrupted), ``task_version`` (the
+  task's ``version``; absent before it was recorded, i.e. version 1), final evaluation return, totals;
 - ``checkpoints/iter-<iteration>.pt``: learner state and progress counters, the last
   ``keep_checkpoints`` of them (all when 0).
 

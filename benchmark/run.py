@@ -83,9 +83,9 @@ def evaluate(learner: Learner, cfg: DictConfig, device: torch.device) -> tuple[f
 def run(cfg: DictConfig, progress: bool = True) -> Path:
     """Train until ``iterations`` or the budget; returns the run directory.
 
-    A run directory that already holds checkpoints of the same config is resumed from its newest
-    good checkpoint: iteration count, env steps and wall-clock continue, metrics after the checkpoint
-    are dropped (that work is redone, not counted twice). A complete run is left as it is.
+    A run directory that already holds checkpoints of the same config and task version is resumed from
+    its newest good checkpoint: iteration count, env steps and wall-clock continue, metrics after the
+    checkpoint are dropped (that work is redone, not counted twice). A complete run is left as it is.
     """
     device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
     if cfg.torch_threads:
@@ -98,10 +98,12 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
         _check_same_config(out.path, cfg)
         if (out.path / "summary.json").exists() and load_summary(out.path)["status"] in FINISHED:
             return out.path
+    env = make_env(cfg, cfg.num_envs, device, cfg.seed)
+    version = task_version(env)
+    _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
     out.path.mkdir(parents=True, exist_ok=True)
     out.write_config(cfg)
 
-    env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
     counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
     checkpoint = latest_checkpoint(out.path)
@@ -117,8 +119,8 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "seed": cfg.seed, "device": str(device)}
-    summary["resumed"] = counters["resumed"]
+    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version, "seed": cfg.seed}
+    summary.update(device=str(device), resumed=counters["resumed"])
     out.write_summary(summary)
     logger = make_logger(cfg, out.path)
     save = lambda: out.save_checkpoint(  # noqa: E731
@@ -189,6 +191,24 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     return out.path
 
 
+def task_version(env: DiffEnv | PixelEnv) -> int:
+    """The version of the task's physics the env simulates: results of two versions are two experiments."""
+    return (env.env if isinstance(env, PixelEnv) else env).task.version
+
+
+def _check_same_task_version(run_dir: Path, task: str, version: int) -> None:
+    """Resuming on changed physics would splice two tasks into one learning curve. A summary without
+    ``task_version`` predates the field, hence version 1; no summary yet means nothing was trained."""
+    if not (run_dir / "summary.json").exists():
+        return
+    recorded = load_summary(run_dir).get("task_version", 1)
+    if recorded != version:
+        raise ConfigError(
+            f"{run_dir} holds a run on {task} task version {recorded}, the code's is version {version}; "
+            "their results are not comparable: start a new run (pick another run_name)"
+        )
+
+
 def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """Resuming with other hyperparameters would silently mix two experiments."""
     saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
@@ -207,10 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.algo, args.task, args.overrides)
-    except ConfigError as error:
+        path = run(load_config(args.algo, args.task, args.overrides), progress=not args.no_progress)
+    except ConfigError as error:  # bad input or a run directory that must not be resumed: one line
         sys.exit(f"error: {error}")
-    path = run(cfg, progress=not args.no_progress)
     summary = (path / "summary.json").read_text()
     print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, checkpoints/)")
     print(summary)

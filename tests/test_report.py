@@ -8,15 +8,18 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from benchmark.report import collect, make_all, returns_figure
+from benchmark.report import collect, final_table, make_all, returns_figure
 from benchmark.results import RunDir
+from envs.tasks import registry
+
+CURRENT = registry()["cartpole"].version  # the task version of the code; runs without a record are version 1
 
 PHASE_TIMES = {"dva": (0.5, 0.1, 0.3, 0.1), "shac_diffrender": (0.2, 0.4, 1.2, 0.2)}
 EVAL = {("dva", 0): 1500.0, ("dva", 1): 1700.0, ("dva", 2): 1800.0, ("shac_diffrender", 0): 900.0,
         ("shac_diffrender", 1): 700.0}  # fmt: skip
 
 
-def fake_run(results, algo, seed, iterations=20, preset=None, budget=None):
+def fake_run(results, algo, seed, iterations=20, preset=None, budget=None, task_version=CURRENT):
     run = RunDir(results / f"{algo}-cartpole-seed{seed}" / f"{preset}-{budget}")
     run.path.mkdir(parents=True)
     config = {"algo": algo, "task": "cartpole", "seed": seed, "num_envs": 16, "renderer": "newton",
@@ -28,7 +31,8 @@ def fake_run(results, algo, seed, iterations=20, preset=None, budget=None):
                             "train_return": 100.0 * i + 10 * seed, "time_forward": forward, "time_render": render,
                             "time_backward": backward, "time_update": update, "peak_memory_mb": 800.0 + seed,
                             "actor_grad_norm": 10.0 * (1 + seed)})  # fmt: skip
-    run.write_summary({"status": "complete", "algo": algo, "task": "cartpole", "seed": seed,
+    recorded = {} if task_version is None else {"task_version": task_version}  # None: written before the field
+    run.write_summary({"status": "complete", "algo": algo, "task": "cartpole", "seed": seed, **recorded,
                        "eval_return": EVAL[algo, seed], "peak_memory_mb": 800.0 + seed})  # fmt: skip
 
 
@@ -92,3 +96,31 @@ def test_missing_figures_are_reported_with_the_command_that_makes_them(report):
     assert any(m.startswith("Fig. 3") and "make apg-vs-dpg" in m for m in missing)
     assert any(m.startswith("Fig. 13") and "dpg_state,shac" in m for m in missing)
     assert not any(name.startswith("fig13") for name in made)
+
+
+def test_runs_of_another_task_version_are_never_pooled(tmp_path, capsys):
+    assert CURRENT > 1
+    fake_run(tmp_path / "v1", "dva", 0, iterations=10, task_version=None)  # same learner, task and seed
+    summary = tmp_path / "v1" / "dva-cartpole-seed0" / "None-None" / "summary.json"
+    summary.write_text(summary.read_text().replace("1500.0", "300.0"))
+    os.utime(summary, (2e9, 2e9))  # the newer run: were versions one experiment, it would replace the v2 run
+    fake_run(tmp_path / "v2", "dva", 0)
+    runs = collect(tmp_path).set_index("learner")
+    assert sorted(runs.index) == ["dva", "dva [task v1]"]
+    assert runs.loc["dva", "task_version"] == CURRENT and runs.loc["dva [task v1]", "task_version"] == 1
+    assert "1 run(s) of cartpole are on task version 1" in capsys.readouterr().out
+
+    lines = {line.get_label(): line for line in returns_figure(collect(tmp_path), "cartpole").axes[0].get_lines()}
+    assert set(lines) == {"dva (1 seed)", "dva [task v1] (1 seed)"}
+    assert lines["dva (1 seed)"].get_xdata()[-1] == pytest.approx(2.0)  # 20 iterations x 6 s: the v2 run alone
+    assert lines["dva [task v1] (1 seed)"].get_xdata()[-1] == pytest.approx(1.0)
+
+    table = final_table(collect(tmp_path)).set_index("learner")
+    assert table.loc["dva", "mean"] == 1500.0 and table.loc["dva", "published"] == "~1850"
+    assert table.loc["dva [task v1]", "mean"] == 300.0 and table.loc["dva [task v1]", "published"] == "n/a: task v1"
+
+
+def test_old_runs_alone_are_not_taken_for_the_papers_tasks(tmp_path):
+    fake_run(tmp_path, "dva", 0, task_version=None)
+    table = final_table(collect(tmp_path))
+    assert table["learner"].tolist() == ["dva [task v1]"] and table["published"].tolist() == ["n/a: task v1"]

@@ -14,7 +14,8 @@ import torch
 from algorithms.shac import SHAC
 from benchmark.config import ConfigError, load_config
 from benchmark.results import checkpoints, latest_checkpoint
-from benchmark.run import run
+from benchmark.run import main, run
+from envs import get_task
 
 SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_every=5", "keep_checkpoints=0"]
 
@@ -84,6 +85,28 @@ def test_a_finished_run_is_not_run_again_and_a_changed_config_is_refused(tmp_pat
     assert (out / "metrics.csv").stat().st_mtime_ns == stamp
     with pytest.raises(ConfigError, match="actor_lr: 0.01 -> 0.5"):
         run(small_config(tmp_path, "iterations=5", "actor_lr=0.5"), progress=False)
+
+
+def test_a_run_records_the_version_of_its_task(tmp_path):
+    out = run(small_config(tmp_path, "iterations=2"), progress=False)
+    assert json.loads((out / "summary.json").read_text())["task_version"] == get_task("cartpole").version
+
+
+def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_path):
+    out = run(small_config(tmp_path, "iterations=5"), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    del summary["task_version"]  # written before versions were recorded: version 1
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as if killed
+    files = lambda: {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}  # noqa: E731
+    before = files()
+
+    version = get_task("cartpole").version
+    with pytest.raises(ConfigError, match=f"task version 1, the code's is version {version};.*another run_name"):
+        run(small_config(tmp_path, "iterations=10"), progress=False)
+    args = ["shac", "cartpole", *SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=10", "--no-progress"]
+    with pytest.raises(SystemExit, match=r"^error: .* task version 1, [^\n]*start a new run"):
+        main(args)
+    assert files() == before
 
 
 def test_persistent_non_finite_gradients_end_the_run_as_diverged(tmp_path, monkeypatch):
