@@ -64,14 +64,17 @@ def make_env(
 
 
 @torch.no_grad()
-def evaluate(learner: Learner, cfg: DictConfig, device: torch.device) -> tuple[float, float]:
-    """Mean return and length of one deterministic episode in each of ``eval_envs`` fresh envs."""
-    env = make_env(cfg, cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
+def evaluate(
+    learner: Learner, cfg: DictConfig, device: torch.device, deterministic: bool = True, num_envs: int | None = None
+) -> tuple[float, float]:
+    """Mean return and length of one episode in each of ``num_envs`` (default ``eval_envs``) fresh envs,
+    with the policy's mean action (``deterministic``) or sampling as in training."""
+    env = make_env(cfg, num_envs or cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
     obs = env.reset()
     returns = torch.full((env.num_envs,), math.nan, device=device)
     lengths = torch.full_like(returns, math.nan)
     for _ in range(env.episode_length):
-        obs, _, _, _, info = env.step(learner.act(obs, deterministic=True))
+        obs, _, _, _, info = env.step(learner.act(obs, deterministic=deterministic))
         first = torch.isnan(returns) & ~torch.isnan(info["episode_return"])
         returns = torch.where(first, info["episode_return"], returns)
         lengths = torch.where(first, info["episode_length"], lengths)
@@ -167,6 +170,9 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
                 save()
             eval_return, eval_length = evaluate(learner, cfg, device)
             summary.update(eval_return=eval_return, eval_episode_length=eval_length)
+            # the training return is the sampling policy's: report it alongside, to read the gap
+            sampled_return, sampled_length = evaluate(learner, cfg, device, deterministic=False)
+            summary.update(eval_return_sampled=sampled_return, eval_episode_length_sampled=sampled_length)
         else:
             summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
     except BaseException as error:

@@ -132,3 +132,18 @@ def test_learning_curve_figure_has_one_line_per_run(cartpole_run, tmp_path):
     assert np.allclose(ax_steps.lines[0].get_xdata(), metrics["env_steps"])
     assert ax_time.get_xlabel() == "wall-clock (min)" and (tmp_path / "curves.png").stat().st_size > 10_000
     plt.close(fig)
+
+
+def test_re_evaluation_reproduces_the_runs_final_evaluation_and_adds_the_sampled_one(cartpole_run, capsys):
+    """benchmark.evaluate on the newest checkpoint, with the run's own eval envs, gives the summary's
+    deterministic return exactly; the sampled return is the training policy's, reported beside it
+    (its noise comes from the global generator, so a re-evaluation draws other samples)."""
+    from benchmark.evaluate import main as evaluate_main
+
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert np.isfinite(summary["eval_return_sampled"]) and summary["eval_episode_length_sampled"] > 0
+    evaluate_main([str(cartpole_run), "--envs", "16"])
+    mean_line, sampled_line = capsys.readouterr().out.splitlines()
+    assert "mean action" in mean_line and f"return {summary['eval_return']:.1f}," in mean_line
+    sampled = float(sampled_line.split("return ")[1].split(",")[0])  # fresh noise: close, not equal
+    assert "sampled" in sampled_line and abs(sampled - summary["eval_return_sampled"]) < 0.05 * abs(sampled) + 50

@@ -1,0 +1,45 @@
+"""Re-evaluate a finished or running run's newest checkpoint: ``python -m benchmark.evaluate <run dir>``.
+
+Prints the mean return and episode length of one episode in each of ``--envs`` fresh envs, with the
+policy's mean action and with actions sampled as in training: the two numbers that explain a gap
+between a run's training return (sampled) and its final evaluation (deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from algorithms import get_learner
+from benchmark.config import learner_config, load_run_config
+from benchmark.results import latest_checkpoint
+from benchmark.run import evaluate, make_env
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--envs", type=int, default=64, help="episodes per evaluation (one per env)")
+    args = parser.parse_args(argv)
+    if not (args.run / "config.yaml").exists():
+        sys.exit(f"error: {args.run} is not a run directory (no config.yaml); pass results/<run>/")
+    checkpoint = latest_checkpoint(args.run)
+    if checkpoint is None:
+        sys.exit(f"error: {args.run} has no loadable checkpoint yet; wait for its first one")
+    cfg = load_run_config(args.run)
+    torch.set_num_threads(cfg.torch_threads or torch.get_num_threads())
+    device = torch.device("cpu") if not torch.cuda.is_available() else torch.device("cuda")
+    learner = get_learner(cfg.learner)(make_env(cfg, 1, device, cfg.seed), learner_config(cfg))
+    learner.load_state_dict(checkpoint["learner"])
+    iteration = checkpoint["runner"]["iteration"]
+    for deterministic in (True, False):
+        mean, length = evaluate(learner, cfg, device, deterministic=deterministic, num_envs=args.envs)
+        kind = "mean action" if deterministic else "sampled   "
+        print(f"{args.run.name} iteration {iteration}, {kind}: return {mean:.1f}, episode length {length:.1f}")
+
+
+if __name__ == "__main__":
+    main()
