@@ -40,6 +40,7 @@ class RunConfig:
     frames: int = 3
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
     eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
+    eval_max_steps: int | None = None  # cut evaluation episodes short (quick looks, tests); None: full episodes
     checkpoint_every: int = 50  # iterations between checkpoints
     keep_checkpoints: int = 3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.apg_vs_dpg)
     results_dir: str = "results"
@@ -121,6 +122,10 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     except ValidationError as error:
         raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
     parse_budget(cfg.budget)  # fail now, not after the env is built
+    if cfg.eval_max_steps is not None and cfg.eval_max_steps < 1:
+        raise ConfigError(
+            f"eval_max_steps={cfg.eval_max_steps}: give a positive number of steps, or null for full episodes"
+        )
     if cfg.contact_law not in CONTACT_LAWS:
         raise ConfigError(f"unknown contact_law '{cfg.contact_law}'; choose one of: {', '.join(CONTACT_LAWS)}")
     OmegaConf.set_readonly(cfg, True)

@@ -31,7 +31,16 @@ from envs.render import make_renderer
 from envs.tasks.base import Task
 
 # a resumed run may change how long it runs and how it reports, nothing else
-RESUMABLE_CHANGES = {"budget", "iterations", "logger", "device", "torch_threads", "eval_envs", "keep_checkpoints"}
+RESUMABLE_CHANGES = {
+    "budget",
+    "iterations",
+    "logger",
+    "device",
+    "torch_threads",
+    "eval_envs",
+    "eval_max_steps",
+    "keep_checkpoints",
+}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -68,17 +77,19 @@ def evaluate(
     learner: Learner, cfg: DictConfig, device: torch.device, deterministic: bool = True, num_envs: int | None = None
 ) -> tuple[float, float]:
     """Mean return and length of one episode in each of ``num_envs`` (default ``eval_envs``) fresh envs,
-    with the policy's mean action (``deterministic``) or sampling as in training."""
+    with the policy's mean action (``deterministic``) or sampling as in training. ``eval_max_steps``
+    cuts episodes short (their return so far counts)."""
     env = make_env(cfg, num_envs or cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
     obs = env.reset()
-    returns = torch.full((env.num_envs,), math.nan, device=device)
-    lengths = torch.full_like(returns, math.nan)
-    for _ in range(env.episode_length):
-        obs, _, _, _, info = env.step(learner.act(obs, deterministic=deterministic))
-        first = torch.isnan(returns) & ~torch.isnan(info["episode_return"])
-        returns = torch.where(first, info["episode_return"], returns)
-        lengths = torch.where(first, info["episode_length"], lengths)
-        if not torch.isnan(returns).any():
+    returns = torch.zeros(env.num_envs, device=device)
+    lengths = torch.zeros_like(returns)
+    alive = torch.ones(env.num_envs, dtype=torch.bool, device=device)
+    for _ in range(min(env.episode_length, cfg.eval_max_steps or env.episode_length)):
+        obs, reward, terminated, truncated, _ = env.step(learner.act(obs, deterministic=deterministic))
+        returns += torch.where(alive, reward, torch.zeros_like(reward))
+        lengths += alive.float()
+        alive &= ~(terminated | truncated)
+        if not alive.any():
             break
     return float(returns.mean()), float(lengths.mean())
 

@@ -15,7 +15,7 @@ from benchmark.run import make_env, run
 from envs import DiffEnv
 from envs.render.scene import Scene
 
-TINY = ["num_envs=4", "horizon=4", "image_size=24", "eval_envs=2", "iterations=2", "device=cpu"]
+TINY = ["num_envs=4", "horizon=4", "image_size=24", "eval_envs=2", "eval_max_steps=50", "iterations=2", "device=cpu"]
 
 
 def learner_for(algo: str, task: str = "cartpole", seed: int = 0):

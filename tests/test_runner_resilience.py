@@ -68,7 +68,8 @@ def test_a_run_with_no_usable_checkpoint_starts_over_but_keeps_its_metrics(tmp_p
     before = pd.read_csv(out / "metrics.csv")
     for path in checkpoints(out):
         path.write_bytes(b"not a checkpoint")
-    (out / "summary.json").write_text(json.dumps({"status": "running"}))  # as if killed
+    killed = {"status": "running", "task_version": get_task("cartpole").version}
+    (out / "summary.json").write_text(json.dumps(killed))  # as if killed
 
     run(small_config(tmp_path, "iterations=10"), progress=False)
     assert "kept in metrics.unresumed-1.csv" in capsys.readouterr().err

@@ -103,6 +103,8 @@ def test_overrides_and_budget():
         (("dreamer", "hopper", []), "unknown algorithm 'dreamer'; choose one of: "),
         (("shac", "hopper", ["seed=three"]), "invalid value for 'seed'"),
         (("shac", "hopper", ["learner=ppo"]), "unknown learner 'ppo'; choose one of: shac"),
+        (("shac", "hopper", ["contact_law=mujoco"]), "unknown contact_law 'mujoco'; choose one of: dflex, newton"),
+        (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: give a positive number of steps"),
     ],
 )
 def test_bad_input_is_a_one_line_error(args, message):
@@ -147,3 +149,12 @@ def test_re_evaluation_reproduces_the_runs_final_evaluation_and_adds_the_sampled
     assert "mean action" in mean_line and f"return {summary['eval_return']:.1f}," in mean_line
     sampled = float(sampled_line.split("return ")[1].split(",")[0])  # fresh noise: close, not equal
     assert "sampled" in sampled_line and abs(sampled - summary["eval_return_sampled"]) < 0.05 * abs(sampled) + 50
+
+
+def test_evaluation_episodes_can_be_cut_short(tmp_path):
+    """eval_max_steps bounds both evaluations; an episode cut short counts its return so far."""
+    cfg = load_config("shac", "cartpole", ["num_envs=4", "iterations=1", "eval_envs=3", "eval_max_steps=7",
+                                           f"results_dir={tmp_path}", "run_name=cut"])  # fmt: skip
+    summary = json.loads((run(cfg, progress=False) / "summary.json").read_text())
+    assert summary["eval_episode_length"] <= 7 and summary["eval_episode_length_sampled"] <= 7
+    assert abs(summary["eval_return"]) <= 7 * 40  # at most 7 rewards of the cartpole's scale
