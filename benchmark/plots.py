@@ -18,23 +18,40 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from benchmark.results import load_metrics, load_summary  # noqa: E402
+
+# keys that name a run or how long it ran, not what was run
+_NOT_DISTINGUISHING = {"seed", "run_name", "results_dir", "budget", "iterations", "logger", "device", "torch_threads"}
+
+
+def run_labels(runs: Sequence[Path]) -> list[str]:
+    """'algo task seed N', plus every config value that differs between the runs (e.g. contact_law=newton),
+    so two runs of one seed with different settings are told apart."""
+    configs = [OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) for run in runs]
+    keys = sorted({k for c in configs for k in c} - _NOT_DISTINGUISHING)
+    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    labels = []
+    for config in configs:
+        extra = "".join(f" {k}={config.get(k)}" for k in differing if k not in ("algo", "task"))
+        labels.append(f"{config['algo']} {config['task']} seed {config['seed']}{extra}")
+    return labels
 
 
 def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> Figure:
     """Return vs wall-clock (minutes) and vs env steps, saved to ``out``; the final evaluation return
     is marked per run. Returns the figure (the caller closes it)."""
     fig, (ax_time, ax_steps) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for run in runs:
+    for run, label in zip(runs, run_labels(runs), strict=True):
         metrics = load_metrics(run)
         summary = load_summary(run)
-        label = f"{summary['algo']} {summary['task']} seed {summary['seed']}"
         ret = metrics["train_return"].interpolate(limit_direction="both").rolling(smooth, min_periods=1).mean()
-        ax_time.plot(metrics["wall_clock"] / 60, ret, label=label)
-        ax_steps.plot(metrics["env_steps"], ret, label=label)
+        (line,) = ax_time.plot(metrics["wall_clock"] / 60, ret, label=label)
+        ax_steps.plot(metrics["env_steps"], ret, label=label, color=line.get_color())
         if "eval_return" in summary:
-            ax_time.scatter([metrics["wall_clock"].iloc[-1] / 60], [summary["eval_return"]], marker="*", s=80)
+            end = metrics["wall_clock"].iloc[-1] / 60
+            ax_time.scatter([end], [summary["eval_return"]], marker="*", s=80, color=line.get_color())
     ax_time.set(xlabel="wall-clock (min)", ylabel=f"training return (mean of {smooth} iterations)")
     ax_steps.set(xlabel="env steps")
     for ax in (ax_time, ax_steps):

@@ -158,3 +158,16 @@ def test_evaluation_episodes_can_be_cut_short(tmp_path):
     summary = json.loads((run(cfg, progress=False) / "summary.json").read_text())
     assert summary["eval_episode_length"] <= 7 and summary["eval_episode_length_sampled"] <= 7
     assert abs(summary["eval_return"]) <= 7 * 40  # at most 7 rewards of the cartpole's scale
+
+
+def test_curve_labels_name_the_settings_that_differ(tmp_path):
+    """Two runs of one seed that differ in a setting are told apart by it; the seed never counts."""
+    from benchmark.plots import run_labels
+
+    runs = []
+    for name, extra in (("a", {"contact_law": "dflex", "seed": 0}), ("b", {"contact_law": "newton", "seed": 0})):
+        (tmp_path / name).mkdir()
+        config = {"algo": "shac", "task": "hopper", "num_envs": 256, "run_name": name, **extra}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(tmp_path / name)
+    assert run_labels(runs) == ["shac hopper seed 0 contact_law=dflex", "shac hopper seed 0 contact_law=newton"]
