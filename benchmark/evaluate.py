@@ -16,7 +16,7 @@ import torch
 from algorithms import get_learner
 from benchmark.config import learner_config, load_run_config
 from benchmark.results import latest_checkpoint
-from benchmark.run import evaluate, make_env
+from benchmark.run import evaluate, make_env, run_device
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {args.run} has no loadable checkpoint yet; wait for its first one")
     cfg = load_run_config(args.run)
     torch.set_num_threads(cfg.torch_threads or torch.get_num_threads())
-    device = torch.device("cpu") if not torch.cuda.is_available() else torch.device("cuda")
+    device = run_device(cfg)
     learner = get_learner(cfg.learner)(make_env(cfg, 1, device, cfg.seed), learner_config(cfg))
     learner.load_state_dict(checkpoint["learner"])
     iteration = checkpoint["runner"]["iteration"]

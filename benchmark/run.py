@@ -94,6 +94,11 @@ def evaluate(
     return float(returns.mean()), float(lengths.mean())
 
 
+def run_device(cfg: DictConfig) -> torch.device:
+    """The config's device; ``auto``: cuda when available, else cpu."""
+    return default_device() if cfg.device == "auto" else torch.device(cfg.device)
+
+
 def run(cfg: DictConfig, progress: bool = True) -> Path:
     """Train until ``iterations`` or the budget; returns the run directory.
 
@@ -101,7 +106,7 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     its newest good checkpoint: iteration count, env steps and wall-clock continue, metrics after the
     checkpoint are dropped (that work is redone, not counted twice). A complete run is left as it is.
     """
-    device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
+    device = run_device(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     budget_seconds, budget_steps = parse_budget(cfg.budget)
