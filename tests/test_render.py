@@ -11,7 +11,7 @@ from envs.pixels import PixelEnv
 from envs.render import make_renderer
 from envs.render.diff import DiffRenderer
 from envs.render.maniskill import INSTALL_HINT
-from envs.render.scene import SPHERE, Scene
+from envs.render.scene import FLOOR, GRID_LINE, GRID_LINE_WIDTH, GRID_SPACING, SKY, SPHERE, WALL, Scene
 from envs.tasks.base import Camera
 
 TASKS = ["cartpole", "hopper", "ant", "humanoid"]
@@ -33,6 +33,32 @@ def ball_scene(radius=0.3, dtype=torch.float32) -> Scene:
 
 def ball_pose(x=0.0, y=0.0, z=1.0, dtype=torch.float32):
     return torch.tensor([[[x, y, z, 0.0, 0.0, 0.0, 1.0]]], dtype=dtype)
+
+
+def test_background_floor_grid_wall_and_sky():
+    """D.Va's backdrop by ray geometry: straight down onto a grid line or a cell, towards the wall behind
+    the robot, away from it; the wall only where the task places one."""
+    scene = ball_scene()
+    walled = Scene(**{**vars(scene), "camera": Camera(body=None, backdrop_y=2.0)})
+    eye = torch.tensor([[0.0, 0.5, 1.0], [0.5, 0.5, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    dirs = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])[:, None]
+    expected = torch.tensor([GRID_LINE, FLOOR, WALL, SKY])
+    torch.testing.assert_close(walled.background(eye, dirs, 1e-5)[:, 0], expected)
+    torch.testing.assert_close(scene.background(eye, dirs, 1e-5)[2, 0], torch.tensor(SKY))  # no wall
+
+
+@pytest.mark.parametrize("footprint", [0.001, 0.02, 0.1, 0.3])
+def test_grid_lines_are_box_filtered(footprint):
+    """Averaged over where a pixel lands, a grid line darkens or lightens the floor by its area share,
+    whatever the pixel's footprint: thin lines neither vanish nor flicker at small image sizes."""
+    x = (torch.arange(4000) + 0.5) / 4000 * GRID_SPACING  # across one cell, on y = a cell's middle
+    eye = torch.stack([x, torch.full_like(x, 0.5), torch.ones_like(x)], -1)
+    dirs = torch.tensor([0.0, 0.0, -1.0]).expand(len(x), 1, 3)
+    colour = ball_scene().background(eye, dirs, footprint)[:, 0]  # from 1 m up: footprint = pixel angle
+    share = GRID_LINE_WIDTH / GRID_SPACING
+    expected = torch.tensor(FLOOR) + share * (torch.tensor(GRID_LINE) - torch.tensor(FLOOR))
+    torch.testing.assert_close(colour.mean(0), expected, atol=2e-4, rtol=0)
+    assert colour[:, 0].max() <= GRID_LINE[0] + 1e-6
 
 
 def centroid(mask):

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 
 from envs.render.base import Renderer
@@ -14,6 +16,17 @@ from envs.render.scene import Scene
 from envs.tasks.base import Task
 
 BACKENDS = ("newton", "diff", "maniskill")
+OPTIONAL_PACKAGES = {"maniskill": "sapien"}  # backend -> the package it imports lazily
+
+
+def install_hint(name: str) -> str | None:
+    """What to install for backend ``name``, or None when it can be imported here."""
+    package = OPTIONAL_PACKAGES.get(name)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    from envs.render.maniskill import INSTALL_HINT
+
+    return INSTALL_HINT
 
 
 def make_renderer(
@@ -36,4 +49,4 @@ def make_renderer(
     raise KeyError(f"unknown renderer '{name}'; choose one of: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Renderer", "Scene", "make_renderer"]
+__all__ = ["BACKENDS", "Renderer", "Scene", "install_hint", "make_renderer"]

@@ -24,9 +24,9 @@ class Renderer:
 
     def _over_background(self, body_q: torch.Tensor, rgb: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W): a detached backend's robot pixels ``rgb`` (N, H, W, 3, float in [0, 1])
-        where ``hit`` (N, H, W), the scene's shared analytic ground and sky elsewhere."""
+        where ``hit`` (N, H, W), the scene's shared analytic background elsewhere."""
         eye, dirs = self.scene.world_rays(body_q.detach(), self.width, self.height)
-        background = self.scene.background(eye, dirs).reshape(rgb.shape)
+        background = self.scene.background(eye, dirs, self.scene.pixel_angle(self.height)).reshape(rgb.shape)
         image = torch.where(hit[..., None], rgb, background)
         return (image * 255).round().to(torch.uint8).permute(0, 3, 1, 2).contiguous()
 

@@ -1,5 +1,5 @@
 """Differentiable renderer in PyTorch: exact ray casting of the scene's analytic shapes, soft
-silhouette edges, Lambert shading, checkered ground. Images are differentiable with respect to body
+silhouette edges, Lambert shading, the shared floor and backdrop. Images are differentiable with respect to body
 poses (and through them the simulated state), batched over envs, on any torch device.
 
 Spheres are capsules of zero length, so there are two primitives: capsules (exact ray-cylinder and
@@ -121,7 +121,8 @@ class DiffRenderer(Renderer):
         colour = colour.gather(-2, order[..., None].expand_as(colour))
         transmit = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha], -1), -1)
         image = (alpha[..., None] * transmit[..., :-1, None] * colour).sum(-2)
-        image = image + transmit[..., -1:] * self.scene.background(eye, dirs.squeeze(2))
+        background = self.scene.background(eye, dirs.squeeze(2), self.scene.pixel_angle(self.height))
+        image = image + transmit[..., -1:] * background
         image = image.reshape(n, self.height, self.width, 3).permute(0, 3, 1, 2).clamp(0, 1)
         return image, (1 - transmit[..., -1]).reshape(n, self.height, self.width)
 

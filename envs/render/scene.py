@@ -1,5 +1,7 @@
-"""What every renderer draws: the task's shapes (per body, in body frames, with colours), a checkered
-ground, and the camera (tracking a body or fixed), all as batched torch maths so backends agree.
+"""What every renderer draws: the task's shapes (per body, in body frames, with colours), the ground and
+backdrop of D.Va's ManiSkill scenes (a grey floor with a light 1 m grid, a grey wall where the task
+places one, sky elsewhere), and the camera (tracking a body or fixed), all as batched torch maths so
+backends agree.
 
 Camera convention (OpenGL/USD, as Newton's camera): the camera looks along its local -Z axis, +Y up,
 +X right. Pixel (row i, column j) looks through the point ((j + 0.5 - W/2) / f, -(i + 0.5 - H/2) / f, -1)
@@ -21,7 +23,12 @@ SPHERE, CAPSULE, BOX = 0, 1, 2
 LIGHT = (1.0, -1.0, 1.0)  # towards the light (Newton's default light travels along (-1, 1, -1))
 AMBIENT = 0.35
 SKY = (0.62, 0.74, 0.86)
-GROUND = (0.45, 0.65)  # checker greys
+# ManiSkill's grid floor texture: grey cells, lighter lines every metre; the wall's flat grey
+FLOOR = (119 / 255, 123 / 255, 132 / 255)
+GRID_LINE = (175 / 255, 180 / 255, 192 / 255)
+GRID_SPACING = 1.0  # m
+GRID_LINE_WIDTH = 0.04  # m
+WALL = (0.3, 0.3, 0.3)
 _KINDS = {int(newton.GeoType.SPHERE): SPHERE, int(newton.GeoType.CAPSULE): CAPSULE, int(newton.GeoType.BOX): BOX}
 
 
@@ -96,7 +103,6 @@ class Scene:
     size: torch.Tensor  # (S, 3): sphere (r, -, -), capsule (r, half length, -), box (hx, hy, hz)
     color: torch.Tensor  # (S, 3) in [0, 1]
     camera: Camera
-    checker_size: float = 0.5  # ground checker squares [m]
 
     @classmethod
     def from_task(cls, task: Task, device: torch.device | str = "cpu") -> Scene:
@@ -178,14 +184,33 @@ class Scene:
         rays = self.camera_rays(width, height, body_q.device).to(body_q.dtype).reshape(-1, 3)
         return eye, rays @ rot.transpose(1, 2)
 
-    def background(self, eye: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
-        """(N, P, 3) colours in [0, 1] where rays miss the robot: a checkered ground plane z = 0 lit from
-        above, under a flat sky. Shared by the backends, so their backgrounds are identical."""
+    def pixel_angle(self, height: int) -> float:
+        """Angle subtended by one pixel [rad] (the ground's anti-aliasing footprint)."""
+        return 2 * math.tan(self.camera.fov_y / 2) / height
+
+    def background(self, eye: torch.Tensor, dirs: torch.Tensor, pixel_angle: float) -> torch.Tensor:
+        """(N, P, 3) colours in [0, 1] where rays miss the robot: the floor z = 0 with its grid, the wall
+        y = ``camera.backdrop_y`` if the task has one, sky elsewhere. Grid lines are box-filtered over each
+        pixel's footprint on the floor, so they neither vanish nor shimmer at small image sizes. Shared
+        by the backends, so their backgrounds are identical."""
+        far = torch.full_like(dirs[..., 0], math.inf)
         down = dirs[..., 2] < -1e-6
-        t = torch.where(down, -eye[:, None, 2] / dirs[..., 2].clamp(max=-1e-6), torch.zeros_like(dirs[..., 2]))
-        ground = eye[:, None, :2] + t[..., None] * dirs[..., :2]
-        cell = torch.floor(ground / self.checker_size).sum(-1).remainder(2)
-        light_z = LIGHT[2] / math.sqrt(sum(c * c for c in LIGHT))
-        grey = torch.where(cell > 0, GROUND[1], GROUND[0]) * (AMBIENT + (1 - AMBIENT) * light_z)
-        sky = torch.tensor(SKY, dtype=dirs.dtype, device=dirs.device).expand(dirs.shape)
-        return torch.where((down & (t > 0))[..., None], grey[..., None].expand(dirs.shape).to(dirs.dtype), sky)
+        t_floor = torch.where(down, -eye[:, None, 2] / dirs[..., 2].clamp(max=-1e-6), far)
+        wall_y = self.camera.backdrop_y
+        toward_wall = dirs[..., 1] > 1e-6 if wall_y is not None else torch.zeros_like(down)
+        t_wall = torch.where(toward_wall, ((wall_y or 0.0) - eye[:, None, 1]) / dirs[..., 1].clamp(min=1e-6), far)
+        t_wall = torch.where(t_wall > 0, t_wall, far)
+        floor = (t_floor > 0) & (t_floor < t_wall)
+
+        hit = eye[:, None, :2] + t_floor.clamp(max=1e6)[..., None] * dirs[..., :2]
+        footprint = (t_floor.clamp(max=1e6) * pixel_angle / dirs[..., 2].abs().clamp(min=0.05))[..., None]
+        offset = torch.remainder(hit + GRID_SPACING / 2, GRID_SPACING) - GRID_SPACING / 2  # to the nearest line
+        half_w, half_f = GRID_LINE_WIDTH / 2, footprint / 2
+        overlap = (torch.minimum(offset + half_f, torch.full_like(offset, half_w))
+                   - torch.maximum(offset - half_f, torch.full_like(offset, -half_w))).clamp(min=0)  # fmt: skip
+        coverage = (overlap / footprint).clamp(max=1)
+        line = 1 - (1 - coverage[..., 0]) * (1 - coverage[..., 1])
+        tone = lambda c: torch.tensor(c, dtype=dirs.dtype, device=dirs.device)  # noqa: E731
+        floor_rgb = tone(FLOOR) + line[..., None] * (tone(GRID_LINE) - tone(FLOOR))
+        behind = torch.where(torch.isfinite(t_wall)[..., None], tone(WALL), tone(SKY))
+        return torch.where(floor[..., None], floor_rgb, behind)

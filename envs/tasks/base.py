@@ -106,6 +106,7 @@ class Camera:
     eye_offset: tuple[float, float, float] = (0.0, -2.8, 0.8)
     target: tuple[float, float, float] = (0.0, 0.0, 0.0)  # look-at point when the camera is fixed
     fov_y: float = math.pi / 4
+    backdrop_y: float | None = None  # a grey wall at world y = backdrop_y behind the robot (D.Va's scenes)
 
 
 class Task:

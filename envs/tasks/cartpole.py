@@ -26,7 +26,7 @@ class Cartpole(Task):
     act_dim = 1
     episode_length = 240
     substeps = 4
-    camera = Camera(body=None, target=(0.0, 0.0, 1.0), eye_offset=(0.0, -6.7, 0.0))
+    camera = Camera(body=None, target=(0.0, 0.0, 1.0), eye_offset=(0.0, -6.7, 0.0), backdrop_y=10.0)
     reset_q_noise = math.pi / 12  # dflex adds it to both coordinates, cart and pole
     reset_qd_noise = 0.05
 

@@ -9,7 +9,7 @@ import math
 import newton
 import torch
 
-from envs.tasks.base import Contact, Joints, MJCFTask, height_reward, pivot_root_at_body, set_range_deg
+from envs.tasks.base import Camera, Contact, Joints, MJCFTask, height_reward, pivot_root_at_body, set_range_deg
 
 ROOT_DOFS = (0, 1, 2)  # slide x, slide z, hinge pitch: one planar joint, pivot at the torso
 THIGH, LEG, FOOT = 3, 4, 5
@@ -24,6 +24,7 @@ class Hopper(MJCFTask):
     substeps = 16
     contact = Contact(ke=2e4, kd=1e3, kf=1e3, mu=0.9)  # the MJCF's solref / foot friction 2.0 are replaced
     torque_per_action = 200.0
+    camera = Camera(backdrop_y=2.0)  # D.Va's hopper scene: a grey wall 2 m behind the plane of motion
     reset_q_noise = 0.05  # x, z, pitch and joints
     reset_qd_noise = 0.05
 
