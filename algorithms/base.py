@@ -17,6 +17,17 @@ class LearnerConfig:
 
     iterations: int = 1000  # training iterations (SHAC's epochs); a budget may stop earlier
 
+    def __post_init__(self) -> None:
+        """Refuse impossible values with one line that names the key (the runner checks before it builds
+        anything); subclasses extend this with their own fields."""
+        require(self.iterations >= 1, f"iterations={self.iterations}: must be at least 1")
+
+
+def require(condition: bool, message: str) -> None:
+    """A learner config check: ``ValueError(message)`` unless ``condition``."""
+    if not condition:
+        raise ValueError(message)
+
 
 class Learner:
     """Base class: subclasses set ``name`` and ``Config`` and implement the methods below."""

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.base import Learner, LearnerConfig
+from algorithms.base import Learner, LearnerConfig, require
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, mlp
 from envs import DiffEnv
@@ -46,6 +46,21 @@ class SHACConfig(LearnerConfig):
     log_std_init: float = -1.0
     normalize_obs: bool = True
     detach_actor_input: bool = False  # D.Va's decoupled policy gradient
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("horizon", "critic_iterations", "critic_minibatches"):
+            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        for key in ("actor_lr", "critic_lr", "grad_clip"):
+            require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
+        require(self.final_lr >= 0, f"final_lr={self.final_lr}: must be at least 0")
+        for key in ("gamma", "lam", "target_alpha"):
+            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
+        betas_ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+        require(betas_ok, f"betas={self.betas}: give two values in [0, 1)")
+        for key in ("actor_hidden", "critic_hidden"):
+            sizes = getattr(self, key)
+            require(len(sizes) > 0 and all(w >= 1 for w in sizes), f"{key}={sizes}: give one or more positive widths")
 
 
 class SHAC(Learner):

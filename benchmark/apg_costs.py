@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
-from benchmark.config import learner_config, load_config  # noqa: E402
+from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.isolated import MeasurementFailed, run_isolated  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
 from benchmark.run import make_env, peak_memory_mb  # noqa: E402
@@ -106,13 +106,27 @@ def main() -> None:
         algo, task, shapes = args.one
         print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes))))
         return
-    if args.scene_growth:
-        cases = [(args.scene_growth, int(n)) for n in args.shapes.split(",")]
-    else:
-        cases = [(task, 0) for task in args.tasks.split(",")]
+    try:  # every case's config, before anything runs or is overwritten
+        if args.iterations < 1:
+            raise ConfigError(f"--iterations={args.iterations}: measure at least 1 iteration")
+        try:
+            shapes = [int(n) for n in args.shapes.split(",")]
+        except ValueError:
+            raise ConfigError(f"--shapes '{args.shapes}' not understood; write e.g. 0,8,32,128") from None
+        tasks = [args.scene_growth] if args.scene_growth else args.tasks.split(",")
+        cases = [(tasks[0], n) for n in shapes] if args.scene_growth else [(task, 0) for task in tasks]
+        for task, _ in cases:
+            for algo in ALGOS:
+                load_config(algo, task, overrides)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
     extra += ["--set", *args.set] if args.set else []
     rows = [measure_isolated(algo, task, shapes, extra) for task, shapes in cases for algo in ALGOS]
+    if all(row["failed"] for row in rows):  # keep the figures of an earlier, good run
+        print("error: every measurement failed (warnings above); nothing was written", file=sys.stderr)
+        sys.exit(1)
     args.out.mkdir(parents=True, exist_ok=True)
     report = scene_growth_report if args.scene_growth else per_task_report
     print(report(pd.DataFrame(rows), args.out))

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
+import math
 import re
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
 from envs.featherstone_fix import CONTACT_LAWS
+from envs.render import BACKENDS, install_hint
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MIN_IMAGE_SIZE = 16  # the DrQ-v2 encoder's four 3 x 3 convolutions (one of stride 2) need 15
 
 
 class ConfigError(ValueError):
@@ -59,17 +64,75 @@ def tasks_for(algo: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / algo).glob("*.yaml"))
 
 
+LOGGERS = ("none", "wandb")
+WANDB_HINT = "logger=wandb needs wandb: pip install '.[wandb]' (or make install EXTRAS=dev,wandb)"
+
+
 def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
     """(seconds, env steps) from a budget string; None where unlimited."""
     if budget is None:
         return None, None
+    hint = "use e.g. budget=30min, 2h, 90s or 1e6steps"
     match = re.fullmatch(r"\s*([0-9.eE+]+)\s*(s|sec|min|m|h|steps)\s*", str(budget))
-    if not match:
-        raise ConfigError(f"budget '{budget}' not understood; use e.g. budget=30min, 2h, 90s or 1e6steps")
-    value, unit = float(match.group(1)), match.group(2)
+    try:
+        value = float(match.group(1)) if match else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"budget '{budget}' not understood; {hint}")
+    if value <= 0:
+        raise ConfigError(f"budget '{budget}' is not positive; {hint}, or leave it out to run all iterations")
+    unit = match.group(2)
     if unit == "steps":
         return None, int(value)
     return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit], None
+
+
+def check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``, and a CUDA device only where torch sees one."""
+    hint = "use device=auto (cuda when available, else cpu), cpu, cuda or cuda:<index>"
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{name}'; {hint}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device '{name}'; {hint}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device={name}, but torch sees no CUDA GPU on this machine; use device=cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device={name}, but this machine has {count} CUDA device(s); use cuda:0..{count - 1}")
+
+
+def _check_run_fields(cfg: DictConfig) -> None:
+    """Values the schema's types cannot refuse: counts, names, optional packages."""
+    at_least = {"num_envs": 1, "eval_envs": 1, "checkpoint_every": 1, "max_skipped_updates": 1, "frames": 1}
+    at_least |= {"keep_checkpoints": 0, "torch_threads": 0, "seed": 0}
+    for key, low in at_least.items():
+        if cfg[key] < low:
+            raise ConfigError(f"{key}={cfg[key]}: must be at least {low}")
+    if cfg.eval_max_steps is not None and cfg.eval_max_steps < 1:
+        raise ConfigError(
+            f"eval_max_steps={cfg.eval_max_steps}: give a positive number of steps, or null for full episodes"
+        )
+    parse_budget(cfg.budget)
+    check_device(cfg.device)
+    if cfg.contact_law not in CONTACT_LAWS:
+        raise ConfigError(f"unknown contact_law '{cfg.contact_law}'; choose one of: {', '.join(CONTACT_LAWS)}")
+    if cfg.renderer is not None:
+        if cfg.renderer not in BACKENDS:
+            raise ConfigError(f"unknown renderer '{cfg.renderer}'; choose one of: {', '.join(BACKENDS)}, or null")
+        if (hint := install_hint(cfg.renderer)) is not None:
+            raise ConfigError(hint)
+        if cfg.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError(f"image_size={cfg.image_size}: the encoder needs at least {MIN_IMAGE_SIZE} pixels")
+    if cfg.logger not in LOGGERS:
+        raise ConfigError(f"unknown logger '{cfg.logger}'; choose one of: {', '.join(LOGGERS)}")
+    if cfg.logger == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(WANDB_HINT)
 
 
 def _schema(learner_config: type) -> type:
@@ -121,13 +184,9 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         raise ConfigError(f"unknown config key '{key}'{hint}; valid keys: {', '.join(valid)}") from None
     except ValidationError as error:
         raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
-    parse_budget(cfg.budget)  # fail now, not after the env is built
-    if cfg.eval_max_steps is not None and cfg.eval_max_steps < 1:
-        raise ConfigError(
-            f"eval_max_steps={cfg.eval_max_steps}: give a positive number of steps, or null for full episodes"
-        )
-    if cfg.contact_law not in CONTACT_LAWS:
-        raise ConfigError(f"unknown contact_law '{cfg.contact_law}'; choose one of: {', '.join(CONTACT_LAWS)}")
+    # fail now, before anything is built or written
+    _check_run_fields(cfg)
+    learner_config(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
@@ -145,4 +204,7 @@ def learner_config(cfg: DictConfig):
     learner = get_learner(cfg.learner)
     names = {f.name for f in dataclasses.fields(learner.Config)}
     values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in names}
-    return learner.Config(**values)
+    try:
+        return learner.Config(**values)
+    except ValueError as error:  # the learner's own checks (``__post_init__``)
+        raise ConfigError(str(error)) from None

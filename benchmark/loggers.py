@@ -12,9 +12,7 @@ from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.config import ConfigError
-
-WANDB_HINT = "logger=wandb needs wandb: pip install '.[wandb]' (or make install EXTRAS=dev,wandb)"
+from benchmark.config import LOGGERS, WANDB_HINT, ConfigError
 
 
 class Logger(Protocol):
@@ -76,4 +74,4 @@ def make_logger(cfg: DictConfig, run_dir: Path) -> Logger:
         return NoLogger()
     if cfg.logger == "wandb":
         return WandbLogger(cfg, run_dir)
-    raise ConfigError(f"unknown logger '{cfg.logger}'; choose one of: none, wandb")
+    raise ConfigError(f"unknown logger '{cfg.logger}'; choose one of: {', '.join(LOGGERS)}")

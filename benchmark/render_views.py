@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--out", type=Path, default=Path("results/render"))
     args = parser.parse_args()
+    if args.steps < 1 or args.envs < 1 or args.size < 1:
+        parser.error("--steps, --envs and --size must be positive")
+    still = min(30, args.steps - 1)  # the step drawn to the PNG grid
     args.out.mkdir(parents=True, exist_ok=True)
     for backend in args.backends.split(","):
         env = DiffEnv(args.task, args.envs, seed=0)
@@ -53,7 +56,7 @@ def main() -> None:
                 actions = torch.rand(args.envs, env.act_dim, generator=generator, device=env.device) * 2 - 1
                 obs, *_ = pixels.step(0.5 * actions)
                 newest = to_uint8(obs[:, -3:])
-                if step == 30:
+                if step == still:
                     png = args.out / f"{args.task}-{backend}-grid.png"
                     imageio.imwrite(png, grid(newest, columns=4))
                 frames.append(grid(newest[:4], columns=4))

@@ -1,10 +1,13 @@
 """``make plots``: the paper's figures and tables from whatever is in ``results/``.
 
-Every run directory under ``results/`` (found by its ``summary.json``) is grouped by learner, task,
-preset and budget (a 3-minute run is not a seed of a 60-minute one); seeds are aggregated as the mean
-with a 95% bootstrap interval. Figures go to ``results/figures/`` as PNG and PDF, tables as Markdown
-and CSV. A figure whose runs do not exist is listed as missing with the command that makes them,
-never drawn from anything else.
+Every run directory under ``results/`` (found by its ``summary.json``) is grouped into experiments by
+its whole resolved config, less the seed, where it was written and the keys a resumed run may change
+(``benchmark.run.RESUMABLE_CHANGES``), except the budget: a 3-minute run is not a seed of a 60-minute
+one. An experiment's label is its algo plus the settings that tell it apart from the algo's other
+experiments on that task (``dva [preset=cpu, num_envs=16]``). Seeds are aggregated as the mean with a
+95% bootstrap interval; diverged seeds are counted and shown. Figures go to ``results/figures/`` as
+PNG and PDF, tables as Markdown and CSV. A figure whose runs do not exist is listed as missing with
+the command that makes them, never drawn from anything else.
 
 Results of different task versions never pool (``task_version`` in ``summary.json``, 1 when missing: runs
 from before it was recorded). A run on an older version of its task than the current one (the code's,
@@ -31,28 +34,32 @@ from scipy import stats  # noqa: E402
 
 from benchmark.plots import plot_grad_norms  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
+from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
 from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
 PUBLISHED = Path(__file__).with_name("published.yaml")
+# config keys that do not make another experiment: which seed, where it was written, how it was run
+NOT_THE_EXPERIMENT = {"seed", "run_name", "results_dir"} | (RESUMABLE_CHANGES - {"budget"})
+LABEL_FIRST = ("preset", "budget")  # the settings a reader looks for first in a label
 
 
 # ---------------------------------------------------------------------------------------------- data
 def collect(results: Path) -> pd.DataFrame:
-    """One row per (learner, task, seed): status, eval return, settings, task version, and the run's path."""
+    """One row per run (the newest where an experiment's seed was run twice): experiment label, status,
+    eval return, settings, task version, and the run's path."""
     rows = []
     for summary_path in sorted(results.rglob("summary.json")):
         run = summary_path.parent
         if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
             continue
         summary, config = load_summary(run), yaml.safe_load((run / "config.yaml").read_text())
-        setting = ", ".join(str(config[key]) for key in ("preset", "budget") if config.get(key))
         rows.append(
             {
-                "learner": config["algo"] + (f" [{setting}]" if setting else ""),
                 "algo": config["algo"],
                 "task": config["task"],
                 "seed": config["seed"],
+                "experiment": {k: v for k, v in config.items() if k not in NOT_THE_EXPERIMENT},
                 "task_version": int(summary.get("task_version", 1)),  # not recorded before version 2
                 "status": summary["status"],
                 "eval_return": summary.get("eval_return", np.nan),
@@ -63,14 +70,32 @@ def collect(results: Path) -> pd.DataFrame:
                 "written": summary_path.stat().st_mtime,
             }
         )
-    runs = pd.DataFrame(rows, columns=["learner", "algo", "task", "seed", "task_version", "status", "eval_return",
-                                       "peak_memory_mb", "num_envs", "image_size", "path", "written"])  # fmt: skip
+    columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "peak_memory_mb",
+               "num_envs", "image_size", "path", "written"]  # fmt: skip
+    runs = pd.DataFrame(rows, columns=columns)
+    runs.insert(0, "learner", experiment_labels(runs))
     runs = apart_by_task_version(runs)
-    # a seed run twice with the same learner and task is one sample, not two: the newest run counts
-    repeated = runs.sort_values("written").duplicated(["learner", "task", "seed"], keep="last").reindex(runs.index)
+    # a seed run twice in one experiment is one sample, not two: the newest run counts
+    key = runs["learner"] + "|" + runs["task"] + "|" + runs["seed"].astype(str)
+    repeated = key.loc[runs.sort_values("written").index].duplicated(keep="last").reindex(runs.index)
     for _, run in runs[repeated].iterrows():
         print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
-    return runs[~repeated].reset_index(drop=True)
+    return runs[~repeated].drop(columns="experiment").reset_index(drop=True)
+
+
+def experiment_labels(runs: pd.DataFrame) -> pd.Series:
+    """``algo``, plus ``[key=value, ...]`` for the settings where the algo's experiments on a task (and task
+    version) differ; None values are left out, so the label of the defaults stays the algo's name."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, group in runs.groupby(["algo", "task", "task_version"]):
+        configs = group["experiment"].tolist()
+        every = {k for c in configs for k in c}
+        keys = [k for k in LABEL_FIRST if k in every] + sorted(every - set(LABEL_FIRST))
+        differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+        for index, config in zip(group.index, configs, strict=True):
+            settings = ", ".join(f"{k}={config[k]}" for k in differing if config.get(k) is not None)
+            labels[index] = config["algo"] + (f" [{settings}]" if settings else "")
+    return labels
 
 
 def apart_by_task_version(runs: pd.DataFrame) -> pd.DataFrame:
@@ -190,18 +215,20 @@ def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
 
 
 def final_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Final deterministic evaluation per learner and task: mean and 95% CI over seeds, published beside
-    (only for the current task version: the paper's values are not results of older physics)."""
+    """Final deterministic evaluation per learner and task: mean and 95% CI over the evaluated seeds, the
+    diverged seeds counted beside (they have no evaluation), the published value beside that (only for
+    the current task version: the paper's values are not results of older physics)."""
     published = yaml.safe_load(PUBLISHED.read_text())
     rows = []
     for (learner, algo, task), group in runs.groupby(["learner", "algo", "task"]):
         done = group[group["status"] == "complete"]
+        diverged = int((group["status"] == "diverged").sum())
         mean, low, high = mean_ci(done["eval_return"].to_numpy())
         paper = published.get(algo, {}).get(task, "")
         if group["superseded"].any():
             paper = f"n/a: task v{group['task_version'].iloc[0]}" if paper != "" else ""
-        rows.append({"task": task, "learner": learner, "seeds": len(done), "mean": mean, "ci_low": low,
-                     "ci_high": high, "published": paper})  # fmt: skip
+        rows.append({"task": task, "learner": learner, "seeds": len(done) + diverged, "diverged": diverged,
+                     "mean": mean, "ci_low": low, "ci_high": high, "published": paper})  # fmt: skip
     return pd.DataFrame(rows)
 
 

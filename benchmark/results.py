@@ -1,10 +1,12 @@
-"""The results schema, written atomically: ``results/<run-id>/`` holds
+"""The results schema: ``results/<run-id>/`` holds
 
-- ``config.yaml``: the resolved config;
-- ``metrics.csv``: one row per iteration (wall-clock, env steps, returns, phase times, memory, ...);
-- ``summary.json``: status (running | complete | diverged | failed | interrupted), ``task_version`` (the
+- ``config.yaml``: the resolved config (written atomically: temporary file, then rename);
+- ``metrics.csv``: one row per iteration (wall-clock, env steps, returns, phase times, memory, ...),
+  appended with one ``write`` per row; a torn last row (a crash of the machine mid-write) is dropped
+  by readers and on resume;
+- ``summary.json`` (atomic): status (running | complete | diverged | failed | interrupted), ``task_version`` (the
   task's ``version``; absent before it was recorded, i.e. version 1), final evaluation return, totals;
-- ``checkpoints/iter-<iteration>.pt``: learner state and progress counters, the last
+- ``checkpoints/iter-<iteration>.pt`` (atomic): learner state and progress counters, the last
   ``keep_checkpoints`` of them (all when 0).
 
 Plots and tables read only these files.
@@ -18,12 +20,15 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+from benchmark.config import ConfigError
 
 FINISHED = ("complete", "diverged")  # run statuses a sweep does not run again
 
@@ -85,8 +90,7 @@ class RunDir:
         """Keep the rows up to ``iteration`` (resuming from its checkpoint), atomically."""
         if not self.metrics_path.exists():
             return
-        with open(self.metrics_path, newline="") as f:
-            rows = list(csv.reader(f))
+        rows = list(csv.reader(io.StringIO(_whole_rows(self.metrics_path), newline="")))
         header, body = rows[0], [r for r in rows[1:] if r and int(r[0]) <= iteration]
         self._columns = header
 
@@ -98,14 +102,16 @@ class RunDir:
         atomic_write(self.metrics_path, write)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one row (flushed at once, so a crash keeps every finished iteration)."""
+        """Append one row in one ``write`` (a killed process keeps every finished iteration, whole)."""
         if self._columns is None:
             extra = sorted(k for k in row if k not in METRIC_COLUMNS)
             self._columns = METRIC_COLUMNS + extra
-            with open(self.metrics_path, "w", newline="") as f:
-                csv.writer(f).writerow(self._columns)
-        with open(self.metrics_path, "a", newline="") as f:
-            csv.writer(f).writerow([row.get(c, "") for c in self._columns])
+            atomic_write(self.metrics_path, lambda f: f.write(_csv_line(self._columns)))
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, _csv_line([row.get(c, "") for c in self._columns]))
+        finally:
+            os.close(fd)
 
     def save_checkpoint(self, state: dict[str, Any], iteration: int, keep: int = 0) -> Path:
         """Write ``checkpoints/iter-<iteration>.pt``, then drop all but the newest ``keep`` (0: keep all)."""
@@ -116,20 +122,45 @@ class RunDir:
         return path
 
 
+def _csv_line(values: list[Any]) -> bytes:
+    text = io.StringIO()
+    csv.writer(text).writerow(values)
+    return text.getvalue().encode()
+
+
 def checkpoints(run: Path) -> list[Path]:
     """A run's checkpoints, oldest first."""
     return sorted((run / "checkpoints").glob("iter-*.pt"))
 
 
+def _read_checkpoint(path: Path, tries: int = 3, wait_s: float = 1.0) -> dict[str, Any]:
+    """``torch.load`` that retries I/O errors (a network filesystem's hiccup is not a corrupt file); still
+    failing, it stops the run with one line and changes nothing."""
+    for attempt in range(1, tries + 1):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except OSError as error:
+            if attempt == tries:
+                raise ConfigError(
+                    f"cannot read checkpoint {path} ({type(error).__name__}: {error}) after {tries} tries; "
+                    "nothing was changed: check the filesystem, then run the same command again"
+                ) from None
+            time.sleep(wait_s * attempt)
+    raise AssertionError("unreachable")
+
+
 def latest_checkpoint(run: Path, required: tuple[str, ...] = ("learner", "runner")) -> dict[str, Any] | None:
     """The newest checkpoint that loads and has the ``required`` keys; corrupt or truncated ones are
-    reported on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped."""
+    reported on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped. An unreadable one (I/O
+    error) is retried, never renamed."""
     for path in reversed(checkpoints(run)):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = _read_checkpoint(path)
             missing = [key for key in required if key not in state]
             if missing:
                 raise KeyError(f"missing {missing}")
+        except ConfigError:
+            raise
         except Exception as error:  # truncated zip, unpickling error, wrong content
             print(f"warning: checkpoint {path} is corrupt ({type(error).__name__}: {error}); "
                   "falling back to the previous one", file=sys.stderr)  # fmt: skip
@@ -140,7 +171,14 @@ def latest_checkpoint(run: Path, required: tuple[str, ...] = ("learner", "runner
 
 
 def load_metrics(run: Path) -> pd.DataFrame:
-    return pd.read_csv(run / "metrics.csv")
+    """A run's metrics; a torn last row (see the module doc) is left out."""
+    return pd.read_csv(io.StringIO(_whole_rows(run / "metrics.csv")))
+
+
+def _whole_rows(path: Path) -> str:
+    """The file's text without a torn last row: every whole row ends with its line break."""
+    text = path.read_text()
+    return text if text.endswith("\n") else text[: text.rfind("\n") + 1]
 
 
 def load_summary(run: Path) -> dict[str, Any]:

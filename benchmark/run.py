@@ -43,6 +43,14 @@ RESUMABLE_CHANGES = {
 }
 
 
+class RunFailed(RuntimeError):
+    """A run that started and then failed; its ``summary.json`` says ``failed`` and why."""
+
+    def __init__(self, run_dir: Path, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error} (traceback in {run_dir}/summary.json)")
+        self.run_dir = run_dir
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak CUDA allocator memory on GPU; peak resident set size of this process on CPU."""
     if device.type == "cuda":
@@ -120,12 +128,11 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     version = task_version(env)
     _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
-    out.path.mkdir(parents=True, exist_ok=True)
-    out.write_config(cfg)
-
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
     counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
-    checkpoint = latest_checkpoint(out.path)
+    checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
+    out.path.mkdir(parents=True, exist_ok=True)
+    out.write_config(cfg)
     if checkpoint is not None:
         learner.load_state_dict(checkpoint["learner"])
         counters.update(checkpoint["runner"], resumed=checkpoint["runner"].get("resumed", 0) + 1)
@@ -141,19 +148,24 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version, "seed": cfg.seed}
     summary.update(device=str(device), resumed=counters["resumed"])
     out.write_summary(summary)
-    logger = make_logger(cfg, out.path)
+    logger = None
     save = lambda: out.save_checkpoint(  # noqa: E731
         {"learner": learner.state_dict(), "runner": dict(counters)}, counters["iteration"], cfg.keep_checkpoints
     )
     skipped_in_a_row, status = 0, "complete"
     first = counters["iteration"] + 1
+    seconds: list[float] = []  # per iteration, this session
     bar = tqdm(total=learner.config.iterations, initial=first - 1, desc=f"{cfg.algo}/{cfg.task}",
                disable=not progress, file=sys.stdout)  # fmt: skip
     try:
+        logger = make_logger(cfg, out.path)
         for iteration in range(first, learner.config.iterations + 1):
             start = time.perf_counter()
             metrics = learner.train_iteration()
-            counters["wall_clock"] += time.perf_counter() - start
+            seconds.append(time.perf_counter() - start)
+            counters["wall_clock"] += seconds[-1]
+            if len(seconds) == 3:  # the first iteration compiles: estimate from the next two
+                _warn_if_long_on_cpu(cfg, device, sum(seconds[1:]) / 2, learner.config.iterations - iteration)
             counters["env_steps"] += int(metrics["env_steps"])
             counters["iteration"] = iteration
             skipped = int(metrics.get("skipped_updates", 0))
@@ -198,8 +210,11 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
         summary["error"] = f"{type(error).__name__}: {error}"
         summary["traceback"] = traceback.format_exc(limit=5)
         out.write_summary(summary)
-        logger.finish(summary)
-        raise
+        if logger is not None:
+            logger.finish(summary)
+        if stopped:
+            raise
+        raise RunFailed(out.path, error) from error
     summary.update(
         status=status,
         iterations=counters["iteration"],
@@ -211,6 +226,18 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     out.write_summary(summary)
     logger.finish(summary)
     return out.path
+
+
+def _warn_if_long_on_cpu(cfg: DictConfig, device: torch.device, per_iteration: float, remaining: int) -> None:
+    """The paper's settings are GPU-sized: on a CPU, say early how long the run would take and what to
+    run instead (a CPU preset and a budget)."""
+    hours = per_iteration * remaining / 3600
+    if device.type != "cpu" or cfg.budget is not None or hours < 1:
+        return
+    preset = "" if cfg.preset else " PRESET=cpu"
+    print(f"note: on this CPU the run takes ~{hours:.0f} h ({per_iteration:.1f} s per iteration, {remaining} "
+          f"to go); a CPU-sized run: make bench ALGO={cfg.algo} TASK={cfg.task}{preset} BUDGET=1h",
+          file=sys.stderr)  # fmt: skip
 
 
 def task_version(env: DiffEnv | PixelEnv) -> int:
@@ -247,11 +274,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("task", help="task: cartpole, hopper, ant, humanoid")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. num_envs=16 seed=3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options may come between the overrides
     try:
         path = run(load_config(args.algo, args.task, args.overrides), progress=not args.no_progress)
-    except ConfigError as error:  # bad input or a run directory that must not be resumed: one line
-        sys.exit(f"error: {error}")
+    except ConfigError as error:  # bad input or a run directory that must not be resumed: nothing ran
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except RunFailed as error:  # the run started; its summary says failed and keeps the traceback
+        print(f"error: run failed: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted; the same command resumes the run from its newest checkpoint", file=sys.stderr)
+        sys.exit(130)
     summary = (path / "summary.json").read_text()
     print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, checkpoints/)")
     print(summary)

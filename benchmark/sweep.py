@@ -88,6 +88,13 @@ class Sweep:
         return grid
 
 
+RESERVED_OVERRIDES = {  # a sweep sets these per run
+    "seed": "--seeds",
+    "results_dir": "--results-dir",
+    "run_name": "--name (runs are named <algo>-<task>-seed<seed>)",
+}
+
+
 def int_ranges(text: str) -> list[int]:
     """``0-4`` or ``0,2,5`` or ``1-2,7`` (the notation of seeds and of SLURM array indices)."""
     numbers: list[int] = []
@@ -98,10 +105,26 @@ def int_ranges(text: str) -> list[int]:
 
 
 def parse_seeds(text: str) -> list[int]:
+    hint = "write e.g. 0-4 or 0,2,5"
     try:
-        return int_ranges(text)
+        seeds = int_ranges(text)
     except ValueError:
-        raise ConfigError(f"seeds '{text}' not understood; write e.g. 0-4 or 0,2,5") from None
+        raise ConfigError(f"seeds '{text}' not understood; {hint}") from None
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if high and int(high) < int(low):
+            raise ConfigError(f"seeds '{text}': the range {part} is empty (it must go up); {hint}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds '{text}' repeat a seed; {hint}")
+    return seeds
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse overrides that the sweep sets itself, instead of silently replacing them."""
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if key in RESERVED_OVERRIDES:
+            raise ConfigError(f"'{override}': a sweep sets {key} per run; use {RESERVED_OVERRIDES[key]}")
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -121,8 +144,12 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
     try:
         out = subprocess.run(["sacct", "-X", "-o", "JobID,State", "--parsable2", "-j", ",".join(arrays)],
                              capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return {}  # no accounting: every SLURM job reads UNKNOWN
+    except (OSError, subprocess.SubprocessError) as error:  # no accounting: states unknown, not "pending"
+        detail = (getattr(error, "stderr", None) or str(error)).strip().splitlines()
+        raise ConfigError(
+            f"sacct failed ({detail[-1] if detail else type(error).__name__}): SLURM job states are unknown; "
+            "check that SLURM accounting (slurmdbd) answers `sacct -X -j <job id>`"
+        ) from None
     own, ranged = {}, {}
     for line in out.splitlines()[1:]:
         job, _, state = line.partition("|")
@@ -150,12 +177,24 @@ def job_state(record: pd.Series, slurm: dict[str, str] | None = None) -> str:
     if record["executor"] == "local":
         if finished:
             return finished
-        try:
-            os.kill(int(record["job_id"]), 0)
-            return "running"
-        except (ProcessLookupError, ValueError):
-            return "failed"  # the process is gone without a result: killed
+        return "running" if _is_our_process(int(record["job_id"]), record["logs"]) else "failed"  # gone: killed
     return finished or ("done" if record.get("run_status") in FINISHED else "failed")
+
+
+def _is_our_process(pid: int, logs: str) -> bool:
+    """Whether ``pid`` is alive and still the submitit job that writes to ``logs`` (a finished job's
+    PID can be reused by an unrelated process)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.exists():  # no procfs (e.g. macOS): alive is the best we know
+        return True
+    try:
+        return str(Path(logs).resolve()) in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # exited meanwhile
+        return False
 
 
 def _result_outcome(paths: JobPaths) -> str | None:
@@ -327,13 +366,20 @@ def _print_jobs(sweep: Sweep, entries: list[dict], header: bool = True) -> None:
     print(table if header else table.splitlines()[-1], flush=True)
 
 
-def wait_until_settled(sweep_root: Path, timeout_s: float = 3600, poll_s: float = 2.0) -> pd.DataFrame:
-    """Poll the job records until no job is pending or running (SLURM accounting lags a few seconds)."""
-    deadline = time.time() + timeout_s
+def wait_until_settled(sweep_root: Path, timeout_s: float | None = None, poll_s: float = 2.0) -> pd.DataFrame:
+    """Poll the job records until no job is pending or running (SLURM accounting lags a few seconds);
+    with ``timeout_s``, a sweep still active then is an error, never a silent return."""
+    deadline = None if timeout_s is None else time.time() + timeout_s
     while True:
         table = status_table(sweep_root)
-        if not table["state"].isin(["pending", "running"]).any() or time.time() > deadline:
+        active = table["state"].isin(["pending", "running"])
+        if not active.any():
             return table
+        if deadline is not None and time.time() > deadline:
+            raise TimeoutError(
+                f"{int(active.sum())} job(s) of {sweep_root} still pending or running after {timeout_s:.0f} s; "
+                "they go on: see `make sweep-status`"
+            )
         time.sleep(poll_s)
 
 
@@ -367,6 +413,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"## sweep {root}\n")
                 print_status(root)
             return
+        check_overrides(args.overrides)
+        for flag in ("parallel", "time_min", "cpus", "gpus", "mem_gb", "array_parallelism", "signal_delay_s"):
+            value = getattr(args, flag)
+            if value is not None and value < (0 if flag in ("gpus", "signal_delay_s") else 1):
+                raise ConfigError(f"--{flag.replace('_', '-')}={value} is impossible; give a positive number")
         name = args.name or ("_".join(o.replace("=", "-") for o in args.overrides) or "default")
         sweep = Sweep(name, args.algos.split(","), args.tasks.split(","), parse_seeds(args.seeds),
                       args.overrides, args.results_dir)  # fmt: skip
@@ -376,8 +427,9 @@ def main(argv: list[str] | None = None) -> None:
             args.parallel = args.parallel or defaults.local.parallel or max(1, (os.cpu_count() or 2) // 2)
         submit(sweep, args.executor, args)
         print(f"\nstatus: python -m benchmark.sweep status --name {name}   (or make sweep-status)")
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
+    except (ConfigError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """``make plots`` from a small fixture of results: the figures hold the right lines, the tables the
 fixture's aggregates, and what cannot be drawn is reported as missing."""
 
+import itertools
 import os
 
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from benchmark.report import collect, final_table, make_all, returns_figure
+from benchmark.report import collect, final_table, make_all, mean_ci, returns_figure
 from benchmark.results import RunDir
 from envs.tasks import registry
 
@@ -19,11 +20,14 @@ EVAL = {("dva", 0): 1500.0, ("dva", 1): 1700.0, ("dva", 2): 1800.0, ("shac_diffr
         ("shac_diffrender", 1): 700.0}  # fmt: skip
 
 
-def fake_run(results, algo, seed, iterations=20, preset=None, budget=None, task_version=CURRENT):
+def fake_run(
+    results, algo, seed, iterations=20, preset=None, budget=None, task_version=CURRENT, status="complete", **settings
+):
     run = RunDir(results / f"{algo}-cartpole-seed{seed}" / f"{preset}-{budget}")
     run.path.mkdir(parents=True)
     config = {"algo": algo, "task": "cartpole", "seed": seed, "num_envs": 16, "renderer": "newton",
-              "image_size": 48, "preset": preset, "budget": budget}  # fmt: skip
+              "image_size": 48, "preset": preset, "budget": budget, "results_dir": str(results),
+              "run_name": run.path.name, "torch_threads": 1, **settings}  # fmt: skip
     run.write_config(OmegaConf.create(config))
     forward, render, backward, update = PHASE_TIMES[algo]
     for i in range(1, iterations + 1):
@@ -32,8 +36,9 @@ def fake_run(results, algo, seed, iterations=20, preset=None, budget=None, task_
                             "time_backward": backward, "time_update": update, "peak_memory_mb": 800.0 + seed,
                             "actor_grad_norm": 10.0 * (1 + seed)})  # fmt: skip
     recorded = {} if task_version is None else {"task_version": task_version}  # None: written before the field
-    run.write_summary({"status": "complete", "algo": algo, "task": "cartpole", "seed": seed, **recorded,
-                       "eval_return": EVAL[algo, seed], "peak_memory_mb": 800.0 + seed})  # fmt: skip
+    evaluated = {"eval_return": EVAL[algo, seed]} if status == "complete" else {}
+    run.write_summary({"status": status, "algo": algo, "task": "cartpole", "seed": seed, **recorded, **evaluated,
+                       "peak_memory_mb": 800.0 + seed})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +63,9 @@ def test_final_return_table_holds_the_fixture_aggregates(report):
     assert table.loc["dva", "ci_low"] <= 5000 / 3 <= table.loc["dva", "ci_high"]
     assert 1500 <= table.loc["dva", "ci_low"] and table.loc["dva", "ci_high"] <= 1800
     assert table.loc["dva", "published"] == "~1850"
-    assert table.loc["dva [cpu, 3min]", "seeds"] == 1 and table.loc["dva [cpu, 3min]", "mean"] == 1500.0
-    assert "| cartpole | dva | 3 | 1666.667 |" in (results / "figures" / "final_returns.md").read_text()
+    cpu = "dva [preset=cpu, budget=3min]"
+    assert table.loc[cpu, "seeds"] == 1 and table.loc[cpu, "mean"] == 1500.0
+    assert "| cartpole | dva | 3 | 0 | 1666.667 |" in (results / "figures" / "final_returns.md").read_text()
 
 
 def test_time_breakdown_and_backward_table(report):
@@ -79,7 +85,7 @@ def test_return_curves_have_one_line_per_learner_with_the_seed_mean(report):
     fig = returns_figure(collect(results), "cartpole")
     wall, steps = fig.axes
     lines = {line.get_label(): line for line in wall.get_lines()}
-    assert set(lines) == {"dva (3 seeds)", "dva [cpu, 3min] (1 seed)", "shac_diffrender (2 seeds)"}
+    assert set(lines) == {"dva (3 seeds)", "dva [preset=cpu, budget=3min] (1 seed)", "shac_diffrender (2 seeds)"}
     assert wall.get_xlabel() == "wall-clock (min)" and steps.get_xlabel() == "env steps"
     x, y = lines["dva (3 seeds)"].get_data()
     assert x[-1] == pytest.approx(2.0)  # 20 iterations x 6 s
@@ -124,3 +130,30 @@ def test_old_runs_alone_are_not_taken_for_the_papers_tasks(tmp_path):
     fake_run(tmp_path, "dva", 0, task_version=None)
     table = final_table(collect(tmp_path))
     assert table["learner"].tolist() == ["dva [task v1]"] and table["published"].tolist() == ["n/a: task v1"]
+
+
+def test_experiments_are_told_apart_by_the_whole_config_and_diverged_seeds_count(tmp_path):
+    """Seeds pool only when everything but the seed, the paths and the resumable keys agree; a second run
+    of one seed with another contact law is another experiment; a diverged seed is counted, not dropped."""
+    fake_run(tmp_path / "a", "dva", 0, torch_threads=1)
+    fake_run(tmp_path / "b", "dva", 1, torch_threads=2)  # a resumable key: still the same experiment
+    fake_run(tmp_path / "c", "dva", 2, status="diverged")
+    fake_run(tmp_path / "d", "dva", 0, contact_law="newton")  # seed 0 again, other physics
+    fake_run(tmp_path / "e", "dva", 1, actor_lr=0.5)
+    runs = collect(tmp_path)
+    assert sorted(runs["learner"].unique()) == ["dva", "dva [actor_lr=0.5]", "dva [contact_law=newton]"]
+    table = final_table(runs).set_index("learner")
+    assert table.loc["dva", ["seeds", "diverged"]].tolist() == [3, 1]
+    assert table.loc["dva", "mean"] == pytest.approx(1600.0)  # the evaluated seeds 0 and 1
+    assert table.loc["dva [contact_law=newton]", "seeds"] == 1 and table.loc["dva [actor_lr=0.5]", "seeds"] == 1
+
+
+def test_the_seed_interval_is_the_percentile_bootstrap_computed_by_hand():
+    """Four seeds have 4^4 equally likely resamples: their means' 2.5% and 97.5% quantiles are the exact
+    percentile interval, (0.5, 7.75) here; a normal-theory interval would be (-0.33, 7.33)."""
+    values = np.array([0.0, 1.0, 3.0, 10.0])
+    means = [np.mean(resample) for resample in itertools.product(values, repeat=4)]
+    low, high = np.quantile(means, [0.025, 0.975], method="inverted_cdf")
+    assert (low, high) == (0.5, 7.75)
+    for seed in range(3):
+        assert mean_ci(values, seed=seed) == pytest.approx((3.5, low, high))

@@ -2,18 +2,20 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from algorithms.shac import SHAC
 from benchmark.config import ConfigError, load_config
-from benchmark.results import checkpoints, latest_checkpoint
+from benchmark.results import checkpoints, latest_checkpoint, load_metrics
 from benchmark.run import main, run
 from envs import get_task
 
@@ -24,27 +26,84 @@ def small_config(tmp_path, *extra):
     return load_config("shac", "cartpole", [*SMALL, f"results_dir={tmp_path}", "run_name=r", *extra])
 
 
-def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+class FakeClock:
+    """``time`` for ``benchmark.run`` whose ``perf_counter`` advances 1 s per reading: each iteration (read
+    at its start and end) takes exactly 1 s, so wall-clock sums can be checked exactly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     args = [*SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=40"]
-    process = subprocess.Popen([sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"])
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"], stderr=stderr
+        )
     metrics = tmp_path / "r" / "metrics.csv"
     deadline = time.time() + 300
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 18):
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < 18:
+        if process.poll() is not None:  # died or finished early: say why at once
+            pytest.fail(f"the run exited with {process.returncode}:\n{(tmp_path / 'stderr.txt').read_text()[-2000:]}")
+        assert time.time() < deadline, "no 17 iterations within 300 s"
         time.sleep(0.2)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     before = pd.read_csv(metrics)
     last = int(checkpoints(tmp_path / "r")[-1].stem.split("-")[1])
     assert 15 <= last < len(before) < 40  # killed between two checkpoints
+    at_checkpoint = latest_checkpoint(tmp_path / "r")["runner"]["wall_clock"]
 
+    monkeypatch.setattr("benchmark.run.time", FakeClock())
     out = run(small_config(tmp_path, "iterations=40"), progress=False)
     after = pd.read_csv(out / "metrics.csv")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed"] == 1 and summary["iterations"] == 40
     assert after["iteration"].tolist() == list(range(1, 41))  # no duplicated or missing rows
     assert after["env_steps"].tolist() == [i * 8 * 4 for i in range(1, 41)]
-    assert after["wall_clock"].is_monotonic_increasing  # the lost iterations are not counted twice
     pd.testing.assert_frame_equal(after.iloc[:last], before.iloc[:last])  # rows up to the checkpoint kept
+    # the clock goes on from the checkpoint's, plus 1 s per redone or new iteration: the work lost with the
+    # killed process (iterations after the checkpoint) is neither counted nor counted twice
+    expected = at_checkpoint + np.arange(1, 41 - last)
+    np.testing.assert_allclose(after["wall_clock"].iloc[last:], expected)
+    assert summary["wall_clock"] == pytest.approx(at_checkpoint + 40 - last)
+
+
+def test_an_unreadable_checkpoint_is_retried_not_renamed(tmp_path, monkeypatch):
+    """An I/O error (a network filesystem's hiccup) is not a corrupt file: retried; if it persists, the
+    run stops with one line and nothing in the run directory changes."""
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    (out / "summary.json").write_text(json.dumps({"status": "running", "task_version": get_task("cartpole").version}))
+    monkeypatch.setattr("benchmark.results.time.sleep", lambda s: None)
+    load, failures = torch.load, []
+
+    def flaky(path, *args, **kwargs):
+        if len(failures) < 2:
+            failures.append(path)
+            raise OSError(5, "Input/output error")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr("benchmark.results.torch.load", flaky)
+    assert latest_checkpoint(out)["runner"]["iteration"] == 10 and len(failures) == 2
+    monkeypatch.setattr("benchmark.results.torch.load", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "EIO")))
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"cannot read checkpoint .*iter-000010.pt .* after 3 tries"):
+        run(small_config(tmp_path, "iterations=20"), progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # nothing renamed or rewritten
+
+
+def test_a_torn_last_metrics_row_is_dropped_by_readers_and_on_resume(tmp_path):
+    out = run(small_config(tmp_path, "iterations=7"), progress=False)
+    (out / "summary.json").write_text(json.dumps({"status": "running", "task_version": get_task("cartpole").version}))
+    whole = (out / "metrics.csv").read_text()
+    (out / "metrics.csv").write_text(whole + "8,3.1")  # the machine died while writing row 8
+    assert load_metrics(out)["iteration"].tolist() == list(range(1, 8))
+    run(small_config(tmp_path, "iterations=12"), progress=False)
+    assert load_metrics(out)["iteration"].tolist() == list(range(1, 13))
 
 
 def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):
@@ -93,7 +152,7 @@ def test_a_run_records_the_version_of_its_task(tmp_path):
     assert json.loads((out / "summary.json").read_text())["task_version"] == get_task("cartpole").version
 
 
-def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_path):
+def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_path, capsys):
     out = run(small_config(tmp_path, "iterations=5"), progress=False)
     summary = json.loads((out / "summary.json").read_text())
     del summary["task_version"]  # written before versions were recorded: version 1
@@ -105,8 +164,10 @@ def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_pat
     with pytest.raises(ConfigError, match=f"task version 1, the code's is version {version};.*another run_name"):
         run(small_config(tmp_path, "iterations=10"), progress=False)
     args = ["shac", "cartpole", *SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=10", "--no-progress"]
-    with pytest.raises(SystemExit, match=r"^error: .* task version 1, [^\n]*start a new run"):
+    with pytest.raises(SystemExit) as exit_:
         main(args)
+    assert exit_.value.code == 2
+    assert re.fullmatch(r"error: [^\n]* task version 1, [^\n]*start a new run[^\n]*\n", capsys.readouterr().err)
     assert files() == before
 
 

@@ -4,6 +4,7 @@ another. The local executor here; the SLURM path in tests/test_slurm.py."""
 import json
 import pickle
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -27,6 +28,29 @@ def test_seed_ranges():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("1-2,7") == [1, 2, 7]
     with pytest.raises(ConfigError, match="0-4"):
         parse_seeds("zero")
+    with pytest.raises(ConfigError, match="the range 4-0 is empty"):
+        parse_seeds("4-0")
+    with pytest.raises(ConfigError, match="repeat a seed"):
+        parse_seeds("0-2,1")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--parallel", "-1"], "--parallel=-1 is impossible"),
+        (["--seeds", "4-0"], "the range 4-0 is empty"),
+        (["results_dir=elsewhere"], "a sweep sets results_dir per run; use --results-dir"),
+        (["seed=3"], "a sweep sets seed per run; use --seeds"),
+        (["--time-min", "0"], "--time-min=0 is impossible"),
+    ],
+)
+def test_impossible_sweeps_are_refused_before_anything_is_submitted(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--algos", "shac", "--tasks", "cartpole", "--results-dir", str(tmp_path), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("executor", ["local", "inline"])
@@ -55,10 +79,44 @@ def test_a_sweep_completes_reports_its_failure_and_skips_finished_runs(tmp_path,
     assert records["run"].tolist() == ["shac-cartpole-seed0", "shac-cartpole-seed1", "shac-cartpole-seed1"]
 
 
-def test_a_bad_sweep_fails_before_submitting_anything(tmp_path):
-    with pytest.raises(SystemExit, match="unknown task 'cartpol'"):
+def test_a_bad_sweep_fails_before_submitting_anything(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["run", "--algos", "shac", "--tasks", "cartpol", "--results-dir", str(tmp_path)])
+    assert "unknown task 'cartpol'" in capsys.readouterr().err
     assert not (tmp_path / "default").exists()
+
+
+def test_a_failing_sacct_is_an_error_not_pending(monkeypatch):
+    def broken(*args, **kwargs):
+        raise subprocess.CalledProcessError(1, args[0], stderr="sacct: error: Problem talking to the database")
+
+    monkeypatch.setattr(sweep.subprocess, "run", broken)
+    with pytest.raises(ConfigError, match="sacct failed .*Problem talking to the database.*states are unknown"):
+        sweep.slurm_states(["16_0"])
+
+
+def test_a_reused_pid_is_not_a_running_job(tmp_path):
+    """A local job's PID alive but belonging to another process (reused) means the job is gone."""
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        record = pd.Series({"executor": "local", "job_id": str(stranger.pid), "logs": str(tmp_path / "logs")})
+        assert sweep.job_state(record) == "failed"
+        # like submitit's local job, its command line names the job's folder
+        ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path / "logs")])
+        try:
+            record["job_id"] = str(ours.pid)
+            assert sweep.job_state(record) == "running"
+        finally:
+            ours.kill()
+    finally:
+        stranger.kill()
+
+
+def test_waiting_for_a_sweep_times_out_loudly(tmp_path, monkeypatch):
+    table = pd.DataFrame({"state": ["running", "done"]})
+    monkeypatch.setattr(sweep, "status_table", lambda root: table)
+    with pytest.raises(TimeoutError, match="1 job\\(s\\) of .* still pending or running after 0 s"):
+        sweep.wait_until_settled(tmp_path, timeout_s=0.0, poll_s=0.0)
 
 
 def test_a_tasks_own_sacct_line_wins_over_its_arrays_stale_range_line(monkeypatch):
