@@ -3,6 +3,7 @@ the DrQ-v2 pixel encoder."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -40,7 +41,12 @@ class GaussianActor(nn.Module):
 class PixelEncoder(nn.Module):
     """DrQ-v2's encoder and trunk: conv(C->32, 3x3, stride 2), 3 x conv(32->32, 3x3), ReLU, then
     Linear -> LayerNorm -> Tanh to ``feature_dim``. Pixels (uint8 in [0, 255] or float in [0, 1])
-    are scaled to [-0.5, 0.5]."""
+    are scaled to [-0.5, 0.5].
+
+    Initialised as DrQ-v2 and D.Va do: orthogonal weights (gain sqrt(2) for the ReLU convolutions, 1 for
+    the trunk) and zero biases. With PyTorch's default initialisation each convolution shrinks the
+    signal about 2.5x while its biases stay, so after four of them the features of different poses are
+    nearly identical (cosine 0.999 between hopper frames, vs 0.94 here): the policy starts blind."""
 
     def __init__(self, obs_shape: Sequence[int], feature_dim: int) -> None:
         super().__init__()
@@ -54,6 +60,10 @@ class PixelEncoder(nn.Module):
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *obs_shape)).numel()
         self.trunk = nn.Sequential(nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        gains = [(conv, math.sqrt(2)) for conv in self.convs if isinstance(conv, nn.Conv2d)] + [(self.trunk[0], 1.0)]
+        for layer, gain in gains:
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels / 255.0 - 0.5 if pixels.dtype == torch.uint8 else pixels - 0.5
