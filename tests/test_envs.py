@@ -7,6 +7,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_space_limit, data_equivalence
 from gymnasium.utils.passive_env_checker import check_action_space, check_observation_space
+from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from envs import DiffEnv, get_task, registry
@@ -186,7 +187,7 @@ def test_vector_env_adapter_passes_gymnasium_checks():
     assert data_equivalence(first[:4], second[:4]), "seeded steps must be deterministic"
     assert not np.shares_memory(first[0], second[0])
 
-    stats = RecordEpisodeStatistics(env)
+    stats = RecordEpisodeStatistics(GymVectorEnv("cartpole", 4, device="cpu", autoreset_mode="SameStep"))
     stats.reset(seed=0)
     for _ in range(300):
         obs, reward, terminated, truncated, info = stats.step(stats.action_space.sample())
@@ -199,3 +200,58 @@ def test_vector_env_adapter_passes_gymnasium_checks():
             break
     else:
         pytest.fail("no episode finished in 300 random steps")
+
+
+def test_next_step_autoreset_shows_the_reset_one_step_later_and_ignores_that_action():
+    """Gymnasium's default: the ending step returns the true last observation; the next returns the reset
+    observation, reward 0, no flags, whatever action that env was given."""
+    envs = [GymVectorEnv("hopper", 4, device="cpu", autoreset_mode=AutoresetMode.NEXT_STEP) for _ in range(2)]
+    for env in envs:
+        env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        action = rng.uniform(-1, 1, (4, 3)).astype(np.float32)
+        (obs, _, term, trunc, _), other = envs[0].step(action), envs[1].step(action)
+        assert data_equivalence(obs, other[0])
+        if (term | trunc).any():
+            break
+    else:
+        pytest.fail("no hopper fell in 400 random steps")
+    ended = term | trunc
+    assert (obs[ended, 0] < -0.45).all()  # the true last observation: the fallen torso's height
+    first = envs[0].step(rng.uniform(-1, 1, (4, 3)).astype(np.float32))
+    second = envs[1].step(rng.uniform(-1, 1, (4, 3)).astype(np.float32))  # other actions everywhere
+    assert data_equivalence(first[0][ended], second[0][ended])  # the reset ignores the action
+    assert (np.abs(first[0][ended, 0]) <= 0.05 + 1e-6).all()  # a fresh start: height noise only
+    assert (first[1][ended] == 0).all() and not first[2][ended].any() and not first[3][ended].any()
+    assert not data_equivalence(first[0][~ended], second[0][~ended])  # the others did step
+
+
+def test_gymnasium_vector_wrappers_run_on_the_adapter_for_thousands_of_steps():
+    """Episode statistics, action clipping, observation and reward normalisation, stacked as a gymnasium
+    user would; the recorded episode returns are the sums of the raw rewards, by hand."""
+    from gymnasium.wrappers.vector import ClipAction, NormalizeObservation, NormalizeReward
+
+    inner = GymVectorEnv("hopper", 8, device="cpu")
+    stats = RecordEpisodeStatistics(ClipAction(inner))
+    env = NormalizeReward(NormalizeObservation(stats))
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    raw = stats.step  # the raw rewards, seen under the normalising wrappers
+    running, recorded, by_hand = np.zeros(8), [], []
+
+    def recording_step(action):
+        obs, reward, term, trunc, info = raw(action)
+        running[:] += reward
+        for i in np.flatnonzero(term | trunc):
+            by_hand.append(running[i])
+            recorded.append(info["episode"]["r"][i])
+            running[i] = 0.0
+        return obs, reward, term, trunc, info
+
+    stats.step = recording_step
+    for _ in range(3000):
+        obs, reward, *_ = env.step(rng.uniform(-2, 2, (8, 3)))  # out of range: ClipAction's job
+        assert np.isfinite(obs).all() and np.isfinite(reward).all()
+    assert len(recorded) > 50
+    np.testing.assert_allclose(recorded, by_hand, rtol=1e-5)
