@@ -90,7 +90,7 @@ def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dic
                 "peak_memory_mb": np.nan, "failed": f"{algo}: {error.reason}"}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--preset", default=None, help="e.g. cpu")
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--scene-growth", metavar="TASK", help="sweep extra scene shapes on this task instead")
     parser.add_argument("--shapes", default="0,8,32,128", help="extra shapes per scene for --scene-growth")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SHAPES"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     overrides = [*([f"preset={args.preset}"] if args.preset else []), *args.set]
     if args.one:
         algo, task, shapes = args.one

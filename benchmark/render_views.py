@@ -32,7 +32,7 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
     return canvas
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--out", type=Path, default=Path("results/render"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.steps < 1 or args.envs < 1 or args.size < 1:
         parser.error("--steps, --envs and --size must be positive")
     still = min(30, args.steps - 1)  # the step drawn to the PNG grid

@@ -109,3 +109,23 @@ def test_a_gpu_sized_run_on_a_cpu_says_how_long_and_what_to_run_instead(tmp_path
     with pytest.raises(KeyboardInterrupt):
         run(load_config("shac", "cartpole", [*TINY, f"results_dir={tmp_path}", "iterations=1003", "budget=2h"]))
     assert "note:" not in capsys.readouterr().err  # a budget says the user knows how long it runs
+
+
+def test_apg_costs_with_an_unknown_preset_overwrites_nothing(tmp_path, capsys):
+    from benchmark import apg_costs
+
+    (tmp_path / "apg_costs.md").write_text("earlier results")
+    with pytest.raises(SystemExit) as exit_:
+        apg_costs.main(["--preset", "gpu", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: unknown preset 'gpu'; choose one of: cpu\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["apg_costs.md"]
+    assert (tmp_path / "apg_costs.md").read_text() == "earlier results"
+
+
+def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
+    from benchmark import render_views
+
+    render_views.main(["cartpole", "--backends", "newton", "--envs", "2", "--size", "16", "--steps", "3",
+                       "--out", str(tmp_path)])  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartpole-newton-grid.png", "cartpole-newton-rollout.gif"]
