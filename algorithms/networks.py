@@ -1,5 +1,5 @@
-"""Networks shared by the learners: MLPs (Linear -> ELU -> LayerNorm blocks), the tanh-Gaussian actor,
-the DrQ-v2 pixel encoder."""
+"""Networks shared by the learners: SHAC's MLPs (Linear -> ELU -> LayerNorm blocks) and tanh-Gaussian
+actor, the DrQ-v2 pixel encoder and trunk, ReLU heads, twin Q and soft target updates."""
 
 from __future__ import annotations
 
@@ -38,17 +38,26 @@ class GaussianActor(nn.Module):
         return torch.tanh(mu + self.log_std.exp() * (torch.randn_like(mu) if noise is None else noise))
 
 
-class PixelEncoder(nn.Module):
-    """DrQ-v2's encoder and trunk: conv(C->32, 3x3, stride 2), 3 x conv(32->32, 3x3), ReLU, then
-    Linear -> LayerNorm -> Tanh to ``feature_dim``. Pixels (uint8 in [0, 255] or float in [0, 1])
-    are scaled to [-0.5, 0.5].
+def orthogonal_init(module: nn.Module, gain: float = 1.0) -> nn.Module:
+    """Orthogonal weights and zero biases for every Linear and Conv2d in ``module`` (DrQ-v2, CURL, D.Va);
+    returns the module."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
+    return module
 
-    Initialised as DrQ-v2 and D.Va do: orthogonal weights (gain sqrt(2) for the ReLU convolutions, 1 for
-    the trunk) and zero biases. With PyTorch's default initialisation each convolution shrinks the
-    signal about 2.5x while its biases stay, so after four of them the features of different poses are
-    nearly identical (cosine 0.999 between hopper frames, vs 0.94 here): the policy starts blind."""
 
-    def __init__(self, obs_shape: Sequence[int], feature_dim: int) -> None:
+class ConvEncoder(nn.Module):
+    """DrQ-v2's convolutions: conv(C->32, 3x3, stride 2), 3 x conv(32->32, 3x3), ReLU, flattened to
+    ``repr_dim`` features. Pixels (uint8 in [0, 255] or float in [0, 1]) are scaled to [-0.5, 0.5].
+
+    Initialised as DrQ-v2 and D.Va do: orthogonal weights with the ReLU gain sqrt(2), zero biases. With
+    PyTorch's default initialisation each convolution shrinks the signal about 2.5x while its biases
+    stay, so after four of them the features of different poses are nearly identical (cosine 0.999
+    between hopper frames, vs 0.94 here): the policy starts blind."""
+
+    def __init__(self, obs_shape: Sequence[int]) -> None:
         super().__init__()
         channels = obs_shape[0]
         self.convs = nn.Sequential(
@@ -57,14 +66,56 @@ class PixelEncoder(nn.Module):
             nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
             nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
         )  # fmt: skip
+        orthogonal_init(self.convs, math.sqrt(2))
         with torch.no_grad():
-            flat = self.convs(torch.zeros(1, *obs_shape)).numel()
-        self.trunk = nn.Sequential(nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
-        gains = [(conv, math.sqrt(2)) for conv in self.convs if isinstance(conv, nn.Conv2d)] + [(self.trunk[0], 1.0)]
-        for layer, gain in gains:
-            nn.init.orthogonal_(layer.weight, gain)
-            nn.init.zeros_(layer.bias)
+            self.repr_dim = self.convs(torch.zeros(1, *obs_shape)).numel()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels / 255.0 - 0.5 if pixels.dtype == torch.uint8 else pixels - 0.5
-        return self.trunk(self.convs(x).flatten(1))
+        return self.convs(x).flatten(1)
+
+
+def trunk(in_dim: int, feature_dim: int) -> nn.Sequential:
+    """Linear -> LayerNorm -> Tanh: DrQ-v2's projection of the conv features (orthogonal, gain 1)."""
+    return orthogonal_init(nn.Sequential(nn.Linear(in_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh()))
+
+
+class PixelEncoder(ConvEncoder):
+    """The convolutions and one trunk to ``feature_dim``: the D.Va actor's image encoder."""
+
+    def __init__(self, obs_shape: Sequence[int], feature_dim: int) -> None:
+        super().__init__(obs_shape)
+        self.trunk = trunk(self.repr_dim, feature_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.trunk(super().forward(pixels))
+
+
+def relu_mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear -> ReLU blocks and a linear output (the heads of DrQ-v2 and CURL), orthogonal."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return orthogonal_init(nn.Sequential(*layers))
+
+
+class TwinQ(nn.Module):
+    """Two Q heads on (features, action) (clipped double Q): ``forward`` returns both."""
+
+    def __init__(self, feature_dim: int, act_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.q1 = relu_mlp(feature_dim + act_dim, hidden, 1)
+        self.q2 = relu_mlp(feature_dim + act_dim, hidden, 1)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([features, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, parameter by parameter."""
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
+        t.lerp_(o, tau)

@@ -40,6 +40,7 @@ class RunConfig:
     device: str = "auto"  # auto: cuda when available, else cpu
     num_envs: int = 64
     contact_law: str = "dflex"  # dflex (the paper's: damping grows with depth) | newton; see README
+    action_repeat: int = 1  # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
     image_size: int = 84
     frames: int = 3
@@ -110,6 +111,7 @@ def check_device(name: str) -> None:
 def _check_run_fields(cfg: DictConfig) -> None:
     """Values the schema's types cannot refuse: counts, names, optional packages."""
     at_least = {"num_envs": 1, "eval_envs": 1, "checkpoint_every": 1, "max_skipped_updates": 1, "frames": 1}
+    at_least |= {"action_repeat": 1}
     at_least |= {"keep_checkpoints": 0, "torch_threads": 0, "seed": 0}
     for key, low in at_least.items():
         if cfg[key] < low:
@@ -189,6 +191,22 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     learner_config(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def with_defaults(saved: dict) -> dict:
+    """A saved config with the keys added since it was written, at their defaults (what the run used:
+    the key did not exist yet). Keys the code no longer has are kept as they are."""
+    try:
+        learner = get_learner(saved.get("learner", "shac"))
+    except KeyError:
+        return dict(saved)
+    defaults = {}
+    for f in dataclasses.fields(_schema(learner.Config)):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return {**defaults, **saved}
 
 
 def load_run_config(run_dir: Path) -> DictConfig:

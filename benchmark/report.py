@@ -3,9 +3,9 @@
 Every run directory under ``results/`` (found by its ``summary.json``) is grouped into experiments by
 its whole resolved config, less the seed, where it was written and the keys a resumed run may change
 (``benchmark.run.RESUMABLE_CHANGES``), except the budget: a 3-minute run is not a seed of a 60-minute
-one. An experiment's label is its algo plus the settings that tell it apart from the algo's other
-experiments on that task (``dva [preset=cpu, num_envs=16]``). Seeds are aggregated as the mean with a
-95% bootstrap interval; diverged seeds are counted and shown. Figures go to ``results/figures/`` as
+one. An experiment's label is its algo plus its preset and budget and every setting that differs
+from the algo's config file (``dva [preset=cpu, num_envs=64]``). Seeds are aggregated as the mean with
+a 95% bootstrap interval; diverged seeds are counted and shown. Figures go to ``results/figures/`` as
 PNG and PDF, tables as Markdown and CSV. A figure whose runs do not exist is listed as missing with
 the command that makes them, never drawn from anything else.
 
@@ -30,8 +30,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from benchmark.config import ConfigError, load_config, with_defaults  # noqa: E402
 from benchmark.plots import plot_grad_norms  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
 from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
@@ -53,7 +55,7 @@ def collect(results: Path) -> pd.DataFrame:
         run = summary_path.parent
         if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
             continue
-        summary, config = load_summary(run), yaml.safe_load((run / "config.yaml").read_text())
+        summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
         rows.append(
             {
                 "algo": config["algo"],
@@ -84,18 +86,23 @@ def collect(results: Path) -> pd.DataFrame:
 
 
 def experiment_labels(runs: pd.DataFrame) -> pd.Series:
-    """``algo``, plus ``[key=value, ...]`` for the settings where the algo's experiments on a task (and task
-    version) differ; None values are left out, so the label of the defaults stays the algo's name."""
-    labels = pd.Series("", index=runs.index, dtype=object)
-    for _, group in runs.groupby(["algo", "task", "task_version"]):
-        configs = group["experiment"].tolist()
-        every = {k for c in configs for k in c}
-        keys = [k for k in LABEL_FIRST if k in every] + sorted(every - set(LABEL_FIRST))
-        differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
-        for index, config in zip(group.index, configs, strict=True):
-            settings = ", ".join(f"{k}={config[k]}" for k in differing if config.get(k) is not None)
-            labels[index] = config["algo"] + (f" [{settings}]" if settings else "")
-    return labels
+    """``algo``, plus ``[key=value, ...]``: the preset and budget when set, then every setting that
+    differs from the algo's config file for the task (with that preset), e.g. ``dva [preset=cpu,
+    num_envs=64]``. The paper's settings read as the algo's bare name."""
+    return pd.Series([_label(row.experiment) for row in runs.itertuples()], index=runs.index, dtype=object)
+
+
+def _label(config: dict) -> str:
+    preset = [f"preset={config['preset']}"] if config.get("preset") else []
+    try:
+        reference = OmegaConf.to_container(load_config(config["algo"], config["task"], preset))
+    except ConfigError:  # an algo or task the code no longer has: name the run's own settings only
+        reference = config
+    shown = [f"{k}={config[k]}" for k in LABEL_FIRST if config.get(k) is not None]
+    skip = set(LABEL_FIRST) | NOT_THE_EXPERIMENT
+    keys = sorted((set(config) | set(reference)) - skip)
+    shown += [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
+    return config["algo"] + (f" [{', '.join(shown)}]" if shown else "")
 
 
 def apart_by_task_version(runs: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from algorithms import Learner, get_learner
-from benchmark.config import ConfigError, learner_config, load_config, parse_budget
+from benchmark.config import ConfigError, learner_config, load_config, parse_budget, with_defaults
 from benchmark.loggers import make_logger
 from benchmark.results import FINISHED, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, default_device
@@ -69,7 +69,13 @@ def make_env(
     """The run's env: state observations, or a frame stack when the config names a renderer.
     ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark)."""
     env = DiffEnv(
-        task or cfg.task, num_envs, device=device, seed=seed, differentiable=differentiable, contact_law=cfg.contact_law
+        task or cfg.task,
+        num_envs,
+        device=device,
+        seed=seed,
+        differentiable=differentiable,
+        contact_law=cfg.contact_law,
+        action_repeat=cfg.action_repeat,
     )
     if cfg.renderer is None:
         return env
@@ -260,7 +266,7 @@ def _check_same_task_version(run_dir: Path, task: str, version: int) -> None:
 
 def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """Resuming with other hyperparameters would silently mix two experiments."""
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    saved = with_defaults(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")))
     new = OmegaConf.to_container(cfg)
     differ = sorted(k for k in set(saved) | set(new) if k not in RESUMABLE_CHANGES and saved.get(k) != new.get(k))
     if differ:

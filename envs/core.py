@@ -34,6 +34,11 @@ class DiffEnv:
 
     ``contact_law``: ``"dflex"`` (the paper's simulator: contact damping proportional to depth) or
     ``"newton"`` (Newton's penalty law); see ``envs/featherstone_fix.py`` and the README.
+
+    ``action_repeat``: one ``step`` runs that many control steps with the same action (DrQ-v2's and
+    CURL's agents act every second control step). Rewards add up to each env's first finished control
+    step; a finished env then holds still (its last observation is the finished step's) and resets once,
+    at the end. ``episode_length`` and ``progress`` count control steps (the paper's frames).
     """
 
     def __init__(
@@ -44,7 +49,11 @@ class DiffEnv:
         seed: int = 0,
         differentiable: bool = True,
         contact_law: str = "dflex",
+        action_repeat: int = 1,
     ) -> None:
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat={action_repeat}: must be at least 1")
+        self.action_repeat = action_repeat
         self.task = get_task(task) if isinstance(task, str) else task
         self.num_envs = num_envs
         self.device = torch.device(device) if device is not None else default_device()
@@ -128,18 +137,13 @@ class DiffEnv:
         if not self.differentiable:
             actions = actions.detach()
             torque = torque.detach()
-        out = self.sim.step(self.joint_q, self.joint_qd, torque)
-        self.joint_q, self.joint_qd, self._body_q = out.joint_q, out.joint_qd, out.body_q
-        self.actions = actions
-        self.progress = self.progress + 1
-
-        obs = self.state_observation()
-        reward = self.task.reward(self.joint_q, self.joint_qd, actions)
-        terminated = self.task.terminated(self.joint_q, self.joint_qd) | ~torch.isfinite(obs).all(-1)
-        truncated = (self.progress >= self.episode_length) & ~terminated
+        reward, terminated, truncated = self._control_step(actions, torque, held=None)
+        for _ in range(self.action_repeat - 1):
+            more, term, trunc = self._control_step(actions, torque, held=terminated | truncated)
+            reward, terminated, truncated = reward + more, terminated | term, truncated | trunc
         done = terminated | truncated
 
-        self.episode_return = self.episode_return + reward.detach()
+        obs = self.state_observation()
         nan = torch.full_like(self.episode_return, float("nan"))
         info: dict[str, Any] = {
             "obs_before_reset": obs,
@@ -153,6 +157,28 @@ class DiffEnv:
             obs = self.state_observation()
         info["state"] = obs
         return obs, reward, terminated, truncated, info
+
+    def _control_step(self, actions: torch.Tensor, torque: torch.Tensor, held: torch.Tensor | None):
+        """One control step of every env; envs in ``held`` (finished earlier in this agent step) keep
+        their state and earn nothing. Returns (reward, terminated, truncated) of this control step."""
+        before = None if held is None else (self.joint_q, self.joint_qd, self.body_transforms())
+        out = self.sim.step(self.joint_q, self.joint_qd, torque)
+        self.joint_q, self.joint_qd, self._body_q = out.joint_q, out.joint_qd, out.body_q
+        moving = torch.ones_like(self.progress, dtype=torch.bool) if held is None else ~held
+        if held is not None:
+            self.joint_q = torch.where(held[:, None], before[0], self.joint_q)
+            self.joint_qd = torch.where(held[:, None], before[1], self.joint_qd)
+            self._body_q = torch.where(held[:, None, None], before[2], self._body_q)
+        self.actions = actions
+        self.progress = self.progress + moving.long()
+
+        obs = self.state_observation()
+        reward = self.task.reward(self.joint_q, self.joint_qd, actions)
+        reward = reward if held is None else torch.where(moving, reward, torch.zeros_like(reward))
+        terminated = (self.task.terminated(self.joint_q, self.joint_qd) | ~torch.isfinite(obs).all(-1)) & moving
+        truncated = (self.progress >= self.episode_length) & ~terminated & moving
+        self.episode_return = self.episode_return + reward.detach()
+        return reward, terminated, truncated
 
     def cut_graph(self) -> None:
         """Detach the state from the autograd graph (SHAC's ``clear_grad`` / ``initialize_trajectory``)."""

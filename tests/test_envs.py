@@ -255,3 +255,32 @@ def test_gymnasium_vector_wrappers_run_on_the_adapter_for_thousands_of_steps():
         assert np.isfinite(obs).all() and np.isfinite(reward).all()
     assert len(recorded) > 50
     np.testing.assert_allclose(recorded, by_hand, rtol=1e-5)
+
+
+def test_action_repeat_is_two_single_steps_and_stops_counting_at_a_mid_repeat_end():
+    repeat = DiffEnv("cartpole", 3, device="cpu", seed=0, action_repeat=2)
+    single = DiffEnv("cartpole", 3, device="cpu")
+    single.restore(repeat.snapshot())
+    actions = torch.tensor([[0.5], [0.3], [-0.6]])
+    with torch.no_grad():
+        obs, reward, *_ = repeat.step(actions)
+        _, first, *_ = single.step(actions)
+        expected_obs, second, *_ = single.step(actions)
+    torch.testing.assert_close(obs, expected_obs)
+    torch.testing.assert_close(reward, first + second)
+    assert repeat.progress.tolist() == [2, 2, 2]
+
+    # env 1's cart leaves the view in the first control step: it earns that step only, shows it, resets once
+    q, qd = repeat.joint_q.clone(), repeat.joint_qd.clone()
+    q[1, 0], qd[1, 0] = 2.49, 3.0  # |x| > 2.5 after one step of 1/60 s
+    repeat.joint_q, repeat.joint_qd = q, qd
+    single.restore(repeat.snapshot())
+    with torch.no_grad():
+        obs, reward, terminated, truncated, info = repeat.step(actions)
+        _, first, ended, _, single_info = single.step(actions)
+        _, second, *_ = single.step(actions)
+    assert terminated.tolist() == [False, True, False] and ended[1]
+    torch.testing.assert_close(reward[1], first[1])
+    torch.testing.assert_close(reward[[0, 2]], (first + second)[[0, 2]])
+    torch.testing.assert_close(info["obs_before_reset"][1], single_info["obs_before_reset"][1])
+    assert repeat.progress.tolist() == [4, 0, 4] and info["episode_length"][1] == 3

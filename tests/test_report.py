@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
+from benchmark.config import load_config
 from benchmark.report import collect, final_table, make_all, mean_ci, returns_figure
 from benchmark.results import RunDir
 from envs.tasks import registry
@@ -25,10 +25,9 @@ def fake_run(
 ):
     run = RunDir(results / f"{algo}-cartpole-seed{seed}" / f"{preset}-{budget}")
     run.path.mkdir(parents=True)
-    config = {"algo": algo, "task": "cartpole", "seed": seed, "num_envs": 16, "renderer": "newton",
-              "image_size": 48, "preset": preset, "budget": budget, "results_dir": str(results),
-              "run_name": run.path.name, "torch_threads": 1, **settings}  # fmt: skip
-    run.write_config(OmegaConf.create(config))
+    overrides = [f"seed={seed}", f"results_dir={results}", f"run_name={run.path.name}"]
+    overrides += [f"{k}={v}" for k, v in {"preset": preset, "budget": budget, **settings}.items() if v is not None]
+    run.write_config(load_config(algo, "cartpole", overrides))
     forward, render, backward, update = PHASE_TIMES[algo]
     for i in range(1, iterations + 1):
         run.append_metrics({"iteration": i, "wall_clock": 6.0 * i, "env_steps": 512 * i,
