@@ -1,0 +1,48 @@
+"""Image augmentation for the pixel learners, batched on the device, on uint8 or float images (N, C, H, W).
+
+- :func:`random_shift` (DrQ-v2): replicate-pad by ``pad`` pixels, then crop back to H x W at a random
+  integer offset per image: every output is an exact slice of the padded image.
+- :func:`random_crop` (CURL): an ``size`` x ``size`` window at a random offset per image.
+- :func:`center_crop`: the middle window (CURL acts and evaluates on it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size_h: int, size_w: int) -> torch.Tensor:
+    """Per-image windows: ``images[i, :, top[i]:top[i]+size_h, left[i]:left[i]+size_w]``, by gathering."""
+    n, c = images.shape[:2]
+    rows = (top[:, None] + torch.arange(size_h, device=images.device))[:, None, :, None]
+    cols = (left[:, None] + torch.arange(size_w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channels = torch.arange(c, device=images.device)[None, :, None, None]
+    return images[batch, channels, rows, cols]
+
+
+def random_shift(images: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ-v2's random shift: replicate padding, then a random H x W crop of the padded image."""
+    if pad == 0:
+        return images
+    n, _, h, w = images.shape
+    padded = F.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=images.device)
+    return _crop(padded, offsets[0], offsets[1], h, w)
+
+
+def random_crop(images: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """CURL's random crop: a ``size`` x ``size`` window at a random offset per image."""
+    n, _, h, w = images.shape
+    if size > min(h, w):
+        raise ValueError(f"crop size {size} exceeds the images' {h} x {w}")
+    top = torch.randint(0, h - size + 1, (n,), generator=generator, device=images.device)
+    left = torch.randint(0, w - size + 1, (n,), generator=generator, device=images.device)
+    return _crop(images, top, left, size, size)
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = images.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top : top + size, left : left + size]

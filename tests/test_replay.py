@@ -1,0 +1,222 @@
+"""The replay buffer and the augmentations, on a synthetic stream whose frames say where they come from.
+
+A counting env stands in for the simulator: env ``e`` in its ``k``-th episode at step ``t`` has body
+"poses" (e, k, t), and a fake renderer paints them into the frame's three channels. The real
+:class:`PixelEnv` stacks the frames, so every frame in the buffer can be traced back by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from algorithms.augment import center_crop, random_crop, random_shift
+from algorithms.replay import ReplayBuffer
+from envs.pixels import PixelEnv
+
+NUM_ENVS, FRAMES, SIZE, GAMMA = 3, 3, 6, 0.9
+
+
+class CountingEnv:
+    """Episodes of env e, number k, last 2 + (e + k) % 4 steps; even episodes terminate, odd ones are
+    truncated by the time limit. The reward of step t (taken from frame t) is 10 * t + e + 100 * k."""
+
+    task, device, act_dim, obs_dim, episode_length = "counting", torch.device("cpu"), 2, 3, 1000
+
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+        self.envs = torch.arange(num_envs)
+        self.episode = torch.zeros(num_envs, dtype=torch.long)
+        self.t = torch.zeros(num_envs, dtype=torch.long)
+
+    def length(self) -> torch.Tensor:
+        return 2 + (self.envs + self.episode) % 4
+
+    def body_transforms(self) -> torch.Tensor:
+        return torch.stack([self.envs, self.episode, self.t], dim=1)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        self.episode.zero_()
+        self.t.zero_()
+        return self.body_transforms().float()
+
+    def step(self, actions: torch.Tensor):
+        reward = (10 * self.t + self.envs + 100 * self.episode).float()
+        self.t += 1
+        done = self.t >= self.length()
+        terminated = done & (self.episode % 2 == 0)
+        truncated = done & (self.episode % 2 == 1)
+        before = self.body_transforms().clone()
+        self.episode = torch.where(done, self.episode + 1, self.episode)
+        self.t = torch.where(done, torch.zeros_like(self.t), self.t)
+        info = {"body_q_before_reset": before, "obs_before_reset": before.float()}
+        return self.body_transforms().float(), reward, terminated, truncated, info
+
+
+class PaintingRenderer:
+    """Frame of poses (e, k, t): channel c is filled with the c-th number."""
+
+    differentiable, height, width = False, SIZE, SIZE
+
+    def render(self, body_q: torch.Tensor) -> torch.Tensor:
+        return body_q.to(torch.uint8)[:, :, None, None].expand(-1, -1, SIZE, SIZE).contiguous()
+
+
+def tag(frame: torch.Tensor) -> tuple[int, int, int]:
+    """(env, episode, t) painted into one (3, H, W) frame."""
+    return tuple(int(v) for v in frame[:, 0, 0])
+
+
+def record(steps: int, capacity_per_env: int):
+    """Fill a buffer from ``steps`` vector steps and keep, per env, every slot the buffer should hold:
+    (stack the agent saw, action, reward, terminated, is_first, is_last)."""
+    env = PixelEnv(CountingEnv(NUM_ENVS), PaintingRenderer(), frames=FRAMES, size=SIZE)
+    buffer = ReplayBuffer(NUM_ENVS, NUM_ENVS * capacity_per_env, (3, SIZE, SIZE), 2, FRAMES)
+    obs = env.reset()
+    buffer.start(obs)
+    slots = [[dict(obs=obs[e], first=True, last=False)] for e in range(NUM_ENVS)]
+    for step in range(steps):
+        action = torch.full((NUM_ENVS, 2), float(step)) + torch.arange(NUM_ENVS)[:, None]
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        buffer.add(action, reward, terminated, truncated, next_obs, info["obs_before_reset"])
+        for e in range(NUM_ENVS):
+            slots[e][-1].update(action=action[e], reward=float(reward[e]), terminal=bool(terminated[e]))
+            if terminated[e] or truncated[e]:
+                slots[e].append(dict(obs=info["obs_before_reset"][e], first=False, last=True))
+                slots[e].append(dict(obs=next_obs[e], first=True, last=False))
+            else:
+                slots[e].append(dict(obs=next_obs[e], first=False, last=False))
+        obs = next_obs
+    return buffer, slots
+
+
+def by_tag(slots) -> dict[tuple[int, int, int], tuple[int, int]]:
+    """(env, episode, t) of a slot's newest frame -> (env, absolute slot index). Last slots are keyed
+    apart from the next episode's first (they carry different tags anyway)."""
+    return {tag(s["obs"][-3:]): (e, i) for e, stream in enumerate(slots) for i, s in enumerate(stream)}
+
+
+def test_stacks_equal_pixel_envs_bit_for_bit_after_the_ring_wraps():
+    buffer, slots = record(steps=60, capacity_per_env=25)
+    assert buffer.written.tolist() == [len(s) for s in slots]
+    assert min(len(s) for s in slots) > 2 * buffer.slots  # the ring wrapped twice
+    for e, stream in enumerate(slots):
+        held = range(len(stream) - buffer.slots + FRAMES - 1, len(stream))  # whole stacks still in the ring
+        index = torch.tensor(list(held))
+        stacks = buffer.stack(torch.full_like(index, e), index)
+        for i, stack in zip(held, stacks, strict=True):
+            assert torch.equal(stack, stream[i]["obs"]), (e, i)
+            assert bool(buffer.is_first[e, i % buffer.slots]) == stream[i]["first"]
+            assert bool(buffer.is_last[e, i % buffer.slots]) == stream[i]["last"]
+        oldest = buffer.stack(torch.tensor([e]), torch.tensor([len(stream) - buffer.slots]))[0]
+        assert tag(oldest[-3:]) == tag(stream[len(stream) - buffer.slots]["obs"][-3:])  # its own frame survives
+    assert len(buffer) == NUM_ENVS * buffer.slots
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_n_step_returns_discounts_and_next_frames_by_hand(n_step):
+    buffer, slots = record(steps=60, capacity_per_env=25)
+    buffer.generator = torch.Generator().manual_seed(0)
+    batch = buffer.sample(512, n_step=n_step, gamma=GAMMA)
+    where = by_tag(slots)
+    seen_terminal = seen_truncated = seen_full = 0
+    for i in range(512):
+        e, start = where[tag(batch.obs[i, -3:])]
+        stream = slots[e]
+        assert not stream[start]["last"]
+        assert start >= len(stream) - buffer.slots + FRAMES - 1  # its whole stack is still in the ring
+        reward, discount, k = 0.0, 1.0, 0
+        terminal = False
+        while k < n_step:  # the explicit recursion, one step at a time
+            reward += discount * stream[start + k]["reward"]
+            discount *= GAMMA
+            terminal = stream[start + k]["terminal"]
+            k += 1
+            if stream[start + k]["last"]:
+                break
+        expected_discount = 0.0 if terminal else discount
+        assert batch.reward[i].item() == pytest.approx(reward, rel=1e-6)
+        assert batch.discount[i].item() == pytest.approx(expected_discount, rel=1e-6)
+        assert torch.equal(batch.action[i], stream[start]["action"])
+        assert torch.equal(batch.next_obs[i], stream[start + k]["obs"])
+        episode = tag(batch.obs[i, -3:])[1]
+        assert all(tag(f)[1] == episode for f in batch.next_obs[i].reshape(FRAMES, 3, SIZE, SIZE))  # no reset crossed
+        ended = stream[start + k]["last"]
+        seen_terminal += ended and terminal
+        seen_truncated += ended and not terminal  # bootstrapped from the true last frame
+        seen_full += not ended
+    assert seen_terminal and seen_truncated and (seen_full or n_step == 1)
+
+
+def test_truncated_episode_bootstraps_from_its_true_final_frame():
+    buffer, slots = record(steps=12, capacity_per_env=40)
+    buffer.generator = torch.Generator().manual_seed(1)
+    batch = buffer.sample(400, n_step=3, gamma=GAMMA)
+    final = [i for i in range(400) if (batch.discount[i] > 0) & (tag(batch.next_obs[i, -3:])[2] > 0)]
+    truncations = 0
+    for i in final:
+        e, k, t = tag(batch.next_obs[i, -3:])
+        length = 2 + (e + k) % 4
+        if t == length:  # a frame no agent step ever started from: the pre-reset one
+            assert k % 2 == 1  # odd episodes are the truncated ones
+            truncations += 1
+    assert truncations > 0
+
+
+def test_sequences_are_consecutive_slots_with_episode_starts_marked():
+    buffer, slots = record(steps=40, capacity_per_env=30)
+    buffer.generator = torch.Generator().manual_seed(2)
+    seq = buffer.sample_sequences(64, length=8)
+    where = by_tag(slots)
+    for b in range(64):
+        e, start = where[tag(seq.frames[b, 0])]
+        for j in range(8):
+            expected = slots[e][start + j]
+            assert torch.equal(seq.frames[b, j], expected["obs"][-3:])
+            assert bool(seq.is_first[b, j]) == expected["first"]
+            assert bool(seq.is_last[b, j]) == expected["last"]
+            if "reward" in expected and start + j + 1 < len(slots[e]):
+                assert seq.reward[b, j].item() == expected["reward"]
+    assert seq.is_first.any() and seq.is_last.any()
+
+
+def test_memory_is_reported_and_a_too_small_buffer_is_refused():
+    buffer = ReplayBuffer(4, 4000, (3, 84, 84), 6, 3)
+    assert buffer.nbytes >= 4000 * 3 * 84 * 84
+    assert buffer.nbytes < 4000 * (3 * 84 * 84 + 64)
+    with pytest.raises(ValueError, match="too small"):
+        ReplayBuffer(16, 100, (3, 8, 8), 2, 3)
+
+
+# ---------------------------------------------------------------------------- augmentation
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_random_shift_is_an_exact_slice_of_the_replicate_padded_image(dtype):
+    images = torch.randint(0, 256, (32, 9, 12, 12)).to(dtype)
+    pad = 2
+    shifted = random_shift(images, pad=pad, generator=torch.Generator().manual_seed(0))
+    assert shifted.dtype == dtype and shifted.shape == images.shape
+    padded = torch.nn.functional.pad(images.float(), (pad,) * 4, mode="replicate").to(dtype)
+    offsets = set()
+    for i in range(32):
+        hits = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.equal(shifted[i], padded[i, :, dy : dy + 12, dx : dx + 12])
+        ]
+        assert hits, f"image {i} is no slice of its padded image"
+        offsets.update(hits)
+    assert len(offsets) > 5  # offsets vary across the batch
+    assert torch.equal(random_shift(images, pad=0), images)
+
+
+def test_random_crop_and_center_crop_are_exact_slices():
+    images = torch.randint(0, 256, (16, 3, 10, 10), dtype=torch.uint8)
+    crops = random_crop(images, 7, generator=torch.Generator().manual_seed(0))
+    assert crops.shape == (16, 3, 7, 7)
+    for i in range(16):
+        assert any(torch.equal(crops[i], images[i, :, y : y + 7, x : x + 7]) for y in range(4) for x in range(4))
+    assert torch.equal(center_crop(images, 6), images[:, :, 2:8, 2:8])
+    assert torch.equal(random_crop(images, 10), images)
+    with pytest.raises(ValueError, match="exceeds"):
+        random_crop(images, 11)
