@@ -4,6 +4,7 @@ rollout per backend, under ``results/render/``, to look at what the learners see
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -12,7 +13,8 @@ import torch
 
 from envs import DiffEnv
 from envs.pixels import PixelEnv
-from envs.render import BACKENDS, make_renderer
+from envs.render import BACKENDS, install_hint, make_renderer
+from envs.tasks import registry as task_registry
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -35,7 +37,7 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", default=None, help="default: every backend installed here")
     parser.add_argument("--envs", type=int, default=8)
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--steps", type=int, default=120)
@@ -43,9 +45,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.envs < 1 or args.size < 1:
         parser.error("--steps, --envs and --size must be positive")
+    if args.task not in task_registry():
+        parser.error(f"unknown task '{args.task}'; choose one of: {', '.join(task_registry())}")
+    if args.backends is None:
+        backends = [b for b in BACKENDS if install_hint(b) is None]
+        for missing in sorted(set(BACKENDS) - set(backends)):
+            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
+    else:
+        backends = args.backends.split(",")
+        for backend in backends:
+            if backend not in BACKENDS:
+                parser.error(f"unknown backend '{backend}'; choose from: {', '.join(BACKENDS)}")
+            if (hint := install_hint(backend)) is not None:
+                parser.error(hint)
     still = min(30, args.steps - 1)  # the step drawn to the PNG grid
     args.out.mkdir(parents=True, exist_ok=True)
-    for backend in args.backends.split(","):
+    for backend in backends:
         env = DiffEnv(args.task, args.envs, seed=0)
         pixels = PixelEnv(env, make_renderer(backend, env.task, args.envs, args.size, args.size, env.device))
         pixels.reset(seed=0)

@@ -129,3 +129,31 @@ def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
     render_views.main(["cartpole", "--backends", "newton", "--envs", "2", "--size", "16", "--steps", "3",
                        "--out", str(tmp_path)])  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cartpole-newton-grid.png", "cartpole-newton-rollout.gif"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["hoper"], "unknown task 'hoper'"),
+        (["hopper", "--backends", "newton,vulkan"], "unknown backend 'vulkan'"),
+    ],
+)
+def test_render_views_refuses_bad_names_in_one_line(argv, message, tmp_path, capsys):
+    from benchmark import render_views
+
+    with pytest.raises(SystemExit) as exit_:
+        render_views.main([*argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_views_skips_backends_not_installed_unless_asked(tmp_path, capsys, monkeypatch):
+    from benchmark import render_views
+
+    monkeypatch.setattr(render_views, "install_hint", lambda b: "pip install x" if b != "newton" else None)
+    render_views.main(["cartpole", "--envs", "1", "--size", "16", "--steps", "2", "--out", str(tmp_path)])
+    assert {p.name.split("-")[1] for p in tmp_path.iterdir()} == {"newton"}
+    with pytest.raises(SystemExit):
+        render_views.main(["cartpole", "--backends", "diff", "--out", str(tmp_path)])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("pip install x")
