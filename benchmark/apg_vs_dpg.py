@@ -32,10 +32,11 @@ from torch.func import functional_call  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from algorithms.shac import SHAC  # noqa: E402
-from benchmark.config import learner_config, load_config, load_run_config  # noqa: E402
+from benchmark.config import ConfigError, learner_config, load_config, load_run_config, parse_names, usage_error  # noqa: E402
 from benchmark.report import apg_vs_dpg_figure  # noqa: E402
 from benchmark.results import checkpoints, markdown_table  # noqa: E402
 from benchmark.run import make_env, run  # noqa: E402
+from envs.tasks import registry as task_registry  # noqa: E402
 
 
 @dataclass
@@ -145,8 +146,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     args = parser.parse_args()
 
+    for run_dir in args.run:
+        if not (run_dir / "config.yaml").is_file():
+            usage_error(parser, f"--run {run_dir}: not a run directory (no config.yaml); pass results/<run>/")
+    tasks = [] if args.run else parse_names(parser, "--tasks", args.tasks, task_registry())
+    try:  # every config, before anything trains
+        for task in tasks:
+            load_config("shac", task, [*([f"preset={args.preset}"] if args.preset else []), *args.set])
+    except ConfigError as error:
+        usage_error(parser, str(error))
     rows = []
-    targets = [(None, run_dir) for run_dir in args.run] or [(task, None) for task in args.tasks.split(",")]
+    targets = [(None, run_dir) for run_dir in args.run] or [(task, None) for task in tasks]
     for task, existing in targets:
         if existing is not None:
             cfg = load_run_config(existing)

@@ -8,12 +8,15 @@ The YAML names its learner (``learner: shac``); an algorithm is a directory of s
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import importlib.util
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -87,6 +90,35 @@ def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
     if unit == "steps":
         return None, int(value)
     return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit], None
+
+
+def parse_names(parser: argparse.ArgumentParser, flag: str, value: str, valid: Iterable[str]) -> list[str]:
+    """A comma-separated list of names for a script's ``flag``; an unknown one ends the script with one
+    line (argparse's usage error, exit 2) that lists the valid names, before anything runs."""
+    valid = list(valid)
+    names = [name for name in value.split(",") if name]
+    for name in names or [value]:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            usage_error(parser, f"{flag}: unknown name '{name}'{hint}; choose from: {', '.join(valid)}")
+    return names
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """End a script with one line on stderr, exit code 2, as the runner does for a bad config."""
+    parser.exit(2, f"error: {message}\n")
+
+
+def positive_ints(parser: argparse.ArgumentParser, flag: str, value: str) -> list[int]:
+    """A comma-separated list of positive integers for a script's ``flag`` (e.g. ``--num-envs 16,64``)."""
+    try:
+        numbers = [int(n) for n in value.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1:
+        usage_error(parser, f"{flag} '{value}': give positive integers separated by commas, e.g. 16,64")
+    return numbers
 
 
 def check_device(name: str) -> None:

@@ -14,8 +14,10 @@ import time
 
 import torch
 
+from benchmark.config import parse_names, positive_ints
 from benchmark.isolated import run_isolated
 from envs import DiffEnv, get_task
+from envs.tasks import registry as task_registry
 from envs.tasks.base import MJCFTask
 
 
@@ -80,14 +82,16 @@ def main() -> None:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.window, args.no_grad_steps)))
         return
 
+    tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
+    num_envs = positive_ints(parser, "--num-envs", args.num_envs)
     print(
         "| task | N | fwd env-steps/s (no grad) | 32-step window fwd / bwd (s) | bwd/fwd | peak RSS (GB) "
         "| MuJoCo env-steps/s (1 thread) | Newton / MuJoCo |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for task in args.tasks.split(","):
+    for task in tasks:
         reference = mujoco_rate(task)
-        for n in map(int, args.num_envs.split(",")):
+        for n in num_envs:
             extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
             r = run_isolated("benchmark.physics_speed", task, str(n), *extra)
             ref = f"{reference:.0f}" if reference else "n/a (no MJCF)"

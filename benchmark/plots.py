@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from benchmark.config import usage_error  # noqa: E402
 from benchmark.results import load_metrics, load_summary  # noqa: E402
 
 # keys that name a run or how long it ran, not what was run
@@ -102,6 +103,9 @@ def main() -> None:
     norms.add_argument("runs", nargs="+", type=Path)
     norms.add_argument("--out", type=Path, default=Path("results/figures/grad_norms.png"))
     args = parser.parse_args()
+    for run_dir in args.runs:
+        if not (run_dir / "config.yaml").is_file():
+            usage_error(parser, f"{run_dir} is not a run directory (no config.yaml); pass results/<run>/")
     plot = {"curves": plot_learning_curves, "grad-norms": plot_grad_norms}[args.command]
     plt.close(plot(args.runs, args.out))
     print(args.out)

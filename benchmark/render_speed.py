@@ -7,13 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 
 import torch
 
+from benchmark.config import parse_names, positive_ints, usage_error
 from benchmark.isolated import run_isolated
 from envs import DiffEnv
-from envs.render import BACKENDS, make_renderer
+from envs.render import BACKENDS, install_hint, make_renderer
+from envs.tasks import registry as task_registry
 
 
 def measure(backend: str, task: str, num_envs: int, size: int, repeats: int) -> dict:
@@ -43,7 +46,7 @@ def measure(backend: str, task: str, num_envs: int, size: int, repeats: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", default=None, help="default: every backend installed here")
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--num-envs", default="16,64")
     parser.add_argument("--sizes", default="84,48")
@@ -54,13 +57,26 @@ def main() -> None:
         backend, task, n, size = args.one
         print(json.dumps(measure(backend, task, int(n), int(size), args.repeats)))
         return
+    if args.backends is None:
+        backends = [b for b in BACKENDS if install_hint(b) is None]
+        for missing in sorted(set(BACKENDS) - set(backends)):
+            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
+    else:
+        backends = parse_names(parser, "--backends", args.backends, BACKENDS)
+        for backend in backends:
+            if (hint := install_hint(backend)) is not None:
+                usage_error(parser, hint)
+    tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
+    num_envs, sizes = positive_ints(parser, "--num-envs", args.num_envs), positive_ints(parser, "--sizes", args.sizes)
     print("| backend | task | N | size | frames/s (render + stack) | diff fwd / bwd (s) | peak RSS (GB) |")
     print("|---|---|---|---|---|---|---|")
-    for backend in args.backends.split(","):
-        for task in args.tasks.split(","):
-            for n in args.num_envs.split(","):
-                for size in args.sizes.split(","):
-                    r = run_isolated("benchmark.render_speed", backend, task, n, size, "--repeats", str(args.repeats))
+    for backend in backends:
+        for task in tasks:
+            for n in num_envs:
+                for size in sizes:
+                    r = run_isolated(
+                        "benchmark.render_speed", backend, task, str(n), str(size), "--repeats", str(args.repeats)
+                    )
                     grads = "-" if r["fwd_s"] != r["fwd_s"] else f"{r['fwd_s']:.2f} / {r['bwd_s']:.2f}"
                     row = f"| {backend} | {task} | {n} | {size}x{size} | {r['fps']:.0f} | {grads} "
                     print(row + f"| {r['peak_rss_gb']:.2f} |", flush=True)

@@ -11,6 +11,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
+from benchmark.config import parse_names, usage_error
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import BACKENDS, install_hint, make_renderer
@@ -45,19 +46,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.envs < 1 or args.size < 1:
         parser.error("--steps, --envs and --size must be positive")
-    if args.task not in task_registry():
-        parser.error(f"unknown task '{args.task}'; choose one of: {', '.join(task_registry())}")
+    parse_names(parser, "task", args.task, task_registry())
     if args.backends is None:
         backends = [b for b in BACKENDS if install_hint(b) is None]
         for missing in sorted(set(BACKENDS) - set(backends)):
             print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
     else:
-        backends = args.backends.split(",")
+        backends = parse_names(parser, "--backends", args.backends, BACKENDS)
         for backend in backends:
-            if backend not in BACKENDS:
-                parser.error(f"unknown backend '{backend}'; choose from: {', '.join(BACKENDS)}")
             if (hint := install_hint(backend)) is not None:
-                parser.error(hint)
+                usage_error(parser, hint)
     still = min(30, args.steps - 1)  # the step drawn to the PNG grid
     args.out.mkdir(parents=True, exist_ok=True)
     for backend in backends:
