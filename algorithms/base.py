@@ -40,7 +40,8 @@ class Learner:
 
     def train_iteration(self) -> dict[str, float]:
         """One iteration; metrics must include ``env_steps`` (consumed this iteration) and
-        ``time_<phase>`` seconds for the phases it ran."""
+        ``time_<phase>`` seconds for the phases it ran. Report the same keys every iteration (NaN for a
+        value not measured this time): ``metrics.csv`` takes its columns from the first row."""
         raise NotImplementedError
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

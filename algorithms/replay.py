@@ -133,6 +133,11 @@ class ReplayBuffer:
         stacked = self.frame[envs[:, None], slots % self.slots]  # (B, frames, 3, H, W), oldest first
         return stacked.flatten(1, 2)
 
+    def can_sample(self, lookahead: int) -> bool:
+        """Whether some env stream holds a start with its whole frame stack and ``lookahead`` slots after it."""
+        low = (self.written - self.slots).clamp(min=0) + self.frames - 1
+        return bool((self.written - 1 - lookahead >= low).any())
+
     def _randint(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """Uniform integers in [low, high] elementwise."""
         u = torch.rand(low.shape, generator=self.generator, device=self.device)
@@ -145,7 +150,7 @@ class ReplayBuffer:
         ``lookback`` before them still in the ring; with ``actions``, never a last slot (it has none)."""
         low = (self.written - self.slots).clamp(min=0) + lookback
         high = self.written - 1 - lookahead
-        if (high < low).all():
+        if not (high >= low).any():
             raise ValueError(f"the replay buffer holds too little to sample from ({len(self)} slots)")
         chosen_envs, chosen = [], []
         need = batch

@@ -132,7 +132,7 @@ class SHAC(Learner):
         self.obs, self.state = self.obs.detach(), self.state.detach()
         self.iteration += 1
         return {
-            "env_steps": cfg.horizon * env.num_envs,
+            "env_steps": cfg.horizon * env.num_envs * env.action_repeat,
             "actor_loss": actor_loss.item(),
             "critic_loss": critic_loss,
             "actor_grad_norm": float(grad_norm),

@@ -184,6 +184,18 @@ def _load_yaml(algo: str, task: str) -> DictConfig:
     return OmegaConf.merge(_load_yaml(parent, task), own) if parent else own
 
 
+def _preset_files(algo: str, preset: str) -> list[DictConfig]:
+    """A preset's settings: ``configs/presets/<preset>.yaml`` (every algo), then the algo's own
+    ``configs/<algo>/presets/<preset>.yaml`` over it (e.g. a smaller replay buffer for DrQ-v2)."""
+    paths = [CONFIG_DIR / "presets" / f"{preset}.yaml", CONFIG_DIR / algo / "presets" / f"{preset}.yaml"]
+    found = [OmegaConf.load(path) for path in paths if path.is_file()]
+    if not found:
+        names = {p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml")}
+        names |= {p.stem for p in (CONFIG_DIR / algo / "presets").glob("*.yaml")}
+        raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(sorted(names))}")
+    return found
+
+
 def load_config(algo: str, task: str, overrides: list[str] | None = None) -> DictConfig:
     """Resolve ``configs/<algo>/<task>.yaml`` + overrides into a typed, read-only config."""
     valid_algos = algorithms()
@@ -198,10 +210,7 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         raise ConfigError(f"cannot parse overrides {overrides}: {error}; write them as key=value") from None
     preset = cli.get("preset", file_cfg.get("preset"))
     if preset is not None:
-        presets = sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
-        if preset not in presets:
-            raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(presets)}")
-        file_cfg = OmegaConf.merge(file_cfg, OmegaConf.load(CONFIG_DIR / "presets" / f"{preset}.yaml"))
+        file_cfg = OmegaConf.merge(file_cfg, *_preset_files(algo, preset))
     learner_name = cli.get("learner", file_cfg.get("learner", "shac"))
     try:
         learner = get_learner(learner_name)

@@ -28,6 +28,7 @@ class PixelEnv:
         self.renderer = renderer
         self.frames = frames
         self.num_envs, self.act_dim, self.device = env.num_envs, env.act_dim, env.device
+        self.action_repeat = env.action_repeat
         self.episode_length = env.episode_length
         self.state_dim = env.obs_dim
         self.obs_shape = (3 * frames, renderer.height, renderer.width)

@@ -26,3 +26,33 @@ def make_env():
         return env
 
     return make
+
+
+class PixelBandit:
+    """A tiny pixel task for the off-policy learners: each one-step episode shows a white or a black
+    image; the reward is 1 when the first action's sign matches (white: +, black: -), else 0. The
+    best mean reward is 1, a random policy's 0.5. It has ``PixelEnv``'s interface."""
+
+    def __init__(self, num_envs: int, size: int = 16, frames: int = 3) -> None:
+        self.num_envs, self.act_dim, self.device, self.action_repeat = num_envs, 2, torch.device("cpu"), 1
+        self.obs_shape, self.episode_length, self.render_seconds = (3 * frames, size, size), 1, 0.0
+        self.sign = torch.ones(num_envs)
+
+    def _observe(self) -> torch.Tensor:
+        self.sign = torch.randint(0, 2, (self.num_envs,)).float() * 2 - 1
+        return ((self.sign > 0).to(torch.uint8) * 255)[:, None, None, None].expand(-1, *self.obs_shape).contiguous()
+
+    def reset(self, seed=None) -> torch.Tensor:
+        return self._observe()
+
+    def step(self, actions: torch.Tensor):
+        reward = (actions[:, 0] * self.sign > 0).float()
+        last = ((self.sign > 0).to(torch.uint8) * 255)[:, None, None, None].expand(-1, *self.obs_shape).contiguous()
+        done = torch.ones(self.num_envs, dtype=torch.bool)
+        info = {"obs_before_reset": last, "episode_return": reward.clone(), "episode_length": torch.ones(self.num_envs)}
+        return self._observe(), reward, done, torch.zeros_like(done), info
+
+
+@pytest.fixture
+def pixel_bandit():
+    return PixelBandit

@@ -1,0 +1,218 @@
+"""DrQ-v2 (Yarats et al. 2021): DDPG from pixels with image augmentation.
+
+Per iteration the learner takes one step in each of the N envs, stores the frames in the replay
+buffer, then makes ``updates_per_step`` updates (the paper's parallel variant: N / 2). One update:
+
+1. sample n-step transitions (o, a, R, gamma^n, o'), augment both frame stacks by a random shift;
+2. critic: y = R + gamma^n * min(Q1', Q2')(o', a' ~ clip(mu(o') + clip(eps, c), -1, 1)) with the
+   target critic; the twin Q and the conv encoder minimise (Q1 - y)^2 + (Q2 - y)^2;
+3. actor: maximise min(Q1, Q2)(o, mu(o) + clipped noise) on the encoder's detached features (the
+   encoder learns from the critic only);
+4. target critic <- soft update (tau).
+
+Exploration noise has a scheduled standard deviation (1.0 -> 0.1, linear in frames), the first
+``seed_frames`` are uniformly random actions. The replay buffer is not checkpointed (21 GB at the
+paper's settings): a resumed run refills it before it updates again.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from algorithms.augment import random_shift
+from algorithms.base import Learner, LearnerConfig, require
+from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
+from algorithms.networks import ConvEncoder, TwinQ, relu_mlp, soft_update, trunk
+from algorithms.replay import ReplayBuffer
+from envs.pixels import PixelEnv
+
+
+@dataclass
+class DrQv2Config(LearnerConfig):
+    iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
+    buffer_size: int = 1_000_000  # frames, all envs together: 3 x 84 x 84 bytes each (~21 GB at 1e6)
+    replay_device: str = "auto"  # auto: the run's device; cpu keeps the frames in host memory (small GPUs)
+    batch_size: int = 256
+    n_step: int = 3
+    gamma: float = 0.99
+    lr: float = 1e-4  # encoder, actor and critic
+    feature_dim: int = 50  # trunk output
+    hidden_dim: int = 1024  # actor and Q heads: two hidden layers each
+    critic_tau: float = 0.01
+    std_start: float = 1.0  # exploration noise: linear from std_start to std_end ...
+    std_end: float = 0.1
+    std_decay_frames: int = 500_000  # ... over this many env frames (control steps)
+    std_clip: float = 0.3  # noise clip for the target and actor actions
+    seed_frames: int = 4000  # uniformly random actions first, no updates
+    updates_per_step: int = 0  # updates per vector step; 0: num_envs / 2 (the paper's)
+    shift_pad: int = 4  # random shift augmentation (0: none)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("buffer_size", "batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_frames"):
+            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        for key in ("seed_frames", "updates_per_step", "shift_pad"):
+            require(getattr(self, key) >= 0, f"{key}={getattr(self, key)}: must be at least 0")
+        for key in ("gamma", "critic_tau"):
+            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
+        require(self.lr > 0, f"lr={self.lr}: must be positive")
+        require(min(self.std_start, self.std_end, self.std_clip) >= 0, "std_start, std_end, std_clip: must be >= 0")
+        require(self.replay_device in ("auto", "cpu"), f"replay_device={self.replay_device}: use auto or cpu")
+
+
+class Actor(nn.Module):
+    """Trunk to ``feature_dim``, then a ReLU MLP to the mean action tanh(mu); the std is scheduled."""
+
+    def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.trunk = trunk(repr_dim, feature_dim)
+        self.policy = relu_mlp(feature_dim, [hidden_dim, hidden_dim], act_dim)
+
+    def forward(self, h: torch.Tensor, std: float, clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean action, a noisy action): mean + N(0, std) noise (clipped to +-``clip`` when given),
+        clamped to [-1, 1] with a straight-through gradient, as DrQ-v2's truncated normal."""
+        mean = torch.tanh(self.policy(self.trunk(h)))
+        noise = torch.randn_like(mean) * std
+        if clip is not None:
+            noise = noise.clamp(-clip, clip)
+        action = mean + noise
+        return mean, action - action.detach() + action.detach().clamp(-1.0, 1.0)
+
+
+class Critic(nn.Module):
+    """Its own trunk on the conv features, then twin Q heads."""
+
+    def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.trunk = trunk(repr_dim, feature_dim)
+        self.q = TwinQ(feature_dim, act_dim, [hidden_dim, hidden_dim])
+
+    def forward(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.q(self.trunk(h), action)
+
+
+class DrQv2(Learner):
+    name = "drqv2"
+    Config = DrQv2Config
+
+    def __init__(self, env: PixelEnv, config: DrQv2Config) -> None:
+        super().__init__(env, config)
+        if len(env.obs_shape) != 3:
+            raise ValueError("drqv2 learns from pixels: give the run a renderer (renderer=newton)")
+        dev = env.device
+        self.encoder = ConvEncoder(env.obs_shape).to(dev)
+        dims = (self.encoder.repr_dim, env.act_dim, config.feature_dim, config.hidden_dim)
+        self.actor = Actor(*dims).to(dev)
+        self.critic = Critic(*dims).to(dev)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
+        self.updates_per_step = config.updates_per_step or max(env.num_envs // 2, 1)
+        replay_device = dev if config.replay_device == "auto" else torch.device("cpu")
+        frame_shape = (3, *env.obs_shape[1:])
+        self.replay = ReplayBuffer(env.num_envs, config.buffer_size, frame_shape, env.act_dim,
+                                   env.obs_shape[0] // 3, replay_device)  # fmt: skip
+        self.frames = 0  # env frames (control steps) seen so far
+        self.timer = PhaseTimer()
+        self.episodes = EpisodeStats()
+        self.obs = env.reset()
+        self.replay.start(self.obs)
+
+    # ------------------------------------------------------------------ acting
+    def std(self) -> float:
+        cfg = self.config
+        return linear_decay(cfg.std_start, cfg.std_end, self.frames / cfg.std_decay_frames)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        mean, noisy = self.actor(self.encoder(obs), self.std())
+        return mean if deterministic else noisy
+
+    # ------------------------------------------------------------------ one iteration
+    def train_iteration(self) -> dict[str, float]:
+        cfg, env = self.config, self.env
+        render_before = env.render_seconds
+        with self.timer("forward"):
+            if self.frames < cfg.seed_frames:
+                action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
+            else:
+                action = self.act(self.obs, deterministic=False)
+            obs, reward, terminated, truncated, info = env.step(action)
+            self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
+            self.episodes.record(info)
+            self.obs = obs
+        rendering = env.render_seconds - render_before
+        self.timer.seconds["forward"] -= rendering
+        self.timer.seconds["render"] += rendering
+        steps = env.num_envs * env.action_repeat
+        self.frames += steps
+
+        metrics = dict.fromkeys(("critic_loss", "actor_loss", "q_target"), math.nan)  # until updates begin
+        refilled = len(self.replay) * env.action_repeat >= cfg.seed_frames  # also after a resume
+        if self.frames >= cfg.seed_frames and refilled and self.replay.can_sample(cfg.n_step):
+            with self.timer("update"):
+                for _ in range(self.updates_per_step):
+                    metrics = self.update()
+        times = {"time_update": 0.0, **self.timer.pop()}
+        return {"env_steps": steps, "std": self.std(), **metrics, **self.episodes.pop(), **times}
+
+    def update(self) -> dict[str, float]:
+        """One DrQ-v2 update on a replay batch (steps 1-4 of the module docstring)."""
+        cfg = self.config
+        batch = self.replay.sample(cfg.batch_size, cfg.n_step, cfg.gamma)
+        device = self.env.device
+        obs = random_shift(batch.obs.to(device).float(), cfg.shift_pad)
+        next_obs = random_shift(batch.next_obs.to(device).float(), cfg.shift_pad)
+        h = self.encoder(obs)
+        with torch.no_grad():
+            h_next = self.encoder(next_obs)
+        target = self.critic_target_value(batch.reward.to(device), batch.discount.to(device), h_next)
+        critic_loss = self.update_critic(h, batch.action.to(device), target)
+        actor_loss = self.update_actor(h.detach())
+        soft_update(self.critic_target, self.critic, cfg.critic_tau)
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_target": target.mean().item()}
+
+    @torch.no_grad()
+    def critic_target_value(self, reward: torch.Tensor, discount: torch.Tensor, h_next: torch.Tensor) -> torch.Tensor:
+        """y = R + gamma^n * min(Q1', Q2')(o', a'), a' the actor's clipped-noise action at o'."""
+        _, next_action = self.actor(h_next, self.std(), clip=self.config.std_clip)
+        q1, q2 = self.critic_target(h_next, next_action)
+        return reward + discount * torch.minimum(q1, q2)
+
+    def update_critic(self, h: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> float:
+        q1, q2 = self.critic(h, action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.encoder_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        self.encoder_opt.step()
+        return loss.item()
+
+    def update_actor(self, h: torch.Tensor) -> float:
+        _, action = self.actor(h, self.std(), clip=self.config.std_clip)
+        q1, q2 = self.critic(h, action)
+        loss = -torch.minimum(q1, q2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()  # reaches the critic's parameters too; only the actor's step uses them
+        self.actor_opt.step()
+        return loss.item()
+
+    # ------------------------------------------------------------------ checkpoints
+    MODULES = ("encoder", "actor", "critic", "critic_target", "encoder_opt", "actor_opt", "critic_opt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{key: getattr(self, key).state_dict() for key in self.MODULES}, "frames": self.frames}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in self.MODULES:
+            getattr(self, key).load_state_dict(state[key])
+        self.frames = state["frames"]

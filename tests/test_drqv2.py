@@ -1,0 +1,115 @@
+"""DrQ-v2: exploration schedule, the critic target by hand, what each update may change, a tiny pixel
+task it must learn, and every task through the runner."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from algorithms.drqv2 import DrQv2, DrQv2Config
+from benchmark.config import load_config
+from benchmark.results import METRIC_COLUMNS
+from benchmark.run import run
+
+TINY = dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64)
+
+
+def learner(env, **overrides) -> DrQv2:
+    return DrQv2(env, DrQv2Config(**{**TINY, **overrides}))
+
+
+def fill(agent: DrQv2, iterations: int = 20) -> None:
+    for _ in range(iterations):
+        agent.train_iteration()
+
+
+def test_exploration_noise_follows_its_linear_schedule(pixel_bandit):
+    agent = learner(pixel_bandit(4), std_start=1.0, std_end=0.1, std_decay_frames=1000)
+    for frames, std in [(0, 1.0), (500, 0.55), (1000, 0.1), (5000, 0.1)]:
+        agent.frames = frames
+        assert agent.std() == pytest.approx(std)
+
+
+def test_critic_target_is_reward_plus_discounted_min_of_target_q_under_fixed_noise(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(4), std_clip=0.3)
+    fill(agent)
+    h_next = torch.randn(8, agent.encoder.repr_dim)
+    reward, discount = torch.randn(8), torch.tensor([0.0, 0.5, 0.9, 0.99] * 2)
+    torch.manual_seed(1)
+    target = agent.critic_target_value(reward, discount, h_next)
+
+    torch.manual_seed(1)  # the same noise, by hand
+    with torch.no_grad():
+        mean = torch.tanh(agent.actor.policy(agent.actor.trunk(h_next)))
+        noise = (torch.randn_like(mean) * agent.std()).clamp(-0.3, 0.3)
+        action = (mean + noise).clamp(-1, 1)
+        x = torch.cat([agent.critic_target.trunk(h_next), action], -1)
+        q_min = torch.minimum(agent.critic_target.q.q1(x), agent.critic_target.q.q2(x)).squeeze(-1)
+    assert torch.allclose(target, reward + discount * q_min, atol=1e-6)
+    assert not torch.allclose(q_min, agent.critic(h_next, action)[0])  # the target net, not the online one
+
+
+def test_the_actor_update_leaves_encoder_and_critic_unchanged_and_the_critic_update_the_actor(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(4))
+    fill(agent)
+    snapshot = lambda module: [p.detach().clone() for p in module.parameters()]  # noqa: E731
+    same = lambda module, before: all(torch.equal(p, q) for p, q in zip(module.parameters(), before, strict=True))  # noqa: E731
+    encoder, critic, actor = snapshot(agent.encoder), snapshot(agent.critic), snapshot(agent.actor)
+    h = agent.encoder(torch.rand(16, *agent.env.obs_shape))
+    agent.update_actor(h.detach())
+    assert same(agent.encoder, encoder) and same(agent.critic, critic) and not same(agent.actor, actor)
+
+    actor = snapshot(agent.actor)
+    agent.update_critic(h, torch.rand(16, 2) * 2 - 1, torch.randn(16))
+    assert same(agent.actor, actor) and not same(agent.encoder, encoder) and not same(agent.critic, critic)
+
+
+def test_no_updates_before_the_seed_frames_then_num_envs_over_two(pixel_bandit):
+    agent = learner(pixel_bandit(8), seed_frames=32)
+    first = [agent.train_iteration() for _ in range(3)]  # 24 frames of random actions
+    assert all("critic_loss" not in m for m in first)
+    assert agent.updates_per_step == 4 and "critic_loss" in agent.train_iteration()  # 32: updates begin
+
+
+def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(16), lr=1e-3, std_decay_frames=2000, updates_per_step=4)
+    rewards = []
+    for _ in range(150):  # 600 updates
+        rewards.append(agent.train_iteration()["train_return"])
+    env = agent.env
+    greedy = sum(float(env.step(agent.act(env.reset()))[1].mean()) for _ in range(10)) / 10
+    assert greedy > 0.9, (greedy, rewards[-10:])
+
+
+@pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
+def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path):
+    overrides = ["preset=cpu", "num_envs=2", "image_size=32", "eval_envs=2", "eval_max_steps=4", "hidden_dim=32",
+                 "batch_size=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}", "run_name=tiny",
+                 "checkpoint_every=1"]  # fmt: skip
+    out = run(load_config("drqv2", task, [*overrides, "iterations=6"]), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["iterations"] == 6
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+    assert metrics["env_steps"].tolist() == [4 * i for i in range(1, 7)]  # 2 envs x action repeat 2
+    # updates once the replay holds a frame stack and 3 steps after it in each env (6 slots)
+    assert metrics["critic_loss"].notna().tolist() == [False] * 4 + [True] * 2
+
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # as if preempted
+    out = run(load_config("drqv2", task, [*overrides, "iterations=7"]), progress=False)  # resumes
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["iterations"] == 7 and summary["resumed"] == 1
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 8))
+
+
+def test_cpu_preset_layers_the_algos_own_file_over_the_shared_one():
+    paper = load_config("drqv2", "cartpole")
+    cpu = load_config("drqv2", "cartpole", ["preset=cpu"])
+    assert (paper.num_envs, paper.batch_size, paper.buffer_size) == (16, 256, 1_000_000)
+    assert (cpu.num_envs, cpu.image_size, cpu.batch_size, cpu.buffer_size) == (16, 48, 64, 100_000)
+    assert load_config("drqv2", "cartpole", ["preset=cpu", "batch_size=32"]).batch_size == 32
+    assert load_config("dva", "cartpole", ["preset=cpu"]).image_size == 48  # no file of its own: shared only
