@@ -1,5 +1,6 @@
-"""Networks shared by the learners: SHAC's MLPs (Linear -> ELU -> LayerNorm blocks) and tanh-Gaussian
-actor, the DrQ-v2 pixel encoder and trunk, ReLU heads, twin Q and soft target updates."""
+"""Networks shared by the learners: SHAC's MLPs (Linear -> ELU -> LayerNorm blocks) and Gaussian actor,
+the DrQ-v2 pixel encoder and trunk, ReLU heads, twin Q, SAC's tanh-Gaussian sample with its
+log-density, and soft target updates."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -75,17 +77,24 @@ class ConvEncoder(nn.Module):
         return self.convs(x).flatten(1)
 
 
-def trunk(in_dim: int, feature_dim: int) -> nn.Sequential:
-    """Linear -> LayerNorm -> Tanh: DrQ-v2's projection of the conv features (orthogonal, gain 1)."""
-    return orthogonal_init(nn.Sequential(nn.Linear(in_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh()))
+def trunk(in_dim: int, feature_dim: int, squash: bool = True) -> nn.Sequential:
+    """Linear -> LayerNorm (-> Tanh when ``squash``): DrQ-v2's projection of the conv features
+    (orthogonal, gain 1); CURL's leaves out the Tanh."""
+    layers = [nn.Linear(in_dim, feature_dim), nn.LayerNorm(feature_dim), *([nn.Tanh()] if squash else [])]
+    return orthogonal_init(nn.Sequential(*layers))
 
 
 class PixelEncoder(ConvEncoder):
-    """The convolutions and one trunk to ``feature_dim``: the D.Va actor's image encoder."""
+    """The convolutions and one trunk to ``feature_dim``: the D.Va actor's image encoder (CURL's
+    critic encoder with ``squash=False``)."""
 
-    def __init__(self, obs_shape: Sequence[int], feature_dim: int) -> None:
+    def __init__(self, obs_shape: Sequence[int], feature_dim: int, squash: bool = True) -> None:
         super().__init__(obs_shape)
-        self.trunk = trunk(self.repr_dim, feature_dim)
+        self.trunk = trunk(self.repr_dim, feature_dim, squash)
+
+    def conv_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The flattened convolution output, before the trunk."""
+        return super().forward(pixels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.trunk(super().forward(pixels))
@@ -112,6 +121,16 @@ class TwinQ(nn.Module):
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([features, action], -1)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+def squashed_gaussian(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reparameterised sample a = tanh(mean + std * eps) and its log-density log pi(a), with the
+    change of variables log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) (SAC, CURL)."""
+    eps = torch.randn_like(mean)
+    u = mean + log_std.exp() * eps
+    gaussian = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    jacobian = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+    return torch.tanh(u), gaussian - jacobian
 
 
 @torch.no_grad()
