@@ -134,7 +134,10 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     version = task_version(env)
     _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
-    learner = get_learner(cfg.learner)(env, learner_config(cfg))
+    try:
+        learner = get_learner(cfg.learner)(env, learner_config(cfg))
+    except ValueError as error:  # the learner refuses this env (e.g. a crop larger than the images)
+        raise ConfigError(str(error)) from None
     counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
     checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
     out.path.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from algorithms.curl import CURL, CURLConfig
 from algorithms.networks import squashed_gaussian
 from benchmark.config import load_config
 from benchmark.results import METRIC_COLUMNS
-from benchmark.run import run
+from benchmark.run import main, run
 
 TINY = dict(crop_size=16, feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64)
 
@@ -55,7 +55,8 @@ def test_the_contrastive_update_trains_the_query_encoder_and_w_but_never_the_key
     w_before = agent.W.detach().clone()
     frames = torch.rand(16, *agent.env.obs_shape) * 255
     agent.update_contrastive(frames[..., :16, :16], frames[..., 2:18, 2:18])
-    assert all(torch.equal(p, q) and p.grad is None for p, q in zip(agent.encoder_target.parameters(), keys_before, strict=True))
+    keys_after = list(agent.encoder_target.parameters())
+    assert all(torch.equal(p, q) and p.grad is None for p, q in zip(keys_after, keys_before, strict=True))
     assert not all(torch.equal(p, q) for p, q in zip(agent.encoder.parameters(), query_before, strict=True))
     assert not torch.equal(agent.W, w_before)
 
@@ -121,6 +122,11 @@ def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path):
     assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 8))
 
 
-def test_a_crop_larger_than_the_image_is_refused_before_the_run():
-    with pytest.raises(Exception, match="crop_size=64 exceeds image_size=48"):
-        run(load_config("curl", "cartpole", ["preset=cpu", "image_size=48", "crop_size=64", "results_dir=/nonexistent"]))
+def test_a_crop_larger_than_the_image_is_one_line_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["curl", "cartpole", "preset=cpu", "image_size=48", "crop_size=64", f"results_dir={tmp_path}"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: crop_size=64 exceeds image_size=48; render larger images or crop smaller\n"
+    )
+    assert list(tmp_path.iterdir()) == []
