@@ -22,7 +22,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck contact-laws bench-physics render bench-render apg-costs scene-growth apg-vs-dpg \
+.PHONY: help install bench test lint gradcheck contact-laws bench-physics render bench-render apg-costs update-costs scene-growth apg-vs-dpg \
 	sweep sweep-status plots slurm-up slurm-down vulkan clean
 
 help:
@@ -30,7 +30,7 @@ help:
 	@echo "make test | make lint | make gradcheck | make contact-laws | make bench-physics"
 	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
 	@echo "make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=local|slurm|inline | make sweep-status"
-	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth"
+	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth | make update-costs"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-render: install
 
 apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac_diffrender
 	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+
+update-costs: install  # seconds per update and replay memory of drqv2 and curl, CPU preset and paper settings
+	$(PY) -m benchmark.update_costs $(ARGS)
 
 scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)
 	$(PY) -m benchmark.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)

@@ -80,6 +80,13 @@ class ReplayBuffer:
         tensors = (self.frame, self.action, self.reward, self.terminal, self.is_first, self.is_last, self.episode_start)
         return sum(t.numel() * t.element_size() for t in tensors)
 
+    @staticmethod
+    def bytes_for(capacity: int, num_envs: int, frame_shape: tuple[int, int, int], act_dim: int) -> int:
+        """What a buffer of ``capacity`` frames would hold in memory, without allocating it."""
+        c, h, w = frame_shape
+        per_slot = c * h * w + 4 * act_dim + 4 + 3 + 8  # frame, action, reward, 3 flags, episode start
+        return num_envs * (capacity // num_envs) * per_slot
+
     def __len__(self) -> int:
         """Slots held (all envs)."""
         return int(self.written.clamp(max=self.slots).sum())

@@ -184,6 +184,8 @@ def test_memory_is_reported_and_a_too_small_buffer_is_refused():
     buffer = ReplayBuffer(4, 4000, (3, 84, 84), 6, 3)
     assert buffer.nbytes >= 4000 * 3 * 84 * 84
     assert buffer.nbytes < 4000 * (3 * 84 * 84 + 64)
+    assert ReplayBuffer.bytes_for(4000, 4, (3, 84, 84), 6) == buffer.nbytes
+    assert ReplayBuffer.bytes_for(1_000_000, 32, (3, 84, 84), 6) / 1e9 == pytest.approx(21.2, abs=0.1)  # the paper's
     with pytest.raises(ValueError, match="too small"):
         ReplayBuffer(16, 100, (3, 8, 8), 2, 3)
 

@@ -1,0 +1,97 @@
+"""What the replay learners cost, to size a machine: ``python -m benchmark.update_costs`` (``make
+update-costs``) prints, per learner and settings, the seconds per update and per iteration (one vector
+step and its updates), the replay buffer's memory at its configured size and the measuring process's
+peak memory. Each case runs in its own process, one thread, after the replay holds enough frames.
+
+The buffer is measured as configured (``ReplayBuffer.nbytes``), but allocated at ``--fill`` frames so
+the paper's 1e6-frame buffers (~21 GB at 84 x 84) need not fit in this machine's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from algorithms import get_learner
+from algorithms.replay import ReplayBuffer
+from benchmark.config import ConfigError, learner_config, load_config, parse_names, usage_error
+from benchmark.isolated import MeasurementFailed, run_isolated
+from benchmark.run import make_env, peak_memory_mb
+from envs.tasks import registry as task_registry
+
+LEARNERS = ("drqv2", "curl")
+SETTINGS = {"paper": [], "cpu": ["preset=cpu"]}
+
+
+def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> dict:
+    torch.set_num_threads(1)
+    cfg = load_config(algo, task, [*SETTINGS[setting], "device=cpu"])
+    env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
+    frame_shape = (3, cfg.image_size, cfg.image_size)
+    configured = ReplayBuffer.bytes_for(cfg.buffer_size, cfg.num_envs, frame_shape, env.act_dim)
+    small = learner_config(load_config(algo, task, [*SETTINGS[setting], f"buffer_size={fill}", "seed_frames=0"]))
+    learner = get_learner(algo)(env, small)
+    while not learner.replay.can_sample(3):
+        learner.train_iteration()
+    seconds = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        learner.train_iteration()
+        seconds.append(time.perf_counter() - start)
+    per_iteration = sorted(seconds)[len(seconds) // 2]
+    return {
+        "learner": algo, "task": task, "settings": setting, "envs": cfg.num_envs, "image": cfg.image_size,
+        "batch": cfg.batch_size, "updates per iteration": learner.updates_per_step,
+        "s / update": per_iteration / learner.updates_per_step, "s / iteration": per_iteration,
+        "replay GB (configured)": configured / 1e9, "buffer frames": cfg.buffer_size,
+        "peak RSS GB": peak_memory_mb(torch.device("cpu")) / 1024,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", default=",".join(LEARNERS))
+    parser.add_argument("--tasks", default="cartpole")
+    parser.add_argument("--settings", default="cpu,paper")
+    parser.add_argument("--fill", type=int, default=20_000, help="frames actually allocated for the measurement")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SETTINGS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(*args.one, args.fill, args.iterations)))
+        return
+    learners = parse_names(parser, "--learners", args.learners, LEARNERS)
+    tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
+    settings = parse_names(parser, "--settings", args.settings, SETTINGS)
+    if args.iterations < 1 or args.fill < 1:
+        usage_error(parser, "--iterations and --fill must be positive")
+    try:
+        for algo in learners:
+            for task in tasks:
+                for setting in settings:
+                    load_config(algo, task, SETTINGS[setting])
+    except ConfigError as error:
+        usage_error(parser, str(error))
+    header = None
+    for algo in learners:
+        for task in tasks:
+            for setting in settings:
+                try:
+                    row = run_isolated("benchmark.update_costs", algo, task, setting, "--fill", str(args.fill),
+                                       "--iterations", str(args.iterations))  # fmt: skip
+                except MeasurementFailed as error:
+                    print(f"warning: {algo} {task} {setting}: {error.reason}", file=sys.stderr)
+                    continue
+                if header is None:
+                    header = list(row)
+                    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+                cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()]
+                print("| " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
