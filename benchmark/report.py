@@ -34,6 +34,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from benchmark.config import ConfigError, load_config, with_defaults  # noqa: E402
+from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.plots import plot_grad_norms  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
 from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
@@ -67,13 +68,14 @@ def collect(results: Path) -> pd.DataFrame:
                 "eval_return": summary.get("eval_return", np.nan),
                 "peak_memory_mb": summary.get("peak_memory_mb", np.nan),
                 "num_envs": config["num_envs"],
+                "action_repeat": config["action_repeat"],
                 "image_size": config["image_size"] if config.get("renderer") else None,
                 "path": run,
                 "written": summary_path.stat().st_mtime,
             }
         )
     columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "peak_memory_mb",
-               "num_envs", "image_size", "path", "written"]  # fmt: skip
+               "num_envs", "action_repeat", "image_size", "path", "written"]  # fmt: skip
     runs = pd.DataFrame(rows, columns=columns)
     runs.insert(0, "learner", experiment_labels(runs))
     runs = apart_by_task_version(runs)
@@ -140,10 +142,35 @@ def curve(run: Path, x: str, grid: np.ndarray, smooth: int = 10) -> np.ndarray:
     return np.interp(grid, xs, ret.to_numpy(), left=np.nan, right=np.nan)
 
 
+def random_floors(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """The random policy's mean return per task (current version) and action repeat among ``runs``,
+    cached in ``random_policy.csv`` (computed once: 256 episodes of uniform random actions)."""
+    cache = out / "random_policy.csv"
+    columns = ["task", "task_version", "action_repeat", "random_return"]
+    table = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
+    code = {name: task.version for name, task in registry().items()}
+    wanted = runs[runs["task"].map(code) == runs["task_version"]][["task", "task_version", "action_repeat"]]
+    for row in wanted.drop_duplicates().itertuples():
+        known = (table["task"] == row.task) & (table["task_version"] == row.task_version)
+        if not (known & (table["action_repeat"] == row.action_repeat)).any():
+            value = random_policy_return(row.task, int(row.action_repeat))
+            table.loc[len(table)] = [row.task, row.task_version, row.action_repeat, value]
+    table.to_csv(cache, index=False)
+    return table
+
+
 # ---------------------------------------------------------------------------------------------- figures
-def returns_figure(runs: pd.DataFrame, task: str, points: int = 100) -> Figure:
-    """Return vs wall-clock and vs env steps, one line per learner: mean over seeds, 95% bootstrap band."""
+def returns_figure(runs: pd.DataFrame, task: str, points: int = 100, floors: pd.DataFrame | None = None) -> Figure:
+    """Return vs wall-clock and vs env steps, one line per learner: mean over seeds, 95% bootstrap band;
+    dashed, the random policy's return (``floors``, per action repeat)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    repeats = set(runs["action_repeat"])
+    for floor in [] if floors is None else floors[floors["task"] == task].itertuples():
+        if floor.action_repeat in repeats:
+            label = f"random policy (action repeat {floor.action_repeat})"
+            style = "--" if floor.action_repeat == 1 else ":"
+            for ax in axes:
+                ax.axhline(floor.random_return, color="grey", ls=style, lw=1, label=label if ax is axes[0] else None)
     for ax, x, xlabel in ((axes[0], "wall_clock", "wall-clock (min)"), (axes[1], "env_steps", "env steps")):
         for learner, group in runs.groupby("learner"):
             scale = 60 if x == "wall_clock" else 1
@@ -264,8 +291,10 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         need("every figure", "make bench ALGO=shac TASK=cartpole (or make sweep)")
         return made, missing
     has_metrics = runs[runs["status"].isin(["complete", "diverged", "running", "interrupted"])]
+    floors = random_floors(has_metrics, out)
+    write_table(floors, out, "random_policy", made)
     for task, group in has_metrics.groupby("task"):
-        write_figure(returns_figure(group, task), out, f"returns_{task}", made)
+        write_figure(returns_figure(group, task, floors=floors), out, f"returns_{task}", made)
     shares = phase_shares(has_metrics)
     write_figure(time_breakdown_figure(shares), out, "time_breakdown", made)
     write_table(shares, out, "time_breakdown", made)

@@ -156,3 +156,18 @@ def test_the_seed_interval_is_the_percentile_bootstrap_computed_by_hand():
     assert (low, high) == (0.5, 7.75)
     for seed in range(3):
         assert mean_ci(values, seed=seed) == pytest.approx((3.5, low, high))
+
+
+def test_the_random_policy_floor_is_drawn_per_action_repeat_and_computed_once(report, monkeypatch):
+    results, made, _ = report
+    floors = pd.read_csv(results / "figures" / "random_policy.csv")
+    assert floors[["task", "task_version", "action_repeat"]].values.tolist() == [["cartpole", CURRENT, 1]]
+    # cartpole's uniform random policy leaves the rail early in many episodes: far below the zero action's ~2100
+    assert 300 < floors["random_return"].iloc[0] < 1500
+    fig = returns_figure(collect(results), "cartpole", floors=floors)
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_label() == "random policy (action repeat 1)"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == floors["random_return"].iloc[0]
+    monkeypatch.setattr("benchmark.report.random_policy_return", lambda *a: pytest.fail("recomputed"))
+    from benchmark.report import random_floors
+
+    assert random_floors(collect(results), results / "figures").equals(floors)  # read from the cache
