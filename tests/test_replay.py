@@ -21,7 +21,7 @@ class CountingEnv:
     """Episodes of env e, number k, last 2 + (e + k) % 4 steps; even episodes terminate, odd ones are
     truncated by the time limit. The reward of step t (taken from frame t) is 10 * t + e + 100 * k."""
 
-    task, device, act_dim, obs_dim, episode_length = "counting", torch.device("cpu"), 2, 3, 1000
+    task, device, act_dim, obs_dim, episode_length, action_repeat = "counting", torch.device("cpu"), 2, 3, 1000, 1
 
     def __init__(self, num_envs: int) -> None:
         self.num_envs = num_envs
