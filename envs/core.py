@@ -174,11 +174,22 @@ class DiffEnv:
 
         obs = self.state_observation()
         reward = self.task.reward(self.joint_q, self.joint_qd, actions)
-        reward = reward if held is None else torch.where(moving, reward, torch.zeros_like(reward))
-        terminated = (self.task.terminated(self.joint_q, self.joint_qd) | ~torch.isfinite(obs).all(-1)) & moving
+        invalid = self.invalid_state(obs)  # a blown-up simulation earns nothing and ends, as in SHAC's envs
+        reward = torch.where(moving & ~invalid, reward, torch.zeros_like(reward))
+        terminated = (self.task.terminated(self.joint_q, self.joint_qd) | invalid) & moving
         truncated = (self.progress >= self.episode_length) & ~terminated & moving
         self.episode_return = self.episode_return + reward.detach()
         return reward, terminated, truncated
+
+    INVALID_MAGNITUDE = 1e6  # |q| or |qd| beyond this is a simulation that blew up (SHAC's threshold)
+
+    def invalid_state(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: envs whose state or observation is not finite or whose joint positions or velocities
+        exceed ``INVALID_MAGNITUDE``. Such an env's step earns 0 and terminates it (SHAC's dflex envs
+        do the same), so one unstable contact cannot poison returns and critic targets."""
+        state = torch.cat([self.joint_q, self.joint_qd], dim=-1).detach()
+        finite = torch.isfinite(state).all(-1) & torch.isfinite(obs.detach()).all(-1)
+        return ~finite | (state.abs() > self.INVALID_MAGNITUDE).any(-1)
 
     def cut_graph(self) -> None:
         """Detach the state from the autograd graph (SHAC's ``clear_grad`` / ``initialize_trajectory``)."""

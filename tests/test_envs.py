@@ -82,6 +82,24 @@ def test_reset_envs_start_fresh_and_others_continue(make_env):
     assert torch.equal(obs[1:], info["obs_before_reset"][1:])
 
 
+@pytest.mark.parametrize("task", ["hopper", "ant"])
+def test_a_blown_up_simulation_earns_nothing_and_ends_its_episode(make_env, task):
+    """SHAC's envs reset an env whose state is not finite or beyond 1e6 and zero its reward: one
+    unstable contact must not hand a learner a huge return or a NaN critic target."""
+    env = make_env(task, 4)
+    env.reset(seed=0)
+    with torch.no_grad():
+        env.step(torch.zeros(4, env.act_dim))
+        q, qd = env.joint_q.clone(), env.joint_qd.clone()
+        qd[1, -1] = 5e6  # a joint spinning absurdly fast
+        q[2, -1] = float("nan")
+        env.joint_q, env.joint_qd = q, qd
+        obs, reward, terminated, truncated, info = env.step(torch.zeros(4, env.act_dim))
+    assert terminated.tolist() == [False, True, True, False]
+    assert reward[1] == 0 and reward[2] == 0 and torch.isfinite(reward).all()
+    assert torch.isfinite(info["episode_return"][1:3]).all() and torch.isfinite(obs).all()  # reset, finite again
+
+
 def test_no_grad_and_grad_paths_simulate_the_same_trajectory(make_env):
     env = make_env("hopper", 2)
     actions = [torch.full((2, 3), 0.3 * (-1) ** t) for t in range(5)]
