@@ -27,21 +27,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import center_crop, random_crop
-from algorithms.base import Learner, LearnerConfig, require
-from algorithms.common import EpisodeStats, PhaseTimer
+from algorithms.base import require
 from algorithms.networks import PixelEncoder, TwinQ, relu_mlp, soft_update, squashed_gaussian, trunk
-from algorithms.replay import ReplayBuffer
+from algorithms.replay import ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # CURL's (and SAC-AE's) bounds on the policy's log std
 
 
 @dataclass
-class CURLConfig(LearnerConfig):
-    iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
+class CURLConfig(ReplayConfig):
     crop_size: int = 84  # random crops of the image_size frames (the paper: 100 -> 84)
     buffer_size: int = 100_000  # frames, all envs together: 3 x image_size^2 bytes each (~3 GB at 100 x 100)
-    replay_device: str = "auto"  # auto: the run's device; cpu keeps the frames in host memory
     batch_size: int = 32  # the paper's config (CURL's authors report 512 in their final runs)
     gamma: float = 0.99
     lr: float = 1e-3  # actor, critic, encoder and W
@@ -54,16 +51,14 @@ class CURLConfig(LearnerConfig):
     init_temperature: float = 0.1
     alpha_lr: float = 1e-4
     alpha_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    seed_frames: int = 32_000  # uniformly random actions first, no updates (1000 vector steps of 16 envs)
+    seed_frames: int = 32_000  # 1000 vector steps of 16 envs
     updates_per_step: int = 0  # 0: num_envs (the paper's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.crop_size >= 16, f"crop_size={self.crop_size}: the encoder needs at least 16 pixels")
-        for key in ("buffer_size", "batch_size", "feature_dim", "hidden_dim", "actor_update_every"):
+        for key in ("batch_size", "feature_dim", "hidden_dim", "actor_update_every"):
             require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("seed_frames", "updates_per_step"):
-            require(getattr(self, key) >= 0, f"{key}={getattr(self, key)}: must be at least 0")
         for key in ("gamma", "critic_tau", "encoder_tau"):
             require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
         for key in ("lr", "alpha_lr", "init_temperature"):
@@ -71,7 +66,6 @@ class CURLConfig(LearnerConfig):
         for key in ("betas", "alpha_betas"):
             betas = getattr(self, key)
             require(len(betas) == 2 and all(0 <= b < 1 for b in betas), f"{key}={betas}: give two values in [0, 1)")
-        require(self.replay_device in ("auto", "cpu"), f"replay_device={self.replay_device}: use auto or cpu")
 
 
 class Actor(nn.Module):
@@ -90,17 +84,15 @@ class Actor(nn.Module):
         return mean, log_std
 
 
-class CURL(Learner):
+class CURL(ReplayLearner):
     name = "curl"
     Config = CURLConfig
 
     def __init__(self, env: PixelEnv, config: CURLConfig) -> None:
-        super().__init__(env, config)
-        if len(env.obs_shape) != 3:
-            raise ValueError("curl learns from pixels: give the run a renderer (renderer=newton)")
         if config.crop_size > min(env.obs_shape[1:]):
             raise ValueError(f"crop_size={config.crop_size} exceeds image_size={env.obs_shape[1]}; "
                              "render larger images or crop smaller")  # fmt: skip
+        super().__init__(env, config)
         dev, cfg = env.device, config
         crop_shape = (env.obs_shape[0], cfg.crop_size, cfg.crop_size)
         self.encoder = PixelEncoder(crop_shape, cfg.feature_dim, squash=False).to(dev)  # the query encoder
@@ -117,14 +109,7 @@ class CURL(Learner):
         self.contrastive_opt = torch.optim.Adam([*self.encoder.parameters(), self.W], cfg.lr, betas)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], cfg.alpha_lr, tuple(cfg.alpha_betas))
         self.updates_per_step = cfg.updates_per_step or env.num_envs
-        replay_device = dev if cfg.replay_device == "auto" else torch.device("cpu")
-        self.replay = ReplayBuffer(env.num_envs, cfg.buffer_size, (3, *env.obs_shape[1:]), env.act_dim,
-                                   env.obs_shape[0] // 3, replay_device)  # fmt: skip
-        self.frames, self.updates = 0, 0
-        self.timer = PhaseTimer()
-        self.episodes = EpisodeStats()
-        self.obs = env.reset()
-        self.replay.start(self.obs)
+        self.updates = 0
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -144,32 +129,14 @@ class CURL(Learner):
 
     # ------------------------------------------------------------------ one iteration
     def train_iteration(self) -> dict[str, float]:
-        cfg, env = self.config, self.env
-        render_before = env.render_seconds
-        with self.timer("forward"):
-            if self.frames < cfg.seed_frames:
-                action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
-            else:
-                action = self.act(self.obs, deterministic=False)
-            obs, reward, terminated, truncated, info = env.step(action)
-            self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
-            self.episodes.record(info)
-            self.obs = obs
-        rendering = env.render_seconds - render_before
-        self.timer.seconds["forward"] -= rendering
-        self.timer.seconds["render"] += rendering
-        steps = env.num_envs * env.action_repeat
-        self.frames += steps
-
+        steps = self.collect()
         keys = ("critic_loss", "actor_loss", "alpha", "contrastive_loss", "contrastive_accuracy")
         metrics = dict.fromkeys(keys, math.nan)  # until updates begin
-        refilled = len(self.replay) * env.action_repeat >= cfg.seed_frames  # also after a resume
-        if self.frames >= cfg.seed_frames and refilled and self.replay.can_sample(1):
+        if self.ready(lookahead=1):
             with self.timer("update"):
                 for _ in range(self.updates_per_step):
                     metrics.update(self.update())
-        times = {"time_update": 0.0, **self.timer.pop()}
-        return {"env_steps": steps, **metrics, **self.episodes.pop(), **times}
+        return self.iteration_metrics(steps, metrics)
 
     def update(self) -> dict[str, float]:
         """One CURL update (steps 1-3 of the module docstring)."""

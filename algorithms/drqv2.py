@@ -27,18 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import random_shift
-from algorithms.base import Learner, LearnerConfig, require
-from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
+from algorithms.base import require
+from algorithms.common import linear_decay
 from algorithms.networks import ConvEncoder, TwinQ, relu_mlp, soft_update, trunk
-from algorithms.replay import ReplayBuffer
+from algorithms.replay import ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 
 @dataclass
-class DrQv2Config(LearnerConfig):
-    iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
+class DrQv2Config(ReplayConfig):
     buffer_size: int = 1_000_000  # frames, all envs together: 3 x 84 x 84 bytes each (~21 GB at 1e6)
-    replay_device: str = "auto"  # auto: the run's device; cpu keeps the frames in host memory (small GPUs)
     batch_size: int = 256
     n_step: int = 3
     gamma: float = 0.99
@@ -50,21 +48,19 @@ class DrQv2Config(LearnerConfig):
     std_end: float = 0.1
     std_decay_frames: int = 500_000  # ... over this many env frames (control steps)
     std_clip: float = 0.3  # noise clip for the target and actor actions
-    seed_frames: int = 4000  # uniformly random actions first, no updates
-    updates_per_step: int = 0  # updates per vector step; 0: num_envs / 2 (the paper's)
+    seed_frames: int = 4000
+    updates_per_step: int = 0  # 0: num_envs / 2 (the paper's)
     shift_pad: int = 4  # random shift augmentation (0: none)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("buffer_size", "batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_frames"):
+        for key in ("batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_frames"):
             require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("seed_frames", "updates_per_step", "shift_pad"):
-            require(getattr(self, key) >= 0, f"{key}={getattr(self, key)}: must be at least 0")
+        require(self.shift_pad >= 0, f"shift_pad={self.shift_pad}: must be at least 0")
         for key in ("gamma", "critic_tau"):
             require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
         require(self.lr > 0, f"lr={self.lr}: must be positive")
         require(min(self.std_start, self.std_end, self.std_clip) >= 0, "std_start, std_end, std_clip: must be >= 0")
-        require(self.replay_device in ("auto", "cpu"), f"replay_device={self.replay_device}: use auto or cpu")
 
 
 class Actor(nn.Module):
@@ -98,14 +94,12 @@ class Critic(nn.Module):
         return self.q(self.trunk(h), action)
 
 
-class DrQv2(Learner):
+class DrQv2(ReplayLearner):
     name = "drqv2"
     Config = DrQv2Config
 
     def __init__(self, env: PixelEnv, config: DrQv2Config) -> None:
         super().__init__(env, config)
-        if len(env.obs_shape) != 3:
-            raise ValueError("drqv2 learns from pixels: give the run a renderer (renderer=newton)")
         dev = env.device
         self.encoder = ConvEncoder(env.obs_shape).to(dev)
         dims = (self.encoder.repr_dim, env.act_dim, config.feature_dim, config.hidden_dim)
@@ -116,15 +110,6 @@ class DrQv2(Learner):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.updates_per_step = config.updates_per_step or max(env.num_envs // 2, 1)
-        replay_device = dev if config.replay_device == "auto" else torch.device("cpu")
-        frame_shape = (3, *env.obs_shape[1:])
-        self.replay = ReplayBuffer(env.num_envs, config.buffer_size, frame_shape, env.act_dim,
-                                   env.obs_shape[0] // 3, replay_device)  # fmt: skip
-        self.frames = 0  # env frames (control steps) seen so far
-        self.timer = PhaseTimer()
-        self.episodes = EpisodeStats()
-        self.obs = env.reset()
-        self.replay.start(self.obs)
 
     # ------------------------------------------------------------------ acting
     def std(self) -> float:
@@ -138,31 +123,13 @@ class DrQv2(Learner):
 
     # ------------------------------------------------------------------ one iteration
     def train_iteration(self) -> dict[str, float]:
-        cfg, env = self.config, self.env
-        render_before = env.render_seconds
-        with self.timer("forward"):
-            if self.frames < cfg.seed_frames:
-                action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
-            else:
-                action = self.act(self.obs, deterministic=False)
-            obs, reward, terminated, truncated, info = env.step(action)
-            self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
-            self.episodes.record(info)
-            self.obs = obs
-        rendering = env.render_seconds - render_before
-        self.timer.seconds["forward"] -= rendering
-        self.timer.seconds["render"] += rendering
-        steps = env.num_envs * env.action_repeat
-        self.frames += steps
-
+        steps = self.collect()
         metrics = dict.fromkeys(("critic_loss", "actor_loss", "q_target"), math.nan)  # until updates begin
-        refilled = len(self.replay) * env.action_repeat >= cfg.seed_frames  # also after a resume
-        if self.frames >= cfg.seed_frames and refilled and self.replay.can_sample(cfg.n_step):
+        if self.ready(self.config.n_step):
             with self.timer("update"):
                 for _ in range(self.updates_per_step):
                     metrics = self.update()
-        times = {"time_update": 0.0, **self.timer.pop()}
-        return {"env_steps": steps, "std": self.std(), **metrics, **self.episodes.pop(), **times}
+        return self.iteration_metrics(steps, {"std": self.std(), **metrics})
 
     def update(self) -> dict[str, float]:
         """One DrQ-v2 update on a replay batch (steps 1-4 of the module docstring)."""

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from algorithms.base import Learner, LearnerConfig, require
+from algorithms.common import EpisodeStats, PhaseTimer
+
 
 @dataclass
 class Transitions:
@@ -208,3 +211,72 @@ class ReplayBuffer:
             is_first=self.is_first[rows, slots],
             is_last=self.is_last[rows, slots],
         )
+
+
+# ---------------------------------------------------------------------- the learners that use it
+@dataclass
+class ReplayConfig(LearnerConfig):
+    """Fields every replay learner has (DrQ-v2, CURL); each sets its paper's defaults."""
+
+    iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
+    buffer_size: int = 100_000  # frames, all envs together: 3 x H x W bytes each
+    replay_device: str = "auto"  # auto: the run's device; cpu keeps the frames in host memory (small GPUs)
+    seed_frames: int = 4000  # uniformly random actions first, no updates
+    updates_per_step: int = 0  # updates per vector step; 0: the learner's paper's ratio
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.buffer_size >= 1, f"buffer_size={self.buffer_size}: must be at least 1")
+        for key in ("seed_frames", "updates_per_step"):
+            require(getattr(self, key) >= 0, f"{key}={getattr(self, key)}: must be at least 0")
+        require(self.replay_device in ("auto", "cpu"), f"replay_device={self.replay_device}: use auto or cpu")
+
+
+class ReplayLearner(Learner):
+    """What DrQ-v2 and CURL share around their updates: the replay buffer, one step of every env per
+    iteration (uniformly random actions for the first ``seed_frames``), and when updates may begin.
+    Subclasses build their networks, implement ``act`` and make the updates in ``train_iteration``."""
+
+    def __init__(self, env, config: ReplayConfig) -> None:
+        super().__init__(env, config)
+        if len(env.obs_shape) != 3:
+            raise ValueError(f"{self.name} learns from pixels: give the run a renderer (renderer=newton)")
+        replay_device = env.device if config.replay_device == "auto" else torch.device("cpu")
+        self.replay = ReplayBuffer(env.num_envs, config.buffer_size, (3, *env.obs_shape[1:]), env.act_dim,
+                                   env.obs_shape[0] // 3, replay_device)  # fmt: skip
+        self.frames = 0  # env frames (control steps) seen so far
+        self.timer = PhaseTimer()
+        self.episodes = EpisodeStats()
+        self.obs = env.reset()
+        self.replay.start(self.obs)
+
+    def collect(self) -> int:
+        """One step of every env into the replay; returns the env frames it took."""
+        env = self.env
+        render_before = env.render_seconds
+        with self.timer("forward"):
+            if self.frames < self.config.seed_frames:
+                action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
+            else:
+                action = self.act(self.obs, deterministic=False)
+            obs, reward, terminated, truncated, info = env.step(action)
+            self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
+            self.episodes.record(info)
+            self.obs = obs
+        rendering = env.render_seconds - render_before  # reported apart from forward simulation
+        self.timer.seconds["forward"] -= rendering
+        self.timer.seconds["render"] += rendering
+        steps = env.num_envs * env.action_repeat
+        self.frames += steps
+        return steps
+
+    def ready(self, lookahead: int) -> bool:
+        """Past the seed frames, with the replay refilled that far (also after a resume: it is not
+        checkpointed) and holding a stack with ``lookahead`` steps after it."""
+        refilled = len(self.replay) * self.env.action_repeat >= self.config.seed_frames
+        return self.frames >= self.config.seed_frames and refilled and self.replay.can_sample(lookahead)
+
+    def iteration_metrics(self, steps: int, metrics: dict[str, float]) -> dict[str, float]:
+        """The row the runner writes: env steps, the learner's metrics, episodes and phase times."""
+        times = {"time_update": 0.0, **self.timer.pop()}
+        return {"env_steps": steps, **metrics, **self.episodes.pop(), **times}
