@@ -14,6 +14,7 @@ import difflib
 import importlib.util
 import math
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
@@ -108,6 +109,21 @@ def parse_names(parser: argparse.ArgumentParser, flag: str, value: str, valid: I
 def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """End a script with one line on stderr, exit code 2, as the runner does for a bad config."""
     parser.exit(2, f"error: {message}\n")
+
+
+def parse_backends(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
+    """A script's ``--backends``: the named ones, each installed (else one line with the install
+    command); not given: every backend installed here, with a note for each one skipped."""
+    if value is None:
+        backends = [b for b in BACKENDS if install_hint(b) is None]
+        for missing in sorted(set(BACKENDS) - set(backends)):
+            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
+        return backends
+    backends = parse_names(parser, "--backends", value, BACKENDS)
+    for backend in backends:
+        if (hint := install_hint(backend)) is not None:
+            usage_error(parser, hint)
+    return backends
 
 
 def positive_ints(parser: argparse.ArgumentParser, flag: str, value: str) -> list[int]:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
 
 import torch
 
-from benchmark.config import parse_names, positive_ints, usage_error
+from benchmark.config import parse_backends, parse_names, positive_ints
 from benchmark.isolated import run_isolated
 from envs import DiffEnv
-from envs.render import BACKENDS, install_hint, make_renderer
+from envs.render import make_renderer
 from envs.tasks import registry as task_registry
 
 
@@ -57,17 +56,9 @@ def main() -> None:
         backend, task, n, size = args.one
         print(json.dumps(measure(backend, task, int(n), int(size), args.repeats)))
         return
-    if args.backends is None:
-        backends = [b for b in BACKENDS if install_hint(b) is None]
-        for missing in sorted(set(BACKENDS) - set(backends)):
-            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
-    else:
-        backends = parse_names(parser, "--backends", args.backends, BACKENDS)
-        for backend in backends:
-            if (hint := install_hint(backend)) is not None:
-                usage_error(parser, hint)
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     num_envs, sizes = positive_ints(parser, "--num-envs", args.num_envs), positive_ints(parser, "--sizes", args.sizes)
+    backends = parse_backends(parser, args.backends)
     print("| backend | task | N | size | frames/s (render + stack) | diff fwd / bwd (s) | peak RSS (GB) |")
     print("|---|---|---|---|---|---|---|")
     for backend in backends:

@@ -4,17 +4,16 @@ rollout per backend, under ``results/render/``, to look at what the learners see
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import torch
 
-from benchmark.config import parse_names, usage_error
+from benchmark.config import parse_backends, parse_names
 from envs import DiffEnv
 from envs.pixels import PixelEnv
-from envs.render import BACKENDS, install_hint, make_renderer
+from envs.render import make_renderer
 from envs.tasks import registry as task_registry
 
 
@@ -47,15 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1 or args.envs < 1 or args.size < 1:
         parser.error("--steps, --envs and --size must be positive")
     parse_names(parser, "task", args.task, task_registry())
-    if args.backends is None:
-        backends = [b for b in BACKENDS if install_hint(b) is None]
-        for missing in sorted(set(BACKENDS) - set(backends)):
-            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
-    else:
-        backends = parse_names(parser, "--backends", args.backends, BACKENDS)
-        for backend in backends:
-            if (hint := install_hint(backend)) is not None:
-                usage_error(parser, hint)
+    backends = parse_backends(parser, args.backends)
     still = min(30, args.steps - 1)  # the step drawn to the PNG grid
     args.out.mkdir(parents=True, exist_ok=True)
     for backend in backends:
