@@ -1,13 +1,18 @@
+import json
 import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+from benchmark.config import load_config  # noqa: E402
+from benchmark.results import METRIC_COLUMNS  # noqa: E402
+from benchmark.run import run  # noqa: E402
 from envs import DiffEnv  # noqa: E402
 
 _ENVS: dict = {}
@@ -56,3 +61,26 @@ class PixelBandit:
 @pytest.fixture
 def pixel_bandit():
     return PixelBandit
+
+
+@pytest.fixture
+def six_iterations_then_a_resume():
+    """Runs a replay learner for 6 iterations through ``run()`` (2 envs, action repeat 2), checks the
+    results schema, marks the run preempted and resumes it to 7; returns the first run's metrics."""
+
+    def check(algo: str, task: str, overrides: list[str]) -> pd.DataFrame:
+        out = run(load_config(algo, task, [*overrides, "iterations=6"]), progress=False)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["iterations"] == 6
+        metrics = pd.read_csv(out / "metrics.csv")
+        assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+        assert metrics["env_steps"].tolist() == [4 * i for i in range(1, 7)]  # 2 envs x action repeat 2
+
+        (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # as if preempted
+        resumed = run(load_config(algo, task, [*overrides, "iterations=7"]), progress=False)
+        summary = json.loads((resumed / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["iterations"] == 7 and summary["resumed"] == 1
+        assert pd.read_csv(resumed / "metrics.csv")["iteration"].tolist() == list(range(1, 8))
+        return metrics
+
+    return check

@@ -2,18 +2,14 @@
 temperature's direction, the tanh-Gaussian's density, a tiny pixel task it must learn, and every task
 through the runner."""
 
-import json
 import math
 
-import pandas as pd
 import pytest
 import torch
 
 from algorithms.curl import CURL, CURLConfig
 from algorithms.networks import squashed_gaussian
-from benchmark.config import load_config
-from benchmark.results import METRIC_COLUMNS
-from benchmark.run import main, run
+from benchmark.run import main
 
 TINY = dict(crop_size=16, feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64)
 
@@ -102,24 +98,13 @@ def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
 
 
 @pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
-def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path):
+def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path, six_iterations_then_a_resume):
     overrides = ["preset=cpu", "num_envs=2", "image_size=36", "crop_size=32", "eval_envs=2", "eval_max_steps=4",
                  "hidden_dim=32", "batch_size=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}",
                  "run_name=tiny", "checkpoint_every=1"]  # fmt: skip
-    out = run(load_config("curl", task, [*overrides, "iterations=6"]), progress=False)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["iterations"] == 6
-    metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
-    assert metrics["env_steps"].tolist() == [4 * i for i in range(1, 7)]  # 2 envs x action repeat 2
+    metrics = six_iterations_then_a_resume("curl", task, overrides)
     # updates once the replay holds a frame stack and the step after it (4 slots per env)
     assert metrics["contrastive_loss"].notna().tolist() == [False] * 2 + [True] * 4
-
-    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # as if preempted
-    out = run(load_config("curl", task, [*overrides, "iterations=7"]), progress=False)  # resumes
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["iterations"] == 7 and summary["resumed"] == 1
-    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 8))
 
 
 def test_a_crop_larger_than_the_image_is_one_line_before_anything_is_written(tmp_path, capsys):

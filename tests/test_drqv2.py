@@ -1,17 +1,13 @@
 """DrQ-v2: exploration schedule, the critic target by hand, what each update may change, a tiny pixel
 task it must learn, and every task through the runner."""
 
-import json
 import math
 
-import pandas as pd
 import pytest
 import torch
 
 from algorithms.drqv2 import DrQv2, DrQv2Config
 from benchmark.config import load_config
-from benchmark.results import METRIC_COLUMNS
-from benchmark.run import run
 
 TINY = dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64)
 
@@ -87,24 +83,13 @@ def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
 
 
 @pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
-def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path):
+def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path, six_iterations_then_a_resume):
     overrides = ["preset=cpu", "num_envs=2", "image_size=32", "eval_envs=2", "eval_max_steps=4", "hidden_dim=32",
                  "batch_size=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}", "run_name=tiny",
                  "checkpoint_every=1"]  # fmt: skip
-    out = run(load_config("drqv2", task, [*overrides, "iterations=6"]), progress=False)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["iterations"] == 6
-    metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
-    assert metrics["env_steps"].tolist() == [4 * i for i in range(1, 7)]  # 2 envs x action repeat 2
+    metrics = six_iterations_then_a_resume("drqv2", task, overrides)
     # updates once the replay holds a frame stack and 3 steps after it in each env (6 slots)
     assert metrics["critic_loss"].notna().tolist() == [False] * 4 + [True] * 2
-
-    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # as if preempted
-    out = run(load_config("drqv2", task, [*overrides, "iterations=7"]), progress=False)  # resumes
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["iterations"] == 7 and summary["resumed"] == 1
-    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 8))
 
 
 def test_cpu_preset_layers_the_algos_own_file_over_the_shared_one():
