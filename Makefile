@@ -70,7 +70,7 @@ bench-render: install
 apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac_diffrender
 	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
-update-costs: install  # seconds per update and replay memory of drqv2 and curl, CPU preset and paper settings
+update-costs: install  # seconds per update and replay memory of drqv2, curl and dreamerv3, CPU preset and paper settings
 	$(PY) -m benchmark.update_costs $(ARGS)
 
 scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)

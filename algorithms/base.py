@@ -3,6 +3,7 @@ budget runs out. Learners own no training loop, logger or file I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,6 +22,11 @@ class LearnerConfig:
         """Refuse impossible values with one line that names the key (the runner checks before it builds
         anything); subclasses extend this with their own fields."""
         require(self.iterations >= 1, f"iterations={self.iterations}: must be at least 1")
+
+
+Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``policy(obs, is_first) -> actions`` for a fixed batch of envs; ``is_first`` marks the envs whose
+episode begins with ``obs``."""
 
 
 def require(condition: bool, message: str) -> None:
@@ -47,6 +53,13 @@ class Learner:
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Actions in [-1, 1] for a batch of observations (as returned by the env)."""
         raise NotImplementedError
+
+    def new_policy(self, num_envs: int, deterministic: bool = True) -> Policy:
+        """A policy for ``num_envs`` envs that starts afresh: whatever it remembers between steps (a
+        recurrent learner's state) begins at its initial value and resets where ``is_first``. Every
+        rollout (training data, evaluation) takes its own; the default is :meth:`act`, which remembers
+        nothing."""
+        return lambda obs, is_first: self.act(obs, deterministic)
 
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -132,7 +132,7 @@ class CURL(ReplayLearner):
         steps = self.collect()
         keys = ("critic_loss", "actor_loss", "alpha", "contrastive_loss", "contrastive_accuracy")
         metrics = dict.fromkeys(keys, math.nan)  # until updates begin
-        if self.ready(lookahead=1):
+        if self.ready():
             with self.timer("update"):
                 for _ in range(self.updates_per_step):
                     metrics.update(self.update())

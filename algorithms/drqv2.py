@@ -110,6 +110,7 @@ class DrQv2(ReplayLearner):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.updates_per_step = config.updates_per_step or max(env.num_envs // 2, 1)
+        self.lookahead = config.n_step
 
     # ------------------------------------------------------------------ acting
     def std(self) -> float:
@@ -125,7 +126,7 @@ class DrQv2(ReplayLearner):
     def train_iteration(self) -> dict[str, float]:
         steps = self.collect()
         metrics = dict.fromkeys(("critic_loss", "actor_loss", "q_target"), math.nan)  # until updates begin
-        if self.ready(self.config.n_step):
+        if self.ready():
             with self.timer("update"):
                 for _ in range(self.updates_per_step):
                     metrics = self.update()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from algorithms.base import Learner, LearnerConfig, require
+from algorithms.base import Learner, LearnerConfig, Policy, require
 from algorithms.common import EpisodeStats, PhaseTimer
 
 
@@ -216,7 +216,7 @@ class ReplayBuffer:
 # ---------------------------------------------------------------------- the learners that use it
 @dataclass
 class ReplayConfig(LearnerConfig):
-    """Fields every replay learner has (DrQ-v2, CURL); each sets its paper's defaults."""
+    """Fields every replay learner has (DrQ-v2, CURL, DreamerV3); each sets its paper's defaults."""
 
     iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
     buffer_size: int = 100_000  # frames, all envs together: 3 x H x W bytes each
@@ -233,9 +233,12 @@ class ReplayConfig(LearnerConfig):
 
 
 class ReplayLearner(Learner):
-    """What DrQ-v2 and CURL share around their updates: the replay buffer, one step of every env per
-    iteration (uniformly random actions for the first ``seed_frames``), and when updates may begin.
-    Subclasses build their networks, implement ``act`` and make the updates in ``train_iteration``."""
+    """What DrQ-v2, CURL and DreamerV3 share around their updates: the replay buffer, one step of every
+    env per iteration (uniformly random actions for the first ``seed_frames``), and when updates may
+    begin. Subclasses build their networks, set ``lookahead`` (the slots an update's sample needs after
+    its start), implement ``act`` (or ``new_policy``) and make the updates in ``train_iteration``."""
+
+    lookahead: int = 1
 
     def __init__(self, env, config: ReplayConfig) -> None:
         super().__init__(env, config)
@@ -249,6 +252,8 @@ class ReplayLearner(Learner):
         self.episodes = EpisodeStats()
         self.obs = env.reset()
         self.replay.start(self.obs)
+        self.behaviour: Policy | None = None  # the acting policy, from the end of the seed frames on
+        self.is_first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
 
     def collect(self) -> int:
         """One step of every env into the replay; returns the env frames it took."""
@@ -258,11 +263,14 @@ class ReplayLearner(Learner):
             if self.frames < self.config.seed_frames:
                 action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
             else:
-                action = self.act(self.obs, deterministic=False)
+                if self.behaviour is None:  # it starts afresh, as after a resume: every env "begins"
+                    self.behaviour = self.new_policy(env.num_envs, deterministic=False)
+                    self.is_first[:] = True
+                action = self.behaviour(self.obs, self.is_first)
             obs, reward, terminated, truncated, info = env.step(action)
             self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
             self.episodes.record(info)
-            self.obs = obs
+            self.obs, self.is_first = obs, terminated | truncated
         rendering = env.render_seconds - render_before  # reported apart from forward simulation
         self.timer.seconds["forward"] -= rendering
         self.timer.seconds["render"] += rendering
@@ -270,11 +278,11 @@ class ReplayLearner(Learner):
         self.frames += steps
         return steps
 
-    def ready(self, lookahead: int) -> bool:
+    def ready(self) -> bool:
         """Past the seed frames, with the replay refilled that far (also after a resume: it is not
         checkpointed) and holding a stack with ``lookahead`` steps after it."""
         refilled = len(self.replay) * self.env.action_repeat >= self.config.seed_frames
-        return self.frames >= self.config.seed_frames and refilled and self.replay.can_sample(lookahead)
+        return self.frames >= self.config.seed_frames and refilled and self.replay.can_sample(self.lookahead)
 
     def iteration_metrics(self, steps: int, metrics: dict[str, float]) -> dict[str, float]:
         """The row the runner writes: env steps, the learner's metrics, episodes and phase times."""

@@ -98,8 +98,9 @@ def evaluate(
     returns = torch.zeros(env.num_envs, device=device)
     lengths = torch.zeros_like(returns)
     alive = torch.ones(env.num_envs, dtype=torch.bool, device=device)
+    policy = learner.new_policy(env.num_envs, deterministic)  # a recurrent learner's state starts fresh
     for _ in range(min(env.episode_length, cfg.eval_max_steps or env.episode_length)):
-        obs, reward, terminated, truncated, _ = env.step(learner.act(obs, deterministic=deterministic))
+        obs, reward, terminated, truncated, _ = env.step(policy(obs, alive & (lengths == 0)))
         returns += torch.where(alive, reward, torch.zeros_like(reward))
         lengths += alive.float()
         alive &= ~(terminated | truncated)

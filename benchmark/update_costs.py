@@ -1,7 +1,7 @@
 """What the replay learners cost, to size a machine: ``python -m benchmark.update_costs`` (``make
 update-costs``) prints, per learner and settings, the seconds per update and per iteration (one vector
-step and its updates), the replay buffer's memory at its configured size and the measuring process's
-peak memory. Each case runs in its own process, one thread, after the replay holds enough frames.
+step of the envs and its share of updates), the replay buffer's memory at its configured size and the
+measuring process's peak memory. Each case runs in its own process, one thread, after the replay holds enough frames.
 
 The buffer is measured as configured (``ReplayBuffer.nbytes``), but allocated at ``--fill`` frames so
 the paper's 1e6-frame buffers (~21 GB at 84 x 84) need not fit in this machine's memory.
@@ -23,8 +23,14 @@ from benchmark.isolated import MeasurementFailed, run_isolated
 from benchmark.run import make_env, peak_memory_mb
 from envs.tasks import registry as task_registry
 
-LEARNERS = ("drqv2", "curl")
+LEARNERS = ("drqv2", "curl", "dreamerv3")
 SETTINGS = {"paper": [], "cpu": ["preset=cpu"]}
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> dict:
@@ -35,18 +41,19 @@ def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> d
     configured = ReplayBuffer.bytes_for(cfg.buffer_size, cfg.num_envs, frame_shape, env.act_dim)
     small = learner_config(load_config(algo, task, [*SETTINGS[setting], f"buffer_size={fill}", "seed_frames=0"]))
     learner = get_learner(algo)(env, small)
-    while not learner.replay.can_sample(3):
+    while not learner.ready():
         learner.train_iteration()
-    seconds = []
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    per_update, per_step = [], []
     for _ in range(iterations):
-        start = time.perf_counter()
-        learner.train_iteration()
-        seconds.append(time.perf_counter() - start)
-    per_iteration = sorted(seconds)[len(seconds) // 2]
+        per_step.append(timed(learner.collect))
+        per_update.append(timed(learner.update))
+    per_iteration = median(per_step) + learner.updates_per_step * median(per_update)
+    batch = cfg.batch_size * cfg.get("batch_length", 1)
     return {
         "learner": algo, "task": task, "settings": setting, "envs": cfg.num_envs, "image": cfg.image_size,
-        "batch": cfg.batch_size, "updates per iteration": learner.updates_per_step,
-        "s / update": per_iteration / learner.updates_per_step, "s / iteration": per_iteration,
+        "batch": batch, "updates per iteration": learner.updates_per_step,
+        "s / update": median(per_update), "s / iteration": per_iteration,
         "replay GB (configured)": configured / 1e9, "buffer frames": cfg.buffer_size,
         "peak RSS GB": peak_memory_mb(torch.device("cpu")) / 1024,
     }  # fmt: skip

@@ -1,0 +1,495 @@
+"""DreamerV3 (Hafner et al. 2023): a world model learned from pixels, and an actor-critic trained in its
+imagination.
+
+Each iteration every env takes one step, acting through the world model's recurrent state (kept per env
+by the policy, reset where an episode begins); the replay buffer stores the frame. At ``train_ratio``
+replayed steps per agent step, updates follow. One update:
+
+1. world model, on ``batch_size`` sequences of ``batch_length`` steps: the RSSM filters the frames,
+   h_t = GRU(h_{t-1}, z_{t-1}, a_{t-1}), prior z_t ~ p(z | h_t), posterior z_t ~ q(z | h_t, x_t), with
+   32 categoricals of 32 classes mixed with 1% uniform (unimix). The loss is the image reconstruction
+   (MSE), reward (twohot over symlog buckets) and continue (Bernoulli) likelihoods, and KL balancing
+   with free bits: 0.5 max(1, KL[sg(q) || p]) + 0.1 max(1, KL[q || sg(p)]);
+2. imagination: from every posterior state the actor rolls the prior ``horizon`` steps forward;
+   lambda-returns of the predicted rewards and continues, bootstrapped with the critic;
+3. actor: maximise the returns scaled by max(1, their 95th - 5th percentile) (an EMA), backpropagated
+   through the learned dynamics (continuous actions, as dreamerv3-torch does) plus an entropy bonus;
+4. critic: twohot regression of the lambda-returns, regularised toward its slow (EMA) copy.
+
+The replay buffer is not checkpointed (a resumed run refills it, then trains again).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from algorithms.base import Policy, require
+from algorithms.networks import soft_update
+from algorithms.replay import ReplayConfig, ReplayLearner, Sequences
+from envs.pixels import PixelEnv
+
+STAGES = 4  # the image encoder halves the resolution this many times (64 -> 4, 48 -> 3)
+
+
+@dataclass
+class DreamerV3Config(ReplayConfig):
+    buffer_size: int = 1_000_000  # frames (one per step): 3 x 64 x 64 bytes each, ~12 GB
+    seed_frames: int = 5000  # dreamerv3-torch's prefill: 2500 agent steps at action repeat 2
+    updates_per_step: int = 0  # 0: from train_ratio
+    train_ratio: int = 512  # replayed steps per agent step: an update every batch_size * batch_length / 512 steps
+    batch_size: int = 16
+    batch_length: int = 64
+    deter: int = 512  # GRU state
+    units: int = 512  # hidden width of every MLP
+    stoch: int = 32  # categorical latents ...
+    classes: int = 32  # ... of this many classes each
+    cnn_depth: int = 32  # channels of the first convolution (doubling per stage)
+    unimix: float = 0.01
+    free_nats: float = 1.0
+    dyn_scale: float = 0.5
+    rep_scale: float = 0.1
+    horizon: int = 15
+    gamma: float = 0.997
+    lam: float = 0.95
+    model_lr: float = 1e-4
+    actor_lr: float = 3e-5
+    critic_lr: float = 3e-5
+    model_grad_clip: float = 1000.0
+    actor_critic_grad_clip: float = 100.0
+    entropy: float = 3e-4
+    critic_ema: float = 0.98  # slow critic <- 0.98 slow + 0.02 critic, every update
+    return_decay: float = 0.99  # EMA of the return percentiles
+    min_std: float = 0.1
+    max_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("train_ratio", "batch_size", "batch_length", "deter", "units", "stoch", "classes",
+                    "cnn_depth", "horizon"):  # fmt: skip
+            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        for key in ("unimix", "gamma", "lam", "critic_ema", "return_decay"):
+            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
+        for key in ("model_lr", "actor_lr", "critic_lr", "model_grad_clip", "actor_critic_grad_clip"):
+            require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
+        require(0 < self.min_std <= self.max_std, f"min_std={self.min_std}, max_std={self.max_std}: need 0 < min <= max")
+
+
+# ---------------------------------------------------------------------- distributions
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class TwoHot(nn.Module):
+    """Scalars as a distribution over 255 buckets evenly spaced in symlog space, [-20, 20]."""
+
+    def __init__(self, buckets: int = 255, limit: float = 20.0) -> None:
+        super().__init__()
+        self.register_buffer("buckets", torch.linspace(-limit, limit, buckets), persistent=False)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., buckets) weights on the two buckets around symlog(x), linear in the distance."""
+        y = symlog(x).clamp(self.buckets[0], self.buckets[-1])
+        above = torch.searchsorted(self.buckets, y.contiguous(), right=True).clamp(1, len(self.buckets) - 1)
+        below = above - 1
+        w_above = (y - self.buckets[below]) / (self.buckets[above] - self.buckets[below])
+        weights = torch.zeros(*y.shape, len(self.buckets), device=y.device)
+        weights.scatter_(-1, below[..., None], (1 - w_above)[..., None])
+        return weights.scatter_add_(-1, above[..., None], w_above[..., None])
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        """symexp of the expected bucket: the prediction (differentiable in ``logits``)."""
+        return symexp((logits.softmax(-1) * self.buckets).sum(-1))
+
+    def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -(self.encode(x) * logits.log_softmax(-1)).sum(-1)
+
+
+def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
+    """Softmax mixed with ``unimix`` of the uniform distribution: every class keeps >= unimix / K."""
+    return (1 - unimix) * logits.softmax(-1) + unimix / logits.shape[-1]
+
+
+def sample_one_hot(probs: torch.Tensor) -> torch.Tensor:
+    """A one-hot sample per categorical, with the straight-through gradient of ``probs``."""
+    index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+    return F.one_hot(index, probs.shape[-1]).to(probs) + probs - probs.detach()
+
+
+def categorical_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL[p || q] of (..., stoch, classes) categoricals, summed over the latents."""
+    return (p * (p.log() - q.log())).sum((-2, -1))
+
+
+def kl_balance(posterior: torch.Tensor, prior: torch.Tensor, cfg: DreamerV3Config) -> torch.Tensor:
+    """dyn_scale max(free, KL[sg(q) || p]) + rep_scale max(free, KL[q || sg(p)]), averaged over steps:
+    the prior learns to predict the posterior, the posterior is pulled (less) toward the prior."""
+    dynamics = categorical_kl(posterior.detach(), prior).clamp(min=cfg.free_nats).mean()
+    representation = categorical_kl(posterior, prior.detach()).clamp(min=cfg.free_nats).mean()
+    return cfg.dyn_scale * dynamics + cfg.rep_scale * representation
+
+
+def lambda_returns(reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor, gamma: float, lam: float):
+    """R_t = r_{t+1} + gamma c_{t+1} ((1 - lam) v_{t+1} + lam R_{t+1}) for t < H, with R_H = v_H. Inputs
+    are (H + 1, ...) over the imagined states (reward and continue predicted on entering each)."""
+    returns, following = [], value[-1]
+    for t in reversed(range(len(reward) - 1)):
+        following = reward[t + 1] + gamma * cont[t + 1] * ((1 - lam) * value[t + 1] + lam * following)
+        returns.append(following)
+    return torch.stack(returns[::-1])
+
+
+# ---------------------------------------------------------------------- networks
+def dense(in_dim: int, units: int, layers: int, out_dim: int | None = None) -> nn.Sequential:
+    """``layers`` blocks Linear -> LayerNorm -> SiLU, then a linear output when ``out_dim`` is given."""
+    blocks: list[nn.Module] = []
+    for _ in range(layers):
+        blocks += [nn.Linear(in_dim, units, bias=False), nn.LayerNorm(units), nn.SiLU()]
+        in_dim = units
+    if out_dim is not None:
+        blocks.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*blocks)
+
+
+def zero_output(net: nn.Sequential) -> nn.Sequential:
+    """Zero the last layer: reward and critic start predicting 0 (DreamerV3's output scale 0)."""
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of every pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ImageEncoder(nn.Module):
+    """Convolutions (4 x 4, stride 2) of depth d, 2d, 4d, 8d with channel LayerNorm and SiLU, flattened."""
+
+    def __init__(self, size: int, depth: int) -> None:
+        super().__init__()
+        layers, channels = [], 3
+        for stage in range(STAGES):
+            out = depth * 2**stage
+            layers += [nn.Conv2d(channels, out, 4, 2, 1, bias=False), ChannelNorm(out), nn.SiLU()]
+            channels = out
+        self.convs = nn.Sequential(*layers)
+        self.out_dim = channels * (size // 2**STAGES) ** 2
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.convs(frames / 255.0 - 0.5).flatten(1)
+
+
+class ImageDecoder(nn.Module):
+    """The encoder mirrored: a linear map to 8d x s x s, transposed convolutions back to 3 x H x W."""
+
+    def __init__(self, feat_dim: int, size: int, depth: int) -> None:
+        super().__init__()
+        self.start = (depth * 2 ** (STAGES - 1), size // 2**STAGES)
+        self.linear = nn.Linear(feat_dim, self.start[0] * self.start[1] ** 2)
+        layers: list[nn.Module] = []
+        for stage in reversed(range(STAGES)):
+            channels, out = depth * 2**stage, (depth * 2 ** (stage - 1) if stage else 3)
+            layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1, bias=not stage))
+            if stage:
+                layers += [ChannelNorm(out), nn.SiLU()]
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Frames in [0, 1] (the mean of a unit Gaussian: the loss is the squared error)."""
+        channels, side = self.start
+        return self.deconvs(self.linear(feat).view(-1, channels, side, side)) + 0.5
+
+
+class NormGRUCell(nn.Module):
+    """DreamerV3's GRU: one LayerNormed linear map to reset, candidate and update (biased to keep h)."""
+
+    def __init__(self, in_dim: int, size: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim + size, 3 * size, bias=False)
+        self.norm = nn.LayerNorm(3 * size)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        reset, candidate, update = self.norm(self.linear(torch.cat([x, h], -1))).chunk(3, -1)
+        candidate = torch.tanh(torch.sigmoid(reset) * candidate)
+        update = torch.sigmoid(update - 1)
+        return update * candidate + (1 - update) * h
+
+
+@dataclass
+class Latent:
+    """The RSSM state of a batch: deterministic ``h`` and the flattened one-hot stochastic ``z``."""
+
+    h: torch.Tensor
+    z: torch.Tensor
+
+    @property
+    def feat(self) -> torch.Tensor:
+        return torch.cat([self.h, self.z], -1)
+
+
+class RSSM(nn.Module):
+    def __init__(self, embed_dim: int, act_dim: int, cfg: DreamerV3Config) -> None:
+        super().__init__()
+        self.deter, self.stoch, self.classes, self.unimix = cfg.deter, cfg.stoch, cfg.classes, cfg.unimix
+        self.feat_dim = cfg.deter + cfg.stoch * cfg.classes
+        self.img_in = dense(cfg.stoch * cfg.classes + act_dim, cfg.units, 1)
+        self.gru = NormGRUCell(cfg.units, cfg.deter)
+        self.prior_net = dense(cfg.deter, cfg.units, 1, cfg.stoch * cfg.classes)
+        self.posterior_net = dense(cfg.deter + embed_dim, cfg.units, 1, cfg.stoch * cfg.classes)
+
+    def initial(self, batch: int, device: torch.device) -> Latent:
+        return Latent(torch.zeros(batch, self.deter, device=device),
+                      torch.zeros(batch, self.stoch * self.classes, device=device))  # fmt: skip
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return unimix_probs(logits.view(*logits.shape[:-1], self.stoch, self.classes), self.unimix)
+
+    def advance(self, state: Latent, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_t, prior probabilities of z_t) from z_{t-1}, h_{t-1} and a_{t-1}."""
+        h = self.gru(self.img_in(torch.cat([state.z, action], -1)), state.h)
+        return h, self._probs(self.prior_net(h))
+
+    def imagine_step(self, state: Latent, action: torch.Tensor) -> Latent:
+        h, prior = self.advance(state, action)
+        return Latent(h, sample_one_hot(prior).flatten(-2))
+
+    def observe_step(
+        self, state: Latent, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor
+    ) -> tuple[Latent, torch.Tensor, torch.Tensor]:
+        """(posterior state, posterior probs, prior probs) at a step; where ``is_first`` the state and
+        action before are zeroed, so the posterior sees the frame only."""
+        keep = (~is_first).to(embed.dtype)[:, None]
+        h, prior = self.advance(Latent(state.h * keep, state.z * keep), action * keep)
+        posterior = self._probs(self.posterior_net(torch.cat([h, embed], -1)))
+        return Latent(h, sample_one_hot(posterior).flatten(-2)), posterior, prior
+
+    def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor):
+        """Filters (B, T, ...) sequences from the initial state; ``action[:, t]`` is a_{t-1}. Returns the
+        states (B, T, feat), posteriors and priors (B, T, stoch, classes)."""
+        state = self.initial(embed.shape[0], embed.device)
+        states, posteriors, priors = [], [], []
+        for t in range(embed.shape[1]):
+            state, posterior, prior = self.observe_step(state, action[:, t], embed[:, t], is_first[:, t])
+            states.append(state)
+            posteriors.append(posterior)
+            priors.append(prior)
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return Latent(stack([s.h for s in states]), stack([s.z for s in states])), stack(posteriors), stack(priors)
+
+
+class Actor(nn.Module):
+    """Gaussian with mean tanh(mu) and std in [min_std, max_std]; samples are clipped to [-1, 1]."""
+
+    def __init__(self, feat_dim: int, act_dim: int, cfg: DreamerV3Config) -> None:
+        super().__init__()
+        self.net = dense(feat_dim, cfg.units, 2, 2 * act_dim)
+        self.min_std, self.max_std = cfg.min_std, cfg.max_std
+
+    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = self.net(feat).chunk(2, -1)
+        return torch.tanh(mean), (self.max_std - self.min_std) * torch.sigmoid(std + 2) + self.min_std
+
+    def sample(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reparameterised action, the Gaussian's entropy)."""
+        mean, std = self(feat)
+        action = mean + std * torch.randn_like(mean)
+        entropy = (std.log() + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+        return action - action.detach() + action.detach().clamp(-1, 1), entropy
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Gradients flow through these modules' computations but not into their parameters."""
+    for module in modules:
+        module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.requires_grad_(True)
+
+
+# ---------------------------------------------------------------------- the learner
+class DreamerV3(ReplayLearner):
+    name = "dreamerv3"
+    Config = DreamerV3Config
+
+    def __init__(self, env: PixelEnv, config: DreamerV3Config) -> None:
+        size = env.obs_shape[-1] if len(env.obs_shape) == 3 else 0
+        if len(env.obs_shape) == 3 and env.obs_shape[0] != 3:
+            raise ValueError("dreamerv3 sees the last frame only (its RSSM carries the past): use frames=1")
+        if size and (size % 2**STAGES or env.obs_shape[1] != size):
+            raise ValueError(f"dreamerv3 needs square images, a multiple of {2**STAGES}: use e.g. image_size=64")
+        super().__init__(env, config)
+        cfg, dev = config, env.device
+        self.lookahead = cfg.batch_length  # a window is batch_length steps and the slot before them
+        self.encoder = ImageEncoder(size, cfg.cnn_depth).to(dev)
+        self.rssm = RSSM(self.encoder.out_dim, env.act_dim, cfg).to(dev)
+        feat = self.rssm.feat_dim
+        self.decoder = ImageDecoder(feat, size, cfg.cnn_depth).to(dev)
+        self.reward_head = zero_output(dense(feat, cfg.units, 2, 255)).to(dev)
+        self.continue_head = dense(feat, cfg.units, 2, 1).to(dev)
+        self.actor = Actor(feat, env.act_dim, cfg).to(dev)
+        self.critic = zero_output(dense(feat, cfg.units, 2, 255)).to(dev)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot().to(dev)
+        self.world_model = nn.ModuleList([self.encoder, self.rssm, self.decoder, self.reward_head, self.continue_head])
+        self.model_opt = torch.optim.Adam(self.world_model.parameters(), cfg.model_lr, eps=1e-8)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), cfg.actor_lr, eps=1e-5)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), cfg.critic_lr, eps=1e-5)
+        self.return_range = torch.zeros(2, device=dev)  # EMA of the returns' 5th and 95th percentiles
+        per_step = env.num_envs * cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
+        self.updates_per_step = cfg.updates_per_step or per_step  # may be fractional: credit accumulates
+        self.update_credit = 0.0
+
+    # ------------------------------------------------------------------ acting
+    def new_policy(self, num_envs: int, deterministic: bool = True) -> Policy:
+        """Filters each env's frames through the RSSM; a new policy starts from the initial state."""
+        device = self.env.device
+        state = self.rssm.initial(num_envs, device)
+        previous = torch.zeros(num_envs, self.env.act_dim, device=device)
+
+        @torch.no_grad()
+        def policy(obs: torch.Tensor, is_first: torch.Tensor) -> torch.Tensor:
+            nonlocal state, previous
+            state, _, _ = self.rssm.observe_step(state, previous, self.encoder(obs), is_first.to(device))
+            previous = self.actor(state.feat)[0] if deterministic else self.actor.sample(state.feat)[0]
+            return previous
+
+        return policy
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Actions from these frames alone (a fresh recurrent state); episodes use :meth:`new_policy`."""
+        first = torch.ones(len(obs), dtype=torch.bool, device=obs.device)
+        return self.new_policy(len(obs), deterministic)(obs, first)
+
+    # ------------------------------------------------------------------ one iteration
+    METRICS = ("model_loss", "image_loss", "reward_loss", "continue_loss", "kl", "actor_loss", "critic_loss",
+               "entropy", "return_scale")  # fmt: skip
+
+    def train_iteration(self) -> dict[str, float]:
+        steps = self.collect()
+        metrics = dict.fromkeys(self.METRICS, math.nan)  # until updates begin
+        if self.ready():
+            self.update_credit += self.updates_per_step
+            with self.timer("update"):
+                while self.update_credit >= 1:
+                    metrics = self.update()
+                    self.update_credit -= 1
+        return self.iteration_metrics(steps, metrics)
+
+    def update(self) -> dict[str, float]:
+        """One DreamerV3 update (steps 1-4 of the module docstring)."""
+        cfg = self.config
+        batch = self.replay.sample_sequences(cfg.batch_size, cfg.batch_length + 1)
+        start, metrics = self.update_world_model(batch)
+        metrics.update(self.update_actor_critic(start))
+        soft_update(self.slow_critic, self.critic, 1 - cfg.critic_ema)
+        return metrics
+
+    def world_model_loss(self, batch: Sequences) -> tuple[torch.Tensor, Latent, dict[str, float]]:
+        """Slots 1..T of the window are observed; slot t-1 gives the action a_{t-1} that led to slot t,
+        the reward it earned and whether it terminated the episode (the slot before a first one holds
+        none of them: zeros)."""
+        device = self.env.device
+        frames = batch.frames[:, 1:].to(device)
+        b, t = frames.shape[:2]
+        embed = self.encoder(frames.flatten(0, 1).float()).view(b, t, -1)
+        action, reward = batch.action[:, :-1].to(device), batch.reward[:, :-1].to(device)
+        states, posterior, prior = self.rssm.observe(embed, action, batch.is_first[:, 1:].to(device))
+        feat = states.feat
+        image = self.decoder(feat.flatten(0, 1))
+        image_loss = (image - frames.flatten(0, 1).float() / 255.0).pow(2).sum((1, 2, 3)).mean()
+        reward_loss = self.twohot.nll(self.reward_head(feat), reward).mean()
+        cont = (~batch.terminal[:, :-1]).to(device, torch.float32)
+        continue_loss = F.binary_cross_entropy_with_logits(self.continue_head(feat).squeeze(-1), cont)
+        loss = image_loss + reward_loss + continue_loss + kl_balance(posterior, prior, self.config)
+        metrics = {"image_loss": image_loss.item(), "reward_loss": reward_loss.item(),
+                   "continue_loss": continue_loss.item(), "kl": categorical_kl(posterior, prior).mean().item()}  # fmt: skip
+        return loss, Latent(states.h.detach().flatten(0, 1), states.z.detach().flatten(0, 1)), metrics
+
+    def update_world_model(self, batch: Sequences) -> tuple[Latent, dict[str, float]]:
+        loss, start, metrics = self.world_model_loss(batch)
+        self.model_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.world_model.parameters(), self.config.model_grad_clip)
+        self.model_opt.step()
+        return start, {"model_loss": loss.item(), **metrics}
+
+    def imagine(self, start: Latent) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (H + 1, N, feat) of the imagined states and the policy's entropies (H, N) along them;
+        the actor sees detached features, its actions carry gradients through the dynamics."""
+        state, feats, entropies = start, [start.feat], []
+        for _ in range(self.config.horizon):
+            action, entropy = self.actor.sample(state.feat.detach())
+            state = self.rssm.imagine_step(state, action)
+            feats.append(state.feat)
+            entropies.append(entropy)
+        return torch.stack(feats), torch.stack(entropies)
+
+    def update_actor_critic(self, start: Latent) -> dict[str, float]:
+        cfg = self.config
+        with frozen(self.world_model, self.critic):
+            feats, entropy = self.imagine(start)
+            reward = self.twohot.mean(self.reward_head(feats))
+            cont = torch.sigmoid(self.continue_head(feats)).squeeze(-1)
+            value = self.twohot.mean(self.critic(feats))
+            returns = lambda_returns(reward, cont, value, cfg.gamma, cfg.lam)  # (H, N)
+        weight = torch.cumprod(torch.cat([torch.ones_like(cont[:1]), cfg.gamma * cont[1:-1]]), 0).detach()
+        scale = self.return_scale(returns.detach())
+        advantage = (returns - value[:-1].detach()) / scale
+        actor_loss = -(weight * (advantage + cfg.entropy * entropy)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.actor_critic_grad_clip)
+        self.actor_opt.step()
+
+        critic_loss = self.critic_loss(feats[:-1].detach(), returns.detach(), weight)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.actor_critic_grad_clip)
+        self.critic_opt.step()
+        return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+                "entropy": entropy.mean().item(), "return_scale": float(scale)}  # fmt: skip
+
+    def critic_loss(self, feats: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Twohot NLL of the lambda-returns plus of the slow critic's prediction (its regulariser)."""
+        logits = self.critic(feats)
+        with torch.no_grad():
+            slow = self.twohot.mean(self.slow_critic(feats))
+        return (weight * (self.twohot.nll(logits, returns) + self.twohot.nll(logits, slow))).mean()
+
+    @torch.no_grad()
+    def return_scale(self, returns: torch.Tensor) -> torch.Tensor:
+        """max(1, P95 - P5) of the returns, the percentiles tracked by an EMA."""
+        percentiles = torch.quantile(returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device))
+        self.return_range.lerp_(percentiles, 1 - self.config.return_decay)
+        return (self.return_range[1] - self.return_range[0]).clamp(min=1.0)
+
+    # ------------------------------------------------------------------ checkpoints
+    MODULES = ("world_model", "actor", "critic", "slow_critic", "model_opt", "actor_opt", "critic_opt")
+
+    def state_dict(self) -> dict[str, Any]:
+        extra = {"frames": self.frames, "return_range": self.return_range, "update_credit": self.update_credit}
+        return {**{key: getattr(self, key).state_dict() for key in self.MODULES}, **extra}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in self.MODULES:
+            getattr(self, key).load_state_dict(state[key])
+        self.frames, self.update_credit = state["frames"], state["update_credit"]
+        self.return_range.copy_(state["return_range"])

@@ -1,0 +1,189 @@
+"""DreamerV3: symlog and twohot, categorical latents, the RSSM, KL balancing, lambda-returns by their
+n-step expansion, a world model that learns a small dataset, the recurrent policy's state, and every
+task through the runner."""
+
+import math
+
+import pytest
+import torch
+
+from algorithms.dreamerv3 import (
+    RSSM,
+    DreamerV3,
+    DreamerV3Config,
+    TwoHot,
+    categorical_kl,
+    kl_balance,
+    lambda_returns,
+    sample_one_hot,
+    symexp,
+    symlog,
+    unimix_probs,
+)
+from algorithms.replay import Sequences
+
+TINY = dict(deter=16, units=16, stoch=4, classes=4, cnn_depth=4, batch_size=4, batch_length=8, buffer_size=2000,
+            seed_frames=16, train_ratio=8)  # fmt: skip
+
+
+def learner(env, **overrides) -> DreamerV3:
+    return DreamerV3(env, DreamerV3Config(**{**TINY, **overrides}))
+
+
+def test_symlog_and_symexp_invert_each_other_and_compress_large_values():
+    x = torch.tensor([-1e6, -100.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 100.0, 1e6])
+    assert torch.allclose(symexp(symlog(x)), x, rtol=1e-5)
+    assert symlog(torch.tensor(1e6)) == pytest.approx(math.log(1e6 + 1))
+    assert symlog(torch.tensor(-3.0)) == pytest.approx(-math.log(4.0))
+
+
+def test_twohot_puts_all_weight_on_the_two_buckets_around_symlog_x_and_decodes_to_it():
+    twohot = TwoHot()
+    x = torch.tensor([-250.0, -0.3, 0.0, 0.05, 7.0, 1234.5])
+    weights = twohot.encode(x)
+    assert torch.allclose(weights.sum(-1), torch.ones(len(x)))
+    for row in weights:
+        nonzero = row.nonzero().flatten()
+        assert len(nonzero) <= 2 and (len(nonzero) == 1 or nonzero[1] - nonzero[0] == 1)
+    assert torch.allclose((weights * twohot.buckets).sum(-1), symlog(x), atol=1e-5)
+    logits = torch.where(weights > 0, weights.log(), torch.full_like(weights, -1e9))  # the twohot as logits
+    assert torch.allclose(twohot.mean(logits), x, rtol=1e-4)
+
+
+def test_unimix_keeps_every_class_above_its_floor_and_one_hot_samples_pass_straight_through_gradients():
+    logits = torch.tensor([[[50.0, -50.0, -50.0, -50.0]] * 3]).requires_grad_()
+    probs = unimix_probs(logits, 0.01)
+    assert (probs >= 0.01 / 4 - 1e-7).all() and torch.allclose(probs.sum(-1), torch.ones(1, 3))
+    sample = sample_one_hot(probs)
+    assert torch.equal(sample.detach().sum(-1), torch.ones(1, 3)) and set(sample.detach().unique().tolist()) <= {0, 1}
+    (sample * torch.arange(4.0)).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_rssm_shapes_and_the_posterior_ignores_the_past_where_an_episode_begins():
+    torch.manual_seed(0)
+    cfg = DreamerV3Config(**TINY)
+    rssm = RSSM(embed_dim=10, act_dim=2, cfg=cfg)
+    embed, action = torch.randn(3, 5, 10), torch.randn(3, 5, 2)
+    is_first = torch.zeros(3, 5, dtype=torch.bool)
+    states, posteriors, priors = rssm.observe(embed, action, is_first)
+    assert states.h.shape == (3, 5, 16) and states.z.shape == (3, 5, 16) and states.feat.shape == (3, 5, 32)
+    assert posteriors.shape == priors.shape == (3, 5, 4, 4)
+
+    past = [rssm.observe(torch.randn(3, 4, 10), torch.randn(3, 4, 2), is_first[:, :4])[0] for _ in range(2)]
+    last = [type(p)(p.h[:, -1], p.z[:, -1]) for p in past]
+    first, later = torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)
+    posterior = [rssm.observe_step(state, action[:, 0], embed[:, 0], first)[1] for state in last]
+    assert torch.allclose(posterior[0], posterior[1])  # two different pasts, the same frame
+    posterior = [rssm.observe_step(state, action[:, 0], embed[:, 0], later)[1] for state in last]
+    assert not torch.allclose(posterior[0], posterior[1])  # mid-episode the past counts
+
+
+def test_kl_balance_is_the_free_bits_floor_when_posterior_equals_prior_and_grows_past_it():
+    cfg = DreamerV3Config(free_nats=1.0, dyn_scale=0.5, rep_scale=0.1)
+    probs = unimix_probs(torch.randn(6, 8, 32, 32), 0.01)
+    assert categorical_kl(probs, probs).abs().max() < 1e-6
+    assert kl_balance(probs, probs, cfg).item() == pytest.approx(0.6)  # (0.5 + 0.1) x 1 nat
+    far = unimix_probs(torch.randn(6, 8, 32, 32) * 10, 0.01)
+    kl = categorical_kl(far, probs).mean().item()
+    assert kl > 1 and kl_balance(far, probs, cfg).item() == pytest.approx(0.6 * kl, rel=1e-4)
+
+
+def test_lambda_returns_equal_their_n_step_expansion_and_the_closed_form_for_constant_reward():
+    torch.manual_seed(0)
+    horizon, gamma, lam = 6, 0.9, 0.8
+    reward, cont, value = torch.randn(horizon + 1, 3), torch.rand(horizon + 1, 3), torch.randn(horizon + 1, 3)
+
+    def n_step(t: int, n: int) -> torch.Tensor:  # G^n_t = sum_k (prod gamma c) r + (prod gamma c) v_{t+n}
+        total, discount = torch.zeros(3), torch.ones(3)
+        for k in range(1, n + 1):
+            total = total + discount * reward[t + k]
+            discount = discount * gamma * cont[t + k]
+        return total + discount * value[t + n]
+
+    expected = []
+    for t in range(horizon):
+        steps = horizon - t  # R^lambda_t = (1 - lam) sum_n lam^(n-1) G^n_t + lam^(steps-1) G^steps_t
+        mixed = sum((1 - lam) * lam ** (n - 1) * n_step(t, n) for n in range(1, steps))
+        expected.append(mixed + lam ** (steps - 1) * n_step(t, steps))
+    assert torch.allclose(lambda_returns(reward, cont, value, gamma, lam), torch.stack(expected), atol=1e-5)
+
+    ones, zeros = torch.ones(horizon + 1, 1), torch.zeros(horizon + 1, 1)
+    returns = lambda_returns(ones, ones, zeros, gamma, 1.0)  # no bootstrap: a geometric series
+    closed = torch.tensor([(1 - gamma ** (horizon - t)) / (1 - gamma) for t in range(horizon)])
+    assert torch.allclose(returns.squeeze(1), closed)
+    fixed_point = lambda_returns(ones, ones, ones / (1 - gamma), gamma, lam)  # the true value, any lambda
+    assert torch.allclose(fixed_point, torch.full((horizon, 1), 1 / (1 - gamma)), rtol=1e-5)
+
+
+def moving_square(batch: int, length: int, size: int = 16) -> Sequences:
+    """A fixed dataset: a bright square steps right by its action's sign; reward = its column."""
+    frames = torch.zeros(batch, length, 3, size, size, dtype=torch.uint8)
+    action = torch.randint(0, 2, (batch, length, 2)).float() * 2 - 1
+    column = torch.randint(0, size - 4, (batch,))
+    reward = torch.zeros(batch, length)
+    for t in range(length):
+        for b in range(batch):
+            frames[b, t, :, 6:10, column[b] : column[b] + 4] = 255
+        reward[:, t] = column.float() / size
+        column = (column + action[:, t, 0].long()).clamp(0, size - 4)
+    flags = torch.zeros(batch, length, dtype=torch.bool)
+    first = flags.clone()
+    first[:, 0] = True
+    return Sequences(frames, action, reward, flags, first, flags.clone())
+
+
+def test_the_world_model_loss_at_least_halves_on_a_fixed_dataset(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(2, frames=1), model_lr=1e-3)
+    data = moving_square(8, 9)
+    losses = [agent.update_world_model(data)[1]["model_loss"] for _ in range(200)]
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_each_new_policy_starts_afresh_and_forgets_the_past_where_an_episode_begins(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(4, frames=1))
+    frames = [torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8) for _ in range(4)]
+    first, later = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)
+
+    def act(policy, obs, is_first):
+        torch.manual_seed(1)  # the same latent samples
+        return policy(obs, is_first)
+
+    fresh = act(agent.new_policy(4), frames[3], first)
+    running = agent.new_policy(4)
+    for obs in frames[:3]:
+        act(running, obs, later)
+    assert not torch.allclose(act(running, frames[3], later), fresh)  # it remembers
+    assert torch.allclose(act(running, frames[3], first), fresh)  # until an episode begins
+    assert torch.allclose(act(agent.new_policy(4), frames[3], first), fresh)  # and a new one starts clean
+    torch.manual_seed(1)
+    assert torch.allclose(agent.act(frames[3]), fresh)  # act: these frames alone
+
+
+def test_refuses_a_frame_stack_and_images_its_convolutions_cannot_halve(pixel_bandit):
+    with pytest.raises(ValueError, match="frames=1"):
+        learner(pixel_bandit(2, frames=3))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        learner(pixel_bandit(2, size=24, frames=1))
+
+
+def test_updates_follow_the_train_ratio(pixel_bandit):
+    agent = learner(pixel_bandit(4, frames=1), train_ratio=4)  # 4 envs x 4 / (4 x 8): half an update a step
+    metrics = [agent.train_iteration() for _ in range(12)]
+    started = [not math.isnan(m["model_loss"]) for m in metrics]
+    assert agent.updates_per_step == 0.5 and not any(started[:3])  # 16 seed frames: 4 iterations
+    ran = started[started.index(True) :]
+    assert ran == [True, False] * (len(ran) // 2) + [True] * (len(ran) % 2)
+
+
+@pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
+def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path, six_iterations_then_a_resume):
+    overrides = ["preset=cpu", "num_envs=2", "image_size=16", "eval_envs=2", "eval_max_steps=4", "deter=16",
+                 "units=16", "stoch=4", "classes=4", "cnn_depth=4", "batch_size=2", "batch_length=4",
+                 "train_ratio=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}", "run_name=tiny",
+                 "checkpoint_every=1"]  # fmt: skip
+    metrics = six_iterations_then_a_resume("dreamerv3", task, overrides)
+    # updates once the replay holds a window of batch_length + 1 slots in an env (the 4th step writes the 5th)
+    assert metrics["model_loss"].notna().tolist() == [False] * 3 + [True] * 3
