@@ -80,7 +80,8 @@ class DreamerV3Config(ReplayConfig):
             require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
         for key in ("model_lr", "actor_lr", "critic_lr", "model_grad_clip", "actor_critic_grad_clip"):
             require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
-        require(0 < self.min_std <= self.max_std, f"min_std={self.min_std}, max_std={self.max_std}: need 0 < min <= max")
+        stds = f"min_std={self.min_std}, max_std={self.max_std}"
+        require(0 < self.min_std <= self.max_std, f"{stds}: need 0 < min_std <= max_std")
 
 
 # ---------------------------------------------------------------------- distributions
@@ -419,8 +420,9 @@ class DreamerV3(ReplayLearner):
         cont = (~batch.terminal[:, :-1]).to(device, torch.float32)
         continue_loss = F.binary_cross_entropy_with_logits(self.continue_head(feat).squeeze(-1), cont)
         loss = image_loss + reward_loss + continue_loss + kl_balance(posterior, prior, self.config)
+        kl = categorical_kl(posterior, prior).mean()
         metrics = {"image_loss": image_loss.item(), "reward_loss": reward_loss.item(),
-                   "continue_loss": continue_loss.item(), "kl": categorical_kl(posterior, prior).mean().item()}  # fmt: skip
+                   "continue_loss": continue_loss.item(), "kl": kl.item()}  # fmt: skip
         return loss, Latent(states.h.detach().flatten(0, 1), states.z.detach().flatten(0, 1)), metrics
 
     def update_world_model(self, batch: Sequences) -> tuple[Latent, dict[str, float]]:
