@@ -20,7 +20,7 @@ from algorithms import get_learner
 from algorithms.replay import ReplayBuffer
 from benchmark.config import ConfigError, learner_config, load_config, parse_names, usage_error
 from benchmark.isolated import MeasurementFailed, run_isolated
-from benchmark.run import make_env, peak_memory_mb
+from benchmark.run import keep_freed_memory, make_env, peak_memory_mb
 from envs.tasks import registry as task_registry
 
 LEARNERS = ("drqv2", "curl", "dreamerv3")
@@ -35,6 +35,7 @@ def timed(call) -> float:
 
 def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> dict:
     torch.set_num_threads(1)
+    keep_freed_memory()
     cfg = load_config(algo, task, [*SETTINGS[setting], "device=cpu"])
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
     frame_shape = (3, cfg.image_size, cfg.image_size)
