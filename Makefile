@@ -52,33 +52,33 @@ lint: install
 	$(VENV)/bin/ruff format --check envs algorithms benchmark tests
 
 gradcheck: install
-	$(PY) -m benchmark.gradient_check
+	$(PY) -m benchmark.diagnostics.gradient_check
 
 contact-laws: install
-	$(PY) -m benchmark.gradient_check --contact-laws
+	$(PY) -m benchmark.diagnostics.gradient_check --contact-laws
 
 bench-physics: install
-	$(PY) -m benchmark.physics_speed
+	$(PY) -m benchmark.speed.physics_speed
 
 BACKENDS ?= newton,diff
 render: install
-	$(PY) -m benchmark.render_views $(TASK) --backends $(BACKENDS)
+	$(PY) -m benchmark.figures.render_views $(TASK) --backends $(BACKENDS)
 
 bench-render: install
-	$(PY) -m benchmark.render_speed
+	$(PY) -m benchmark.speed.render_speed
 
 apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac_diffrender
-	$(PY) -m benchmark.apg_costs $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+	$(PY) -m benchmark.speed.apg_costs $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 update-costs: install  # seconds per update and replay memory of drqv2, curl and dreamerv3, CPU preset and paper settings
-	$(PY) -m benchmark.update_costs $(ARGS)
+	$(PY) -m benchmark.speed.update_costs $(ARGS)
 
 scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)
-	$(PY) -m benchmark.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+	$(PY) -m benchmark.speed.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 TASKS ?= cartpole,hopper,ant,humanoid
 apg-vs-dpg: install  # Fig. 3: cosine and norm ratio of APG vs DPG at checkpoints of state SHAC runs
-	$(PY) -m benchmark.apg_vs_dpg --tasks $(TASKS) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+	$(PY) -m benchmark.diagnostics.apg_vs_dpg --tasks $(TASKS) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 # make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=slurm|local|inline [PRESET=cpu] [BUDGET=30min]
 #            [NAME=...] [SWEEP_ARGS="--partition gpu --time-min 600 --gpus 1"] [ARGS="num_envs=32"]
@@ -93,7 +93,7 @@ sweep-status: install
 	$(PY) -m benchmark.sweep status $(if $(NAME),--name $(NAME))
 
 plots: install  # every figure and table the runs in results/ allow, into results/figures/
-	$(PY) -m benchmark.report
+	$(PY) -m benchmark.figures.report
 
 slurm-up:  # a one-node SLURM cluster on this machine (Debian, root): try the sweep path on a laptop
 	bash tests/slurm/start.sh

@@ -52,7 +52,9 @@ class RunConfig:
     eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
     eval_max_steps: int | None = None  # cut evaluation episodes short (quick looks, tests); None: full episodes
     checkpoint_every: int = 50  # iterations between checkpoints
-    keep_checkpoints: int = 3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.apg_vs_dpg)
+    keep_checkpoints: int = (
+        3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.diagnostics.apg_vs_dpg)
+    )
     results_dir: str = "results"
     run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
     torch_threads: int = 0  # 0: torch's default

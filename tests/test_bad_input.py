@@ -112,7 +112,7 @@ def test_a_gpu_sized_run_on_a_cpu_says_how_long_and_what_to_run_instead(tmp_path
 
 
 def test_apg_costs_with_an_unknown_preset_overwrites_nothing(tmp_path, capsys):
-    from benchmark import apg_costs
+    from benchmark.speed import apg_costs
 
     (tmp_path / "apg_costs.md").write_text("earlier results")
     with pytest.raises(SystemExit) as exit_:
@@ -124,7 +124,7 @@ def test_apg_costs_with_an_unknown_preset_overwrites_nothing(tmp_path, capsys):
 
 
 def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
-    from benchmark import render_views
+    from benchmark.figures import render_views
 
     render_views.main(["cartpole", "--backends", "newton", "--envs", "2", "--size", "16", "--steps", "3",
                        "--out", str(tmp_path)])  # fmt: skip
@@ -145,7 +145,7 @@ def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
     ],
 )
 def test_render_views_refuses_bad_names_in_one_line(argv, message, tmp_path, capsys):
-    from benchmark import render_views
+    from benchmark.figures import render_views
 
     with pytest.raises(SystemExit) as exit_:
         render_views.main([*argv, "--out", str(tmp_path)])
@@ -155,7 +155,7 @@ def test_render_views_refuses_bad_names_in_one_line(argv, message, tmp_path, cap
 
 
 def test_render_views_skips_backends_not_installed_unless_asked(tmp_path, capsys, monkeypatch):
-    from benchmark import render_views
+    from benchmark.figures import render_views
 
     monkeypatch.setattr("benchmark.config.install_hint", lambda b: "pip install x" if b != "newton" else None)
     render_views.main(["cartpole", "--envs", "1", "--size", "16", "--steps", "2", "--out", str(tmp_path)])

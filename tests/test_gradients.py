@@ -13,7 +13,7 @@ wrong adjoint (stock Featherstone gives 37% median error, flipped signs) fails a
 import pytest
 import torch
 
-from benchmark.gradient_check import CASES
+from benchmark.diagnostics.gradient_check import CASES
 from envs.physics import _NewtonStep
 
 

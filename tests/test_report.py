@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmark.config import load_config
-from benchmark.report import collect, final_table, make_all, mean_ci, returns_figure
+from benchmark.figures.report import collect, final_table, make_all, mean_ci, returns_figure
 from benchmark.results import RunDir
 from envs.tasks import registry
 
@@ -167,7 +167,7 @@ def test_the_random_policy_floor_is_drawn_per_action_repeat_and_computed_once(re
     fig = returns_figure(collect(results), "cartpole", floors=floors)
     dashed = [line for line in fig.axes[0].get_lines() if line.get_label() == "random policy (action repeat 1)"]
     assert len(dashed) == 1 and dashed[0].get_ydata()[0] == floors["random_return"].iloc[0]
-    monkeypatch.setattr("benchmark.report.random_policy_return", lambda *a: pytest.fail("recomputed"))
-    from benchmark.report import random_floors
+    monkeypatch.setattr("benchmark.figures.report.random_policy_return", lambda *a: pytest.fail("recomputed"))
+    from benchmark.figures.report import random_floors
 
     assert random_floors(collect(results), results / "figures").equals(floors)  # read from the cache

@@ -124,7 +124,7 @@ def test_command_line_reports_errors_in_one_line():
 def test_learning_curve_figure_has_one_line_per_run(cartpole_run, tmp_path):
     import matplotlib.pyplot as plt
 
-    from benchmark.plots import plot_learning_curves
+    from benchmark.figures.plots import plot_learning_curves
 
     fig = plot_learning_curves([cartpole_run, cartpole_run], tmp_path / "curves.png")
     ax_time, ax_steps = fig.axes
@@ -162,7 +162,7 @@ def test_evaluation_episodes_can_be_cut_short(tmp_path):
 
 def test_curve_labels_name_the_settings_that_differ(tmp_path):
     """Two runs of one seed that differ in a setting are told apart by it; the seed never counts."""
-    from benchmark.plots import run_labels
+    from benchmark.figures.plots import run_labels
 
     runs = []
     for name, extra in (("a", {"contact_law": "dflex", "seed": 0}), ("b", {"contact_law": "newton", "seed": 0})):

@@ -1,6 +1,6 @@
 """Tape gradients vs central finite differences through the env layer, and the contact laws compared.
 
-``python -m benchmark.gradient_check`` prints the table per task; the tests call :func:`check_task`.
+``python -m benchmark.diagnostics.gradient_check`` prints the table per task; the tests call :func:`check_task`.
 ``--contact-laws`` compares dflex's and Newton's contact laws on each contact task: finite-difference
 agreement of the contact windows, and the spread across seeds of an actor's gradient over a 32-step
 window (:func:`actor_gradient_spread`).

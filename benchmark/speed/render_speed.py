@@ -1,4 +1,4 @@
-"""Render speed: ``python -m benchmark.render_speed`` (``make bench-render``) prints frames/s per backend,
+"""Render speed: ``python -m benchmark.speed.render_speed`` (``make bench-render``) prints frames/s per backend,
 task, batch and image size, counting the copy into torch and the 3-frame stack (``PixelEnv``'s work per
 step, without the physics), and the differentiable backend's forward + backward time and peak memory."""
 
@@ -12,7 +12,7 @@ import time
 import torch
 
 from benchmark.config import parse_backends, parse_names, positive_ints
-from benchmark.isolated import run_isolated
+from benchmark.speed.isolated import run_isolated
 from envs import DiffEnv
 from envs.render import make_renderer
 from envs.tasks import registry as task_registry
@@ -66,7 +66,7 @@ def main() -> None:
             for n in num_envs:
                 for size in sizes:
                     r = run_isolated(
-                        "benchmark.render_speed", backend, task, str(n), str(size), "--repeats", str(args.repeats)
+                        "benchmark.speed.render_speed", backend, task, str(n), str(size), "--repeats", str(args.repeats)
                     )
                     grads = "-" if r["fwd_s"] != r["fwd_s"] else f"{r['fwd_s']:.2f} / {r['bwd_s']:.2f}"
                     row = f"| {backend} | {task} | {n} | {size}x{size} | {r['fps']:.0f} | {grads} "

@@ -1,7 +1,7 @@
 """Table 1 and Fig. 10 of the D.Va paper, measured here: backward time per iteration and peak memory
 of one iteration, ``dva`` vs ``shac_diffrender``, per task, same machine and settings, in one run.
 
-``python -m benchmark.apg_costs [--preset cpu] [--iterations 4]`` prints a Markdown table (median of the
+``python -m benchmark.speed.apg_costs [--preset cpu] [--iterations 4]`` prints a Markdown table (median of the
 measured iterations, after one warm-up) and writes ``results/figures/apg_costs.{csv,md,png}``.
 ``--scene-growth cartpole --shapes 0,8,32,128`` instead adds that many visual-only spheres to the
 task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``.
@@ -29,9 +29,9 @@ import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
-from benchmark.isolated import MeasurementFailed, run_isolated  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
 from benchmark.run import make_env, peak_memory_mb  # noqa: E402
+from benchmark.speed.isolated import MeasurementFailed, run_isolated  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
@@ -83,7 +83,7 @@ def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dic
     """:func:`measure` in its own process; a case that dies (``shac_diffrender`` on a big scene runs out
     of memory) becomes a row without numbers that says why, and the other cases still get reported."""
     try:
-        return {**run_isolated("benchmark.apg_costs", algo, task, str(shapes), *extra), "failed": ""}
+        return {**run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra), "failed": ""}
     except MeasurementFailed as error:
         print(f"warning: {algo} {task} with {shapes} extra shapes: {error.reason}", file=sys.stderr)
         return {"algo": algo, "task": task, "extra_shapes": shapes, "backward_s": np.nan,

@@ -35,7 +35,7 @@ from scipy import stats  # noqa: E402
 
 from benchmark.config import ConfigError, load_config, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
-from benchmark.plots import plot_grad_norms  # noqa: E402
+from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
 from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
 from envs.tasks import registry  # noqa: E402

@@ -10,7 +10,7 @@ For a window of H steps with actions ``a_t = pi_theta(o(s_t))`` and loss ``L`` (
 :func:`window_gradients` computes the three on one batch (same start states, same policy noise), each in
 its own rollout, so ``full == dpg + control_regularisation`` is a check, not an identity of the code.
 
-``python -m benchmark.apg_vs_dpg [--tasks cartpole,hopper] [--preset cpu] [--run DIR]`` trains state SHAC
+``python -m benchmark.diagnostics.apg_vs_dpg [--tasks cartpole,hopper] [--preset cpu] [--run DIR]`` trains state SHAC
 keeping every checkpoint (or reads an existing ``--run``), measures cosine similarity and norm ratio
 at each, and writes ``results/figures/apg_vs_dpg.{csv,md,png}``.
 """
@@ -33,7 +33,7 @@ from torch.func import functional_call  # noqa: E402
 from algorithms import get_learner  # noqa: E402
 from algorithms.shac import SHAC  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config, load_run_config, parse_names, usage_error  # noqa: E402
-from benchmark.report import apg_vs_dpg_figure  # noqa: E402
+from benchmark.figures.report import apg_vs_dpg_figure  # noqa: E402
 from benchmark.results import checkpoints, markdown_table  # noqa: E402
 from benchmark.run import make_env, run  # noqa: E402
 from envs.tasks import registry as task_registry  # noqa: E402

@@ -1,8 +1,8 @@
 """Figures from ``results/`` only.
 
-- ``python -m benchmark.plots curves <run dir>... --out fig.png``: training return against wall-clock
+- ``python -m benchmark.figures.plots curves <run dir>... --out fig.png``: training return against wall-clock
   minutes and env steps, one line per run.
-- ``python -m benchmark.plots grad-norms <run dir>... --out fig.png`` (Fig. 9): the actor gradient norm
+- ``python -m benchmark.figures.plots grad-norms <run dir>... --out fig.png`` (Fig. 9): the actor gradient norm
   (before clipping) over training, one line per run, e.g. ``dva`` vs ``shac_diffrender``.
 """
 

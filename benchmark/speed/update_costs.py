@@ -1,4 +1,4 @@
-"""What the replay learners cost, to size a machine: ``python -m benchmark.update_costs`` (``make
+"""What the replay learners cost, to size a machine: ``python -m benchmark.speed.update_costs`` (``make
 update-costs``) prints, per learner and settings, the seconds per update and per iteration (one vector
 step of the envs and its share of updates), the replay buffer's memory at its configured size and the
 measuring process's peak memory. Each case runs in its own process, one thread, after the replay holds enough frames.
@@ -19,8 +19,8 @@ import torch
 from algorithms import get_learner
 from algorithms.replay import ReplayBuffer
 from benchmark.config import ConfigError, learner_config, load_config, parse_names, usage_error
-from benchmark.isolated import MeasurementFailed, run_isolated
 from benchmark.run import keep_freed_memory, make_env, peak_memory_mb
+from benchmark.speed.isolated import MeasurementFailed, run_isolated
 from envs.tasks import registry as task_registry
 
 LEARNERS = ("drqv2", "curl", "dreamerv3")
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         for task in tasks:
             for setting in settings:
                 try:
-                    row = run_isolated("benchmark.update_costs", algo, task, setting, "--fill", str(args.fill),
+                    row = run_isolated("benchmark.speed.update_costs", algo, task, setting, "--fill", str(args.fill),
                                        "--iterations", str(args.iterations))  # fmt: skip
                 except MeasurementFailed as error:
                     print(f"warning: {algo} {task} {setting}: {error.reason}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Physics speed: ``python -m benchmark.physics_speed`` (``make bench-physics``) prints, per task and N:
+"""Physics speed: ``python -m benchmark.speed.physics_speed`` (``make bench-physics``) prints, per task and N:
 forward env-steps/s without gradients, forward and backward seconds of one 32-step SHAC window with
 gradients, peak memory, and MuJoCo's own CPU step rate on the same MJCF (one thread) with the ratio.
 
@@ -15,7 +15,7 @@ import time
 import torch
 
 from benchmark.config import parse_names, positive_ints
-from benchmark.isolated import run_isolated
+from benchmark.speed.isolated import run_isolated
 from envs import DiffEnv, get_task
 from envs.tasks import registry as task_registry
 from envs.tasks.base import MJCFTask
@@ -93,7 +93,7 @@ def main() -> None:
         reference = mujoco_rate(task)
         for n in num_envs:
             extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
-            r = run_isolated("benchmark.physics_speed", task, str(n), *extra)
+            r = run_isolated("benchmark.speed.physics_speed", task, str(n), *extra)
             ref = f"{reference:.0f}" if reference else "n/a (no MJCF)"
             ratio = f"{r['fwd_steps_per_s'] / reference:.2f}" if reference else "n/a"
             print(
