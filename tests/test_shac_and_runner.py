@@ -171,3 +171,8 @@ def test_curve_labels_name_the_settings_that_differ(tmp_path):
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
         runs.append(tmp_path / name)
     assert run_labels(runs) == ["shac hopper seed 0 contact_law=dflex", "shac hopper seed 0 contact_law=newton"]
+    (tmp_path / "c").mkdir()  # another learner: its own keys do not label the others, nor theirs it
+    config = {"algo": "dreamerv3", "task": "hopper", "num_envs": 4, "train_ratio": 128, "seed": 0}
+    (tmp_path / "c" / "config.yaml").write_text(yaml.safe_dump(config))
+    labels = run_labels([*runs, tmp_path / "c"])
+    assert labels[1:] == ["shac hopper seed 0 contact_law=newton", "dreamerv3 hopper seed 0"]

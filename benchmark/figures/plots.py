@@ -28,14 +28,16 @@ _NOT_DISTINGUISHING = {"seed", "run_name", "results_dir", "budget", "iterations"
 
 
 def run_labels(runs: Sequence[Path]) -> list[str]:
-    """'algo task seed N', plus every config value that differs between the runs (e.g. contact_law=newton),
-    so two runs of one seed with different settings are told apart."""
+    """'algo task seed N', plus every config value that differs between runs of the same algo (e.g.
+    contact_law=newton), so two runs of one seed with different settings are told apart; different
+    algos are told apart by name, not by the keys only one of them has."""
     configs = [OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) for run in runs]
-    keys = sorted({k for c in configs for k in c} - _NOT_DISTINGUISHING)
-    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
     labels = []
     for config in configs:
-        extra = "".join(f" {k}={config.get(k)}" for k in differing if k not in ("algo", "task"))
+        peers = [c for c in configs if c["algo"] == config["algo"]]
+        keys = sorted({k for c in peers for k in c} - _NOT_DISTINGUISHING - {"algo", "task"})
+        differing = [k for k in keys if len({repr(c.get(k)) for c in peers}) > 1]
+        extra = "".join(f" {k}={config.get(k)}" for k in differing)
         labels.append(f"{config['algo']} {config['task']} seed {config['seed']}{extra}")
     return labels
 
