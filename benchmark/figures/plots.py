@@ -45,7 +45,7 @@ def run_labels(runs: Sequence[Path]) -> list[str]:
 def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> Figure:
     """Return vs wall-clock (minutes) and vs env steps, saved to ``out``; the final evaluation return
     is marked per run. Returns the figure (the caller closes it)."""
-    fig, (ax_time, ax_steps) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, (ax_time, ax_steps) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True, layout="constrained")
     for run, label in zip(runs, run_labels(runs), strict=True):
         metrics = load_metrics(run)
         summary = load_summary(run)
@@ -59,9 +59,8 @@ def plot_learning_curves(runs: Sequence[Path], out: Path, smooth: int = 10) -> F
     ax_steps.set(xlabel="env steps")
     for ax in (ax_time, ax_steps):
         ax.grid(alpha=0.3)
-    ax_time.legend(fontsize=8)
+    fig.legend(*ax_time.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)  # off the data
     fig.suptitle("training return (star: final deterministic evaluation)")
-    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return fig
