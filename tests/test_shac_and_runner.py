@@ -102,7 +102,7 @@ def test_overrides_and_budget():
         (("shac", "hoper", []), "unknown task 'hoper' for shac; choose one of: ant, cartpole, hopper, humanoid"),
         (("dreamer", "hopper", []), "unknown algorithm 'dreamer'; choose one of: "),
         (("shac", "hopper", ["seed=three"]), "invalid value for 'seed'"),
-        (("shac", "hopper", ["learner=ppo"]), "unknown learner 'ppo'; choose one of: curl, drqv2, shac"),
+        (("shac", "hopper", ["learner=ppo"]), "unknown learner 'ppo'; choose one of: curl, dreamerv3, drqv2, shac"),
         (("shac", "hopper", ["contact_law=mujoco"]), "unknown contact_law 'mujoco'; choose one of: dflex, newton"),
         (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: give a positive number of steps"),
     ],
