@@ -52,6 +52,18 @@ class PhaseTimer:
                 torch.cuda.synchronize()
             self.seconds[phase] += time.perf_counter() - start
 
+    @contextmanager
+    def apart_from_rendering(self, phase: str, env) -> Iterator[None]:
+        """Times ``phase`` and books the env's rendering within it (a pixel env's ``render_seconds``)
+        as phase ``render``, so forward simulation and rendering are reported apart."""
+        before = getattr(env, "render_seconds", 0.0)
+        with self(phase):
+            yield
+        rendering = getattr(env, "render_seconds", 0.0) - before
+        if rendering:
+            self.seconds[phase] -= rendering
+            self.seconds["render"] += rendering
+
     def pop(self) -> dict[str, float]:
         """Times since the last pop, as ``time_<phase>`` metrics."""
         out = {f"time_{k}": v for k, v in self.seconds.items()}

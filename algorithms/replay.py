@@ -258,8 +258,7 @@ class ReplayLearner(Learner):
     def collect(self) -> int:
         """One step of every env into the replay; returns the env frames it took."""
         env = self.env
-        render_before = env.render_seconds
-        with self.timer("forward"):
+        with self.timer.apart_from_rendering("forward", env):
             if self.frames < self.config.seed_frames:
                 action = torch.rand(env.num_envs, env.act_dim, device=env.device) * 2 - 1
             else:
@@ -271,9 +270,6 @@ class ReplayLearner(Learner):
             self.replay.add(action, reward, terminated, truncated, obs, info["obs_before_reset"])
             self.episodes.record(info)
             self.obs, self.is_first = obs, terminated | truncated
-        rendering = env.render_seconds - render_before  # reported apart from forward simulation
-        self.timer.seconds["forward"] -= rendering
-        self.timer.seconds["render"] += rendering
         steps = env.num_envs * env.action_repeat
         self.frames += steps
         return steps

@@ -109,13 +109,8 @@ class SHAC(Learner):
             for group in opt.param_groups:
                 group["lr"] = linear_decay(lr, cfg.final_lr, progress)
 
-        render_before = getattr(env, "render_seconds", 0.0)
-        with self.timer("forward"):
+        with self.timer.apart_from_rendering("forward", env):
             actor_loss, window = self._rollout()
-        rendering = getattr(env, "render_seconds", 0.0) - render_before
-        if rendering:  # forward simulation and rendering are reported apart
-            self.timer.seconds["forward"] -= rendering
-            self.timer.seconds["render"] += rendering
         with self.timer("backward"):
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
