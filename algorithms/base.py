@@ -1,5 +1,6 @@
 """The learner seam: the runner builds ``Learner(env, config)`` and calls ``train_iteration()`` until a
-budget runs out. Learners own no training loop, logger or file I/O."""
+budget runs out. Learners own no training loop, logger or file I/O. A learner that distils another
+(``needs_teacher``) also receives the teacher, a trained learner the runner built from its run."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Learner:
 
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
+    needs_teacher: ClassVar[bool] = False  # True: built as ``Learner(env, config, teacher=<trained Learner>)``
 
     def __init__(self, env: DiffEnv, config: LearnerConfig) -> None:
         self.env, self.config = env, config

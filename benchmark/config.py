@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
@@ -61,6 +61,10 @@ class RunConfig:
     max_skipped_updates: int = 20  # this many non-finite gradients in a row end the run as "diverged"
     logger: str = "none"  # none | wandb (offline unless WANDB_API_KEY / wandb login); results/ stays the record
     preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu)
+    # a learner that distils another (dagger) names its teacher: an algo the runner trains first
+    teacher: str | None = None  # configs/<teacher>/<task>.yaml, with the student's seed, device and threads
+    teacher_overrides: list[str] = dataclasses.field(default_factory=list)  # the teacher's key=value overrides
+    teacher_run: str | None = None  # the teacher's run directory (default <run>/teacher): reused when finished
 
 
 def algorithms() -> list[str]:
@@ -248,8 +252,40 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     # fail now, before anything is built or written
     _check_run_fields(cfg)
     learner_config(cfg)
+    _check_teacher(cfg, learner)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _check_teacher(cfg: DictConfig, learner: type) -> None:
+    """A distilling learner has a teacher that can be trained on this task; no other learner has one."""
+    if cfg.teacher is None:
+        if learner.needs_teacher:
+            raise ConfigError(f"{cfg.learner} distils a teacher: set teacher=<state algo> (e.g. teacher=shac)")
+        return
+    if not learner.needs_teacher:
+        raise ConfigError(f"teacher={cfg.teacher}: {cfg.learner} takes no teacher; leave teacher unset")
+    teacher_config(cfg)
+
+
+def teacher_config(cfg: DictConfig, run_dir: Path | None = None) -> DictConfig:
+    """The teacher's run config: ``configs/<teacher>/<task>.yaml``, the student's seed, device, threads
+    and logger, then ``teacher_overrides``; to be written to ``run_dir`` when given. The teacher must
+    learn from the state (it labels states) and have no teacher of its own."""
+    shared = [f"seed={cfg.seed}", f"device={cfg.device}", f"torch_threads={cfg.torch_threads}", f"logger={cfg.logger}"]
+    try:
+        teacher = load_config(cfg.teacher, cfg.task, [*shared, *cfg.teacher_overrides])
+    except ConfigError as error:
+        raise ConfigError(f"teacher {cfg.teacher}: {error}") from None
+    if teacher.renderer is not None:
+        raise ConfigError(f"teacher={cfg.teacher} learns from pixels ({teacher.renderer}); the teacher labels "
+                          "states: use a state learner, e.g. teacher=shac")  # fmt: skip
+    if teacher.teacher is not None:
+        raise ConfigError(f"teacher={cfg.teacher} has a teacher of its own; give a learner that trains alone")
+    if run_dir is not None:
+        with read_write(teacher):
+            teacher.results_dir, teacher.run_name = str(run_dir.parent), run_dir.name
+    return teacher
 
 
 def with_defaults(saved: dict) -> dict:

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import torch
 
-from algorithms import get_learner
-from benchmark.config import learner_config, load_run_config
-from benchmark.results import latest_checkpoint
-from benchmark.run import evaluate, make_env, run_device
+from benchmark.config import ConfigError, load_run_config
+from benchmark.run import evaluate, restore_learner, run_device
 from envs import DiffEnv
 
 
@@ -42,14 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.run / "config.yaml").exists():
         sys.exit(f"error: {args.run} is not a run directory (no config.yaml); pass results/<run>/")
-    checkpoint = latest_checkpoint(args.run)
-    if checkpoint is None:
-        sys.exit(f"error: {args.run} has no loadable checkpoint yet; wait for its first one")
     cfg = load_run_config(args.run)
     torch.set_num_threads(cfg.torch_threads or torch.get_num_threads())
     device = run_device(cfg)
-    learner = get_learner(cfg.learner)(make_env(cfg, 1, device, cfg.seed), learner_config(cfg))
-    learner.load_state_dict(checkpoint["learner"])
+    try:
+        learner, cfg, checkpoint = restore_learner(args.run, device)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
     iteration = checkpoint["runner"]["iteration"]
     for deterministic in (True, False):
         mean, length = evaluate(learner, cfg, device, deterministic=deterministic, num_envs=args.envs)

@@ -23,7 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from algorithms import Learner, get_learner
-from benchmark.config import ConfigError, learner_config, load_config, parse_budget, with_defaults
+from benchmark.config import (
+    ConfigError,
+    learner_config,
+    load_config,
+    load_run_config,
+    parse_budget,
+    teacher_config,
+    with_defaults,
+)
 from benchmark.loggers import make_logger
 from benchmark.results import FINISHED, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, default_device
@@ -132,8 +140,9 @@ def run_device(cfg: DictConfig) -> torch.device:
     return default_device() if cfg.device == "auto" else torch.device(cfg.device)
 
 
-def run(cfg: DictConfig, progress: bool = True) -> Path:
-    """Train until ``iterations`` or the budget; returns the run directory.
+def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path:
+    """Train until ``iterations`` or the budget; returns the run directory. ``role="teacher"`` marks a
+    run trained for a student (figures show it with its student, not as a seed of its own).
 
     A run directory that already holds checkpoints of the same config and task version is resumed from
     its newest good checkpoint: iteration count, env steps and wall-clock continue, metrics after the
@@ -154,10 +163,8 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     version = task_version(env)
     _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
-    try:
-        learner = get_learner(cfg.learner)(env, learner_config(cfg))
-    except ValueError as error:  # the learner refuses this env (e.g. a crop larger than the images)
-        raise ConfigError(str(error)) from None
+    teacher, taught_by = (None, None) if cfg.teacher is None else prepare_teacher(cfg, out.path, version, progress)
+    learner = build_learner(cfg, env, teacher)
     counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
     checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
     out.path.mkdir(parents=True, exist_ok=True)
@@ -168,6 +175,8 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     elif (aside := out.set_aside_metrics()) is not None:
         print(f"warning: {out.path} has metrics but no usable checkpoint; starting over, "
               f"the earlier metrics are kept in {aside.name}", file=sys.stderr)  # fmt: skip
+    if checkpoint is None and taught_by is not None:  # the student's clock starts where the teacher's stopped
+        counters.update(wall_clock=taught_by["wall_clock"], env_steps=taught_by["env_steps"])
     out.truncate_metrics(counters["iteration"])
     seed = cfg.seed + 1_000_003 * counters["resumed"]  # a resumed run draws fresh, reproducible noise
     random.seed(seed)
@@ -176,6 +185,10 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
 
     summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version, "seed": cfg.seed}
     summary.update(device=str(device), resumed=counters["resumed"])
+    if role is not None:
+        summary["role"] = role
+    if taught_by is not None:
+        summary.update({f"teacher_{key}": taught_by[key] for key in ("run", "eval_return", "wall_clock", "env_steps")})
     out.write_summary(summary)
     logger = None
     save = lambda: out.save_checkpoint(  # noqa: E731
@@ -255,6 +268,50 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     out.write_summary(summary)
     logger.finish(summary)
     return out.path
+
+
+def build_learner(cfg: DictConfig, env, teacher: Learner | None = None) -> Learner:
+    """The config's learner on ``env``, with its teacher when it distils one."""
+    learner_class = get_learner(cfg.learner)
+    extra = {"teacher": teacher} if learner_class.needs_teacher else {}
+    try:
+        return learner_class(env, learner_config(cfg), **extra)
+    except ValueError as error:  # the learner refuses this env (e.g. a crop larger than the images)
+        raise ConfigError(str(error)) from None
+
+
+def restore_learner(run_dir: Path, device: torch.device) -> tuple[Learner, DictConfig, dict]:
+    """A run's learner at its newest checkpoint (a student with its teacher), its config and the
+    checkpoint; built on one env."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ConfigError(f"{run_dir} has no loadable checkpoint yet; wait for its first one")
+    cfg = load_run_config(run_dir)
+    teacher = None
+    if get_learner(cfg.learner).needs_teacher:
+        teacher = restore_learner(Path(load_summary(run_dir)["teacher_run"]), device)[0]
+    learner = build_learner(cfg, make_env(cfg, 1, device, cfg.seed, differentiable=False), teacher)
+    learner.load_state_dict(checkpoint["learner"])
+    return learner, cfg, checkpoint
+
+
+def prepare_teacher(cfg: DictConfig, student_dir: Path, version: int, progress: bool) -> tuple[Learner, dict]:
+    """The student's trained teacher and its summary (with ``run``, its directory). A finished run at
+    ``teacher_run`` is reused as it is; otherwise this runner trains the teacher there (default
+    ``<student run>/teacher``), or resumes it, before the student starts."""
+    where = Path(cfg.teacher_run) if cfg.teacher_run else student_dir / "teacher"
+    if not ((where / "summary.json").exists() and load_summary(where)["status"] in FINISHED):
+        run(teacher_config(cfg, where), progress, role="teacher")
+    summary = load_summary(where)
+    if summary["status"] != "complete":
+        raise ConfigError(f"the teacher run {where} ended '{summary['status']}'; give another teacher_run "
+                          "or other teacher_overrides")  # fmt: skip
+    teacher, teacher_cfg, _ = restore_learner(where, run_device(cfg))
+    if (teacher_cfg.task, teacher_cfg.renderer, summary.get("task_version", 1)) != (cfg.task, None, version):
+        raise ConfigError(f"the teacher run {where} is {teacher_cfg.algo} on {teacher_cfg.task} version "
+                          f"{summary.get('task_version', 1)} (renderer {teacher_cfg.renderer}); the student needs "
+                          f"a state learner on {cfg.task} version {version}")  # fmt: skip
+    return teacher, {**summary, "run": str(where)}
 
 
 def _warn_if_long_on_cpu(cfg: DictConfig, device: torch.device, per_iteration: float, remaining: int) -> None:

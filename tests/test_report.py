@@ -171,3 +171,29 @@ def test_the_random_policy_floor_is_drawn_per_action_repeat_and_computed_once(re
     from benchmark.figures.report import random_floors
 
     assert random_floors(collect(results), results / "figures").equals(floors)  # read from the cache
+
+
+def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counted_as_a_seed(tmp_path):
+    student = RunDir(tmp_path / "dagger-cartpole-seed0")
+    teacher = RunDir(student.path / "teacher")
+    for run, algo, extra in ((teacher, "shac", []), (student, "dagger", ["teacher_overrides=[iterations=5]"])):
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}", *extra]))
+    for i in range(1, 6):  # the teacher's 5 minutes, then the student's, on one clock
+        teacher.append_metrics({"iteration": i, "wall_clock": 60.0 * i, "env_steps": 100 * i, "train_return": 2000.0})
+        student.append_metrics({"iteration": i, "wall_clock": 300 + 60.0 * i, "env_steps": 500 + 100 * i,
+                                "train_return": 1000.0})  # fmt: skip
+    teacher.write_summary({"status": "complete", "algo": "shac", "task": "cartpole", "seed": 0, "role": "teacher",
+                           "task_version": CURRENT, "eval_return": 2200.0})  # fmt: skip
+    student.write_summary({"status": "complete", "algo": "dagger", "task": "cartpole", "seed": 0,
+                           "task_version": CURRENT, "eval_return": 1400.0, "teacher_run": str(teacher.path),
+                           "teacher_eval_return": 2200.0})  # fmt: skip
+    runs = collect(tmp_path)
+    assert runs["learner"].tolist() == ["dagger [teacher_overrides=['iterations=5']]"]
+    table = final_table(runs)
+    assert table[["mean", "teacher", "published"]].values.tolist() == [[1400.0, 2200.0, "~1400"]]
+    fig = returns_figure(runs, "cartpole")
+    by_time = {line.get_label(): line.get_xydata() for line in fig.axes[0].get_lines()}
+    drawn = by_time["dagger [teacher_overrides=['iterations=5']]: its state teacher"]
+    assert drawn[0, 0] == 0 and drawn[-1].tolist() == [5.0, 2000.0]  # ends at 5 min, where the student starts
+    assert by_time["dagger [teacher_overrides=['iterations=5']] (1 seed)"][0].tolist() == [6.0, 1000.0]

@@ -57,6 +57,8 @@ def collect(results: Path) -> pd.DataFrame:
         if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
             continue
         summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
+        if summary.get("role") == "teacher":  # trained for a student: drawn and tabled with it
+            continue
         rows.append(
             {
                 "algo": config["algo"],
@@ -72,10 +74,13 @@ def collect(results: Path) -> pd.DataFrame:
                 "image_size": config["image_size"] if config.get("renderer") else None,
                 "path": run,
                 "written": summary_path.stat().st_mtime,
+                "teacher_run": Path(summary["teacher_run"]) if "teacher_run" in summary else None,
+                "teacher_eval_return": summary.get("teacher_eval_return", np.nan),
             }
         )
     columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "peak_memory_mb",
-               "num_envs", "action_repeat", "image_size", "path", "written"]  # fmt: skip
+               "num_envs", "action_repeat", "image_size", "path", "written", "teacher_run",
+               "teacher_eval_return"]  # fmt: skip
     runs = pd.DataFrame(rows, columns=columns)
     runs.insert(0, "learner", experiment_labels(runs))
     runs = apart_by_task_version(runs)
@@ -180,6 +185,12 @@ def returns_figure(runs: pd.DataFrame, task: str, points: int = 100, floors: pd.
             bands = np.array([mean_ci(col) if np.isfinite(col).any() else (np.nan,) * 3 for col in ys.T])
             (line,) = ax.plot(grid, bands[:, 0], label=f"{learner} ({len(group)} seed{'s' * (len(group) > 1)})")
             ax.fill_between(grid, bands[:, 1], bands[:, 2], color=line.get_color(), alpha=0.2)
+            teachers = group["teacher_run"].dropna().unique()
+            if len(teachers):  # the student's clock starts where its teacher's stopped: draw the teacher before
+                end = min(load_metrics(p)[x].iloc[-1] for p in teachers) / scale
+                before = np.linspace(0, end, points)
+                mean = np.stack([curve(p, x, before) for p in teachers]).mean(axis=0)
+                ax.plot(before, mean, ls="--", color=line.get_color(), label=f"{learner}: its state teacher")
         ax.set(xlabel=xlabel)
         ax.grid(alpha=0.3)
     axes[0].set(ylabel="training return (mean over seeds, 95% CI)")
@@ -250,8 +261,9 @@ def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
 
 def final_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Final deterministic evaluation per learner and task: mean and 95% CI over the evaluated seeds, the
-    diverged seeds counted beside (they have no evaluation), the published value beside that (only for
-    the current task version: the paper's values are not results of older physics)."""
+    diverged seeds counted beside (they have no evaluation), a student's teacher's (mean over seeds),
+    the published value beside that (only for the current task version: the paper's values are not
+    results of older physics)."""
     published = yaml.safe_load(PUBLISHED.read_text())
     rows = []
     for (learner, algo, task), group in runs.groupby(["learner", "algo", "task"]):
@@ -261,8 +273,10 @@ def final_table(runs: pd.DataFrame) -> pd.DataFrame:
         paper = published.get(algo, {}).get(task, "")
         if group["superseded"].any():
             paper = f"n/a: task v{group['task_version'].iloc[0]}" if paper != "" else ""
+        teacher = done["teacher_eval_return"].mean() if done["teacher_run"].notna().any() else ""
         rows.append({"task": task, "learner": learner, "seeds": len(done) + diverged, "diverged": diverged,
-                     "mean": mean, "ci_low": low, "ci_high": high, "published": paper})  # fmt: skip
+                     "mean": mean, "ci_low": low, "ci_high": high, "teacher": teacher,
+                     "published": paper})  # fmt: skip
     return pd.DataFrame(rows)
 
 

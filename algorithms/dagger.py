@@ -1,0 +1,217 @@
+"""State-to-visual DAgger (Mu et al. 2025, with D.Va's SHAC expert): distil a state teacher into a
+pixel student.
+
+The teacher is a trained state learner (the runner trains it first, see ``teacher`` in the config);
+the student is D.Va's pixel actor (the DrQ-v2 encoder and the same MLP). One iteration:
+
+1. the student acts in the N envs for ``horizon`` steps, continuing from the last segment (with
+   probability ``beta`` an env executes the teacher's action instead; 0 in the paper's code);
+2. the teacher labels every visited state with its deterministic action, and the (frame stack, label)
+   pairs enter a FIFO dataset of ``dataset_size`` pairs;
+3. once it holds ``learning_starts`` pairs, behaviour cloning: minibatches of ``batch_size``, up to
+   ``max_updates``, stopping early at the first minibatch loss below ``stop_loss``. The loss compares
+   pre-tanh actions: mean squared error of the student's mean (``loss=mse``), or the negative
+   log-likelihood of the teacher's action under the student's Gaussian (``loss=nll``, cartpole's
+   stochastic student).
+
+The dataset is not checkpointed (like the replay buffers): a resumed run refills it to
+``learning_starts`` before it trains again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from algorithms.base import Learner, LearnerConfig, require
+from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
+from algorithms.networks import GaussianActor, PixelEncoder
+from envs.pixels import PixelEnv
+
+# labels are tanh-squashed actions; atanh of (1 - 1e-6) caps a saturated teacher's pre-tanh action at ~7.3
+LABEL_LIMIT = 1.0 - 1e-6
+
+
+@dataclass
+class DAggerConfig(LearnerConfig):
+    iterations: int = 10_000  # segments (the paper's epochs; humanoid 40000)
+    horizon: int = 32  # steps per segment
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])  # D.Va's actor for the task
+    log_std_init: float = -1.0
+    loss: str = "mse"  # mse: deterministic student; nll: stochastic student (it samples when it acts)
+    beta: float = 0.0  # probability that an env executes the teacher's action at a step
+    dataset_size: int = 100_000  # (frame stack, label) pairs: 9 x H x W bytes each (0.64 GB at 84 x 84 per 1e4)
+    dataset_device: str = "auto"  # auto: the run's device; cpu keeps the pairs in host memory
+    learning_starts: int = 32_000  # pairs collected before the first update
+    batch_size: int = 128
+    max_updates: int = 2000  # per iteration
+    stop_loss: float = 0.1  # an iteration's updates stop at the first minibatch loss below this
+    lr: float = 2e-3  # decays linearly to final_lr over iterations x max_updates updates (the paper's)
+    final_lr: float = 1e-5
+    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])  # Adam
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("horizon", "dataset_size", "batch_size", "max_updates"):
+            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        require(self.learning_starts >= 0, f"learning_starts={self.learning_starts}: must be at least 0")
+        require(self.loss in ("mse", "nll"), f"loss={self.loss!r}: use mse or nll")
+        require(0 <= self.beta <= 1, f"beta={self.beta}: must be in [0, 1]")
+        require(self.dataset_device in ("auto", "cpu"), f"dataset_device={self.dataset_device}: use auto or cpu")
+        require(self.lr > 0 and self.final_lr >= 0, f"lr={self.lr}, final_lr={self.final_lr}: lr > 0, final_lr >= 0")
+        betas_ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+        require(betas_ok, f"betas={self.betas}: give two values in [0, 1)")
+        sizes = self.actor_hidden
+        require(len(sizes) > 0 and all(w >= 1 for w in sizes), f"actor_hidden={sizes}: give positive widths")
+
+
+class FIFODataset:
+    """The newest ``capacity`` (observation, label) pairs; a full dataset overwrites its oldest."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype, label_dim: int,
+                 device: torch.device) -> None:  # fmt: skip
+        self.capacity, self.added = capacity, 0
+        self.obs = torch.zeros(capacity, *obs_shape, dtype=obs_dtype, device=device)
+        self.label = torch.zeros(capacity, label_dim, device=device)
+
+    def __len__(self) -> int:
+        return min(self.added, self.capacity)
+
+    def add(self, obs: torch.Tensor, label: torch.Tensor) -> None:
+        keep = min(obs.shape[0], self.capacity)  # a batch larger than the dataset keeps its newest
+        self.added += obs.shape[0] - keep
+        index = (self.added + torch.arange(keep, device=self.obs.device)) % self.capacity
+        self.obs[index] = obs[-keep:].to(self.obs.device, self.obs.dtype)
+        self.label[index] = label[-keep:].to(self.label.device, torch.float32)
+        self.added += keep
+
+    def oldest_first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pair held, oldest first."""
+        index = (self.added - len(self) + torch.arange(len(self), device=self.obs.device)) % self.capacity
+        return self.obs[index], self.label[index]
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch`` pairs drawn uniformly (with replacement: at 128 of 1e5 pairs, repeats are rare)."""
+        index = torch.randint(0, len(self), (batch,), device=self.obs.device)
+        return self.obs[index], self.label[index]
+
+
+class DAgger(Learner):
+    name = "dagger"
+    Config = DAggerConfig
+    needs_teacher = True
+
+    def __init__(self, env: PixelEnv, config: DAggerConfig, teacher: Learner) -> None:
+        super().__init__(env, config)
+        if len(env.obs_shape) != 3:
+            raise ValueError("dagger's student learns from pixels: give the run a renderer (renderer=newton)")
+        dev = env.device
+        self.teacher = teacher
+        self.encoder = PixelEncoder(env.obs_shape, config.actor_hidden[0]).to(dev)
+        self.actor = GaussianActor(config.actor_hidden[0], config.actor_hidden, env.act_dim, config.log_std_init)
+        self.actor.to(dev)
+        self.params = list(self.encoder.parameters()) + list(self.actor.parameters())
+        self.opt = torch.optim.Adam(self.params, lr=config.lr, betas=tuple(config.betas))
+        data_device = dev if config.dataset_device == "auto" else torch.device("cpu")
+        self.obs = env.reset()
+        self.dataset = FIFODataset(config.dataset_size, env.obs_shape, self.obs.dtype, env.act_dim, data_device)
+        self.state = env.state_observation()
+        self.iteration = 0
+        self.updates = 0  # over the run: the learning rate decays with it
+        self.timer = PhaseTimer()
+        self.episodes = EpisodeStats()
+
+    # ------------------------------------------------------------------ policy
+    def _mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """The student's pre-tanh mean action."""
+        return self.actor.mean(self.encoder(obs))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return self.actor(self.encoder(obs), deterministic)
+
+    # ------------------------------------------------------------------ one iteration
+    def train_iteration(self) -> dict[str, float]:
+        imitation_error = self.collect()
+        loss, updates = self.clone_teacher()
+        self.iteration += 1
+        return {
+            "env_steps": self.config.horizon * self.env.num_envs * self.env.action_repeat,
+            "imitation_error": imitation_error,
+            "bc_loss": loss,
+            "bc_updates": updates,
+            "dataset_pairs": len(self.dataset),
+            **self.episodes.pop(),
+            **self.timer.pop(),
+        }
+
+    @torch.no_grad()
+    def collect(self) -> float:
+        """One segment into the dataset; returns the student's imitation error on it, before it trains on
+        it: the mean squared difference of its mean action from the teacher's, per action dimension."""
+        cfg, env = self.config, self.env
+        sampled = cfg.loss == "nll"
+        error = torch.zeros((), device=env.device)
+        for _ in range(cfg.horizon):
+            with self.timer("label"):
+                label = self.teacher.act(self.state, deterministic=True)
+            with self.timer.apart_from_rendering("forward", env):
+                student = self.act(self.obs, deterministic=not sampled)
+                error += ((torch.tanh(self._mean(self.obs)) - label) ** 2).mean()
+                if cfg.beta > 0:
+                    teach = torch.rand(env.num_envs, 1, device=env.device) < cfg.beta
+                    student = torch.where(teach, label, student)
+                self.dataset.add(self.obs, label)
+                self.obs, _, _, _, info = env.step(student)
+                self.state = info["state"]
+                self.episodes.record(info)
+        return float(error) / cfg.horizon
+
+    def clone_teacher(self) -> tuple[float, int]:
+        """Behaviour cloning on the dataset; returns (the last minibatch loss, updates made)."""
+        cfg = self.config
+        if len(self.dataset) < max(cfg.learning_starts, 1):
+            return float("nan"), 0
+        loss_value, made = float("nan"), 0
+        with self.timer("update"):
+            while made < cfg.max_updates:
+                progress = self.updates / (cfg.iterations * cfg.max_updates)
+                for group in self.opt.param_groups:
+                    group["lr"] = linear_decay(cfg.lr, cfg.final_lr, progress)
+                obs, label = self.dataset.sample(cfg.batch_size)
+                loss = self.imitation_loss(obs.to(self.env.device), label.to(self.env.device))
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.updates, made = self.updates + 1, made + 1
+                loss_value = loss.item()
+                if loss_value < cfg.stop_loss:
+                    break
+        return loss_value, made
+
+    def imitation_loss(self, obs: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The loss on pre-tanh actions: MSE of the student's mean, or the NLL of its Gaussian."""
+        target = torch.atanh(label.clamp(-LABEL_LIMIT, LABEL_LIMIT))
+        mean = self._mean(obs)
+        if self.config.loss == "mse":
+            return F.mse_loss(mean, target)
+        student = torch.distributions.Normal(mean, self.actor.log_std.exp())
+        return -student.log_prob(target).sum(-1).mean()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.state_dict(),
+            "actor": self.actor.state_dict(),
+            "opt": self.opt.state_dict(),
+            "iteration": self.iteration,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("encoder", "actor", "opt"):
+            getattr(self, key).load_state_dict(state[key])
+        self.iteration, self.updates = state["iteration"], state["updates"]
