@@ -12,6 +12,7 @@ import yaml
 
 from algorithms import get_learner
 from benchmark.config import ConfigError, learner_config, load_config, parse_budget
+from benchmark.evaluate import random_policy_return
 from benchmark.results import METRIC_COLUMNS, checkpoints
 from benchmark.run import run
 from envs import DiffEnv
@@ -35,12 +36,15 @@ def cartpole_run(tmp_path_factory):
     return run(cfg, progress=False)
 
 
-def test_state_shac_improves_the_cartpole_return(cartpole_run):
+def test_state_shac_beats_the_random_policy_on_cartpole_by_500(cartpole_run):
+    """Against the random policy, not the run's first episodes: whether those end early (the cart leaves
+    the rail) or last the full 240 steps depends on the untrained policy, and the first 5 iterations
+    (160 steps) may finish none."""
     returns = pd.read_csv(cartpole_run / "metrics.csv")["train_return"].to_numpy()
-    early, late = np.nanmean(returns[:5]), np.nanmean(returns[-10:])
-    assert late > early + 500, (early, late)
+    floor, late = random_policy_return("cartpole"), np.nanmean(returns[-10:])
+    assert late > floor + 500, (floor, late)
     summary = json.loads((cartpole_run / "summary.json").read_text())
-    assert summary["eval_return"] > early + 500
+    assert summary["eval_return"] > floor + 500
 
 
 def test_results_follow_the_schema(cartpole_run):
@@ -102,7 +106,10 @@ def test_overrides_and_budget():
         (("shac", "hoper", []), "unknown task 'hoper' for shac; choose one of: ant, cartpole, hopper, humanoid"),
         (("dreamer", "hopper", []), "unknown algorithm 'dreamer'; choose one of: "),
         (("shac", "hopper", ["seed=three"]), "invalid value for 'seed'"),
-        (("shac", "hopper", ["learner=ppo"]), "unknown learner 'ppo'; choose one of: curl, dreamerv3, drqv2, shac"),
+        (
+            ("shac", "hopper", ["learner=ppo"]),
+            "unknown learner 'ppo'; choose one of: curl, dagger, dreamerv3, drqv2, shac",
+        ),
         (("shac", "hopper", ["contact_law=mujoco"]), "unknown contact_law 'mujoco'; choose one of: dflex, newton"),
         (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: give a positive number of steps"),
     ],
