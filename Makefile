@@ -23,12 +23,12 @@ CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
 .PHONY: help install bench test lint gradcheck contact-laws bench-physics render bench-render apg-costs update-costs scene-growth apg-vs-dpg \
-	sweep sweep-status plots slurm-up slurm-down vulkan clean
+	sweep sweep-status plots slurm-up slurm-down vulkan pytorch3d clean
 
 help:
 	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [PRESET=cpu] [ARGS=\"num_envs=16 seed=3\"]"
 	@echo "make test | make lint | make gradcheck | make contact-laws | make bench-physics"
-	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render"
+	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render | make pytorch3d"
 	@echo "make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=local|slurm|inline | make sweep-status"
 	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth | make update-costs"
 
@@ -100,6 +100,9 @@ slurm-up:  # a one-node SLURM cluster on this machine (Debian, root): try the sw
 
 slurm-down:
 	bash tests/slurm/stop.sh
+
+pytorch3d: install  # PyTorch3D 0.7.9 for renderer=pytorch3d: the vendored wheel where it fits, else a build
+	$(PY) -m envs.render.install_pytorch3d
 
 vulkan:  # CPU Vulkan driver for renderer=maniskill (Debian, root); then: make install EXTRAS=dev,mujoco,maniskill
 	bash tests/vulkan/setup-lavapipe.sh

@@ -8,13 +8,26 @@ import torch
 
 from envs import DiffEnv
 from envs.pixels import PixelEnv
-from envs.render import make_renderer
+from envs.render import install_hint, make_renderer
 from envs.render.diff import DiffRenderer
 from envs.render.maniskill import INSTALL_HINT
 from envs.render.scene import FLOOR, GRID_LINE, GRID_LINE_WIDTH, GRID_SPACING, SKY, SPHERE, WALL, Scene
 from envs.tasks.base import Camera
 
 TASKS = ["cartpole", "hopper", "ant", "humanoid"]
+
+
+PYTORCH3D_MISSING = install_hint("pytorch3d")  # None when PyTorch3D imports here, else its install command
+needs_pytorch3d = pytest.mark.skipif(PYTORCH3D_MISSING is not None, reason=str(PYTORCH3D_MISSING))
+
+
+def _pytorch3d_renderer(*args):
+    from envs.render.pytorch3d_mesh import PyTorch3DRenderer
+
+    return PyTorch3DRenderer(*args)
+
+
+SOFT = {"diff": DiffRenderer, "pytorch3d": _pytorch3d_renderer}  # the differentiable backends
 
 
 def ball_scene(radius=0.3, dtype=torch.float32) -> Scene:
@@ -66,9 +79,10 @@ def centroid(mask):
     return cols.float().mean() + 0.5, rows.float().mean() + 0.5  # pixel centres, in pixel units
 
 
-def test_sphere_silhouette_lands_where_the_pinhole_model_says():
+@pytest.mark.parametrize("backend", ["diff", pytest.param("pytorch3d", marks=needs_pytorch3d)])
+def test_sphere_silhouette_lands_where_the_pinhole_model_says(backend):
     size, radius = 84, 0.3
-    renderer = DiffRenderer(ball_scene(radius), 1, size, size, "cpu")
+    renderer = SOFT[backend](ball_scene(radius), 1, size, size, "cpu")
     f = (size / 2) / math.tan(math.pi / 8)  # focal length in pixels for a vertical fov of pi/4
     distance = math.hypot(2.8, 0.8)
     mask = renderer.foreground(ball_pose())[0]
@@ -99,6 +113,21 @@ def _maniskill_available() -> str | None:
 
 
 MANISKILL_MISSING = _maniskill_available()
+
+
+@pytest.mark.parametrize("reference", ["newton", "diff"])
+@pytest.mark.parametrize("task", TASKS)
+@needs_pytorch3d
+def test_pytorch3d_meshes_agree_on_silhouettes(make_env, task, reference):
+    """PyTorch3D's hard-rasterised coverage (a pixel counts when its centre lies in a face) against the
+    ray-cast backends, with the thresholds of the test below: the meshes are tessellated (12 sides per
+    ring, enlarged to the circle's area), posed from the same body transforms, seen by the same camera."""
+    env = make_env(task, 4)
+    poses = env.body_transforms()
+    a = make_renderer("pytorch3d", env.task, 4).foreground(poses)
+    b = make_renderer(reference, env.task, 4).foreground(poses)
+    iou = (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).float()
+    assert (iou > (0.95 if task in ("cartpole", "ant") else 0.8)).all(), iou
 
 
 @pytest.mark.parametrize("detached", ["newton", "maniskill"])
@@ -133,6 +162,36 @@ def test_tracking_camera_keeps_the_torso_centred(make_env, backend):
     assert here[:, 42, 42].all()  # the torso is at the image centre
 
 
+@needs_pytorch3d
+def test_pytorch3d_image_gradients_match_finite_differences():
+    """The same two losses through PyTorch3D's soft rasteriser (float32), against central differences:
+    interior pixels with 1e-3 m steps (0.013 px at 32 x 32) within 5%; the soft silhouette area with
+    1e-2 m within 10% (faces entering the blur radius and rim faces turning away, culled, make the
+    coverage piecewise smooth)."""
+    from envs.render.pytorch3d_mesh import PyTorch3DRenderer
+
+    renderer = PyTorch3DRenderer(ball_scene(), 1, 32, 32, "cpu")
+    pose = ball_pose(0.05, 0.1, 1.02).requires_grad_(True)
+    image, coverage = renderer.render_with_coverage(pose)
+    # covered pixels 2 px or more inside the silhouette: the rim's own pixels are opaque too, and leave
+    interior = -torch.nn.functional.max_pool2d(-(coverage > 0.999).float()[None], 5, 1, 2)[0, 0] > 0.5
+    weights = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    losses = {
+        "interior pixels": (lambda img, cov: (img[0] * weights * interior).sum(), 1e-3, 0.02),
+        "silhouette area": (lambda img, cov: cov.sum(), 1e-2, 0.1),
+    }
+    for name, (loss_fn, step, tolerance) in losses.items():
+        (grad,) = torch.autograd.grad(loss_fn(image, coverage), pose, retain_graph=True)
+        for axis in range(3):
+            bumped = [pose.detach().clone() for _ in range(2)]
+            bumped[0][0, 0, axis] += step
+            bumped[1][0, 0, axis] -= step
+            values = [loss_fn(*renderer.render_with_coverage(p)).item() for p in bumped]
+            numeric = (values[0] - values[1]) / (2 * step)
+            assert abs(grad[0, 0, axis].item() - numeric) <= tolerance * max(1.0, abs(numeric)), (name, axis, numeric)
+        assert grad[0, 0, :3].abs().sum() > 0
+
+
 def test_image_gradients_match_finite_differences_in_float64():
     """d(pixels)/d(body position), float64, on interior pixels (shading changes as the surface moves)
     and on the soft silhouette area."""
@@ -157,8 +216,9 @@ def test_image_gradients_match_finite_differences_in_float64():
         assert grad[0, 0, :3].abs().sum() > 0
 
 
-def test_gradient_reaches_actions_through_render(make_env):
-    env = PixelEnv(DiffEnv("hopper", 2, device="cpu"), "diff", size=24)
+@pytest.mark.parametrize("backend", ["diff", pytest.param("pytorch3d", marks=needs_pytorch3d)])
+def test_gradient_reaches_actions_through_render(make_env, backend):
+    env = PixelEnv(DiffEnv("hopper", 2, device="cpu"), backend, size=24)
     env.reset(seed=0)
     actions = torch.zeros(2, 3, requires_grad=True)
     obs, *_ = env.step(actions)
@@ -204,7 +264,7 @@ def test_frame_stack(backend):
 
 
 def test_unknown_renderer_lists_the_backends():
-    with pytest.raises(KeyError, match="unknown renderer 'vulkan'; choose one of: newton, diff, maniskill"):
+    with pytest.raises(KeyError, match="unknown renderer 'vulkan'; choose one of: newton, diff, maniskill, pytorch3d"):
         make_renderer("vulkan", DiffEnv("cartpole", 1, device="cpu").task, 1)
 
 
@@ -223,3 +283,19 @@ def test_missing_optional_backend_names_the_install_command(monkeypatch):
         make_renderer("maniskill", DiffEnv("cartpole", 1, device="cpu").task, 1)
     assert str(error.value) == INSTALL_HINT and "pip install '.[maniskill]'" in INSTALL_HINT
     assert "\n" not in str(error.value)
+
+
+def test_missing_pytorch3d_names_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pytorch3d(name, *args, **kwargs):
+        if name == "pytorch3d" or name.startswith("pytorch3d."):
+            raise ImportError("No module named 'pytorch3d'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pytorch3d)
+    with pytest.raises(ImportError) as error:
+        make_renderer("pytorch3d", DiffEnv("cartpole", 1, device="cpu").task, 1)
+    assert "make pytorch3d" in str(error.value) and "\n" not in str(error.value)

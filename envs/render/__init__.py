@@ -3,6 +3,8 @@
 - ``newton`` (default, detached): Newton's ray-traced ``SensorCamera``; uint8 images.
 - ``diff`` (differentiable): our PyTorch ray caster over the same analytic shapes; float images.
 - ``maniskill`` (detached, optional): SAPIEN 3, ManiSkill3's renderer, drawing our poses; uint8 images.
+- ``pytorch3d`` (differentiable, optional): PyTorch3D's soft mesh rasteriser, as the paper's SHAC
+  baseline used; float images.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from envs.render.base import Renderer
 from envs.render.scene import Scene
 from envs.tasks.base import Task
 
-BACKENDS = ("newton", "diff", "maniskill")
-OPTIONAL_PACKAGES = {"maniskill": "sapien"}  # backend -> the package it imports lazily
+BACKENDS = ("newton", "diff", "maniskill", "pytorch3d")
+OPTIONAL_PACKAGES = {"maniskill": "sapien", "pytorch3d": "pytorch3d"}  # backend -> the package it imports lazily
 
 
 def install_hint(name: str) -> str | None:
@@ -24,8 +26,10 @@ def install_hint(name: str) -> str | None:
     package = OPTIONAL_PACKAGES.get(name)
     if package is None or importlib.util.find_spec(package) is not None:
         return None
-    from envs.render.maniskill import INSTALL_HINT
-
+    if name == "pytorch3d":
+        from envs.render.pytorch3d_mesh import INSTALL_HINT
+    else:
+        from envs.render.maniskill import INSTALL_HINT
     return INSTALL_HINT
 
 
@@ -46,6 +50,10 @@ def make_renderer(
         from envs.render.maniskill import ManiSkillRenderer
 
         return ManiSkillRenderer(scene, num_envs, width, height, device)
+    if name == "pytorch3d":
+        from envs.render.pytorch3d_mesh import PyTorch3DRenderer
+
+        return PyTorch3DRenderer(scene, num_envs, width, height, device)
     raise KeyError(f"unknown renderer '{name}'; choose one of: {', '.join(BACKENDS)}")
 
 

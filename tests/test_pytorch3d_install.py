@@ -1,0 +1,47 @@
+"""``make pytorch3d`` picks its install path in order, and says in one line what a build lacks."""
+
+import pytest
+import torch
+
+from envs.render import install_pytorch3d as installer
+
+
+@pytest.fixture
+def vendor(tmp_path, monkeypatch):
+    monkeypatch.setattr(installer, "vendor_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(installer.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "pytorch3d-0.7.9.tar.gz").write_bytes(b"")
+    (tmp_path / "pytorch3d-0.7.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
+    return tmp_path
+
+
+def test_the_wheel_where_python_and_torch_match_else_the_vendored_source_else_the_git_tag(vendor, monkeypatch):
+    monkeypatch.setattr(installer.sys, "version_info", (3, 11, 7))
+    monkeypatch.setattr(installer.torch, "__version__", "2.13.0+cpu")
+    source, message, _ = installer.choose()
+    assert source.endswith(".whl") and "vendored wheel" in message
+    monkeypatch.setattr(installer.torch, "__version__", "2.12.1+cpu")  # another torch: the wheel would not load
+    source, message, env = installer.choose()
+    assert source.endswith(".tar.gz") and "vendored source" in message and env["FORCE_CUDA"] == "0"
+    monkeypatch.setattr(installer, "vendor_dirs", lambda: [])
+    source, message, _ = installer.choose()
+    assert source == installer.UPSTREAM and "git tag v0.7.9" in message
+
+
+def test_a_cuda_machine_builds_with_cuda_kernels_and_needs_nvcc(vendor, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    source, message, env = installer.choose()  # never the CPU-only wheel
+    assert source.endswith(".tar.gz") and env["FORCE_CUDA"] == "1" and "with CUDA kernels" in message
+    monkeypatch.setattr(installer.shutil, "which", lambda name: None if name == "nvcc" else f"/usr/bin/{name}")
+    monkeypatch.setenv("CUDA_HOME", str(vendor))  # no bin/nvcc there
+    with pytest.raises(SystemExit, match="needs nvcc"):
+        installer.choose()
+
+
+def test_no_compiler_is_one_line_naming_the_package(vendor, monkeypatch):
+    monkeypatch.setattr(installer.torch, "__version__", "2.12.1+cpu")
+    monkeypatch.setattr(installer.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="needs a C\\+\\+ compiler: apt install g\\+\\+") as error:
+        installer.choose()
+    assert "\n" not in str(error.value)
