@@ -25,7 +25,7 @@ TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_ever
         ("budget=0s", "budget '0s' is not positive"),
         ("budget=e5s", "budget 'e5s' not understood; use e.g. budget=30min"),
         ("logger=foo", "unknown logger 'foo'; choose one of: none, wandb"),
-        ("renderer=vulkan", "unknown renderer 'vulkan'; choose one of: newton, diff, maniskill"),
+        ("renderer=vulkan", "unknown renderer 'vulkan'; choose one of: newton, diff, maniskill, pytorch3d"),
         ("device=gpu", "unknown device 'gpu'; use device=auto"),
         ("horizon=0", "horizon=0: must be at least 1"),
         ("gamma=1.5", "gamma=1.5: must be in [0, 1]"),
@@ -140,7 +140,7 @@ def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
         ),
         (
             ["hopper", "--backends", "newton,vulkan"],
-            "--backends: unknown name 'vulkan'; choose from: newton, diff, maniskill",
+            "--backends: unknown name 'vulkan'; choose from: newton, diff, maniskill, pytorch3d",
         ),
     ],
 )
@@ -163,6 +163,7 @@ def test_render_views_skips_backends_not_installed_unless_asked(tmp_path, capsys
     assert capsys.readouterr().err.splitlines() == [
         "note: skipping diff: pip install x",
         "note: skipping maniskill: pip install x",
+        "note: skipping pytorch3d: pip install x",
     ]
     with pytest.raises(SystemExit):
         render_views.main(["cartpole", "--backends", "diff", "--out", str(tmp_path)])
