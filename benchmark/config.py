@@ -44,6 +44,7 @@ class RunConfig:
     device: str = "auto"  # auto: cuda when available, else cpu
     num_envs: int = 64
     contact_law: str = "dflex"  # dflex (the paper's: damping grows with depth) | newton; see README
+    capture_graphs: bool = True  # each control step a captured Warp graph; false: kernel by kernel (same results)
     action_repeat: int = 1  # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
     image_size: int = 84

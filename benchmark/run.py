@@ -85,6 +85,7 @@ def make_env(
         differentiable=differentiable,
         contact_law=cfg.contact_law,
         action_repeat=cfg.action_repeat,
+        capture_graphs=cfg.capture_graphs,
     )
     if cfg.renderer is None:
         return env

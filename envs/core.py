@@ -39,6 +39,9 @@ class DiffEnv:
     CURL's agents act every second control step). Rewards add up to each env's first finished control
     step; a finished env then holds still (its last observation is the finished step's) and resets once,
     at the end. ``episode_length`` and ``progress`` count control steps (the paper's frames).
+
+    ``capture_graphs``: replay each control step as a captured Warp graph (the default; same results,
+    without Python's per-launch cost), or launch kernel by kernel (``False``); see ``envs/physics.py``.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class DiffEnv:
         differentiable: bool = True,
         contact_law: str = "dflex",
         action_repeat: int = 1,
+        capture_graphs: bool = True,
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"action_repeat={action_repeat}: must be at least 1")
@@ -81,6 +85,7 @@ class DiffEnv:
             with_contacts=self.task.contact is not None,
             angular_damping=self.task.angular_damping,
             contact_law=contact_law,
+            capture_graphs=capture_graphs,
         )
         dofs, gains = self.task.actuators(model)
         self._actuated_dofs = torch.as_tensor(dofs, device=self.device)

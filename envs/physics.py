@@ -5,12 +5,23 @@ applied generalised forces ``joint_f`` (N, nqd). One call of :meth:`Simulation.s
 control step (``substeps`` physics steps). When torch needs gradients, the substeps are recorded on a
 Warp tape owned by a ``torch.autograd.Function`` node, so ``loss.backward()`` replays them in reverse:
 gradients reach the actions and the previous state, step after step, over a whole SHAC window.
+
+**Captured graphs** (``capture_graphs=True``, the default). A control step is ~190 kernel launches, and
+packing a launch's arguments in Python costs more than the kernel at the batch sizes learners use. So
+each control step runs as a captured Warp graph, replayed in C++ (a CUDA graph on a GPU, Warp's APIC
+replay on the CPU): the no-gradient step has one graph; a taped step takes a *step slot* (its states,
+control, contacts and tape, allocated once) with a forward graph and a backward graph captured the
+first time the slot is used. A slot returns to the pool when torch frees the graph node that used it,
+so a window of SHAC reuses the previous window's slots and nothing is reallocated or re-recorded. The
+kernels, their order and their buffers' contents are the eager path's: results and gradients are
+bit-identical (``tests/test_physics_graphs.py``). ``capture_graphs=False`` launches kernel by kernel
+with fresh buffers per taped step (the reference; also used where contacts are recorded or replayed).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -21,6 +32,7 @@ import warp as wp
 from envs.featherstone_fix import GradSafeFeatherstone
 
 wp.config.log_level = logging.WARNING  # kernel-cache messages are noise in progress bars
+log = logging.getLogger(__name__)
 
 
 def warp_device(device: torch.device) -> str:
@@ -32,6 +44,49 @@ class StepOutput:
     joint_q: torch.Tensor  # (N, nq)
     joint_qd: torch.Tensor  # (N, nqd)
     body_q: torch.Tensor  # (N, bodies, 7): position, quaternion (x, y, z, w), world frame
+
+
+def env_view(array: wp.array, num_envs: int) -> torch.Tensor:
+    """Zero-copy torch view (N, ...) of a Warp array holding N envs' values; poses as (N, bodies, 7)."""
+    tensor = wp.to_torch(array, requires_grad=False)
+    return tensor.view(num_envs, -1, 7) if array.dtype is wp.transform else tensor.view(num_envs, -1)
+
+
+class GraphCaptureError(RuntimeError):
+    """Warp could not capture a control step as a graph (e.g. a device or driver without support)."""
+
+
+class _StepSlot:
+    """The Warp buffers of one taped control step, with its tape and its two graphs; reused by the next
+    window once torch has freed the step that last used it."""
+
+    def __init__(self, sim: Simulation) -> None:
+        model = sim.model
+        self.states = [model.state(requires_grad=True) for _ in range(sim.substeps + 1)]
+        self.control = model.control()
+        self.control.joint_f = wp.zeros_like(model.joint_f, requires_grad=True)
+        self.contacts = sim._pipeline.contacts() if sim._pipeline else None
+        first, last, n = self.states[0], self.states[-1], sim.num_envs
+        # torch views of the inputs, their gradients and the outputs; the seeds are the outputs' gradients
+        inputs = (first.joint_q, first.joint_qd, self.control.joint_f)
+        self.inputs = tuple(env_view(array, n) for array in inputs)
+        self.input_grads = tuple(env_view(array.grad, n) for array in inputs)
+        self.seed_arrays = (last.joint_q, last.joint_qd, last.body_q)
+        self.outputs = tuple(env_view(array, n) for array in self.seed_arrays)
+        self.seeds = tuple(torch.zeros_like(t) for t in self.outputs)
+        self.tape = wp.Tape()
+        self.forward_graph: wp.Graph | None = None
+        self.backward_graph: wp.Graph | None = None
+
+
+class _SlotLease:
+    """Held by the autograd node of a taped step: when torch frees the node, the slot is free again."""
+
+    def __init__(self, pool: list[_StepSlot], slot: _StepSlot) -> None:
+        self.pool, self.slot = pool, slot
+
+    def __del__(self) -> None:
+        self.pool.append(self.slot)
 
 
 class Simulation:
@@ -48,6 +103,7 @@ class Simulation:
         with_contacts: bool,
         angular_damping: float = 0.0,
         contact_law: str = "dflex",
+        capture_graphs: bool = True,
     ) -> None:
         self.model = model
         self.num_envs = num_envs
@@ -67,6 +123,13 @@ class Simulation:
         self._control = model.control()
         self._recording: list | None = None
         self._replay: Iterator | None = None
+        self.capture_graphs = capture_graphs
+        self._no_grad_graph: wp.Graph | None = None
+        last = (self._ping, self._pong)[substeps % 2]
+        inputs = (self._ping.joint_q, self._ping.joint_qd, self._control.joint_f)
+        self._no_grad_inputs = tuple(env_view(array, num_envs) for array in inputs)
+        self._no_grad_outputs = tuple(env_view(array, num_envs) for array in (last.joint_q, last.joint_qd, last.body_q))
+        self._free_slots: list[_StepSlot] = []
 
     # ------------------------------------------------------------------ forward paths
     def _load(self, state: newton.State, joint_q: torch.Tensor, joint_qd: torch.Tensor) -> None:
@@ -74,19 +137,49 @@ class Simulation:
         state.joint_qd.assign(wp.from_torch(joint_qd.detach().reshape(-1).contiguous()))
         state.clear_forces()
 
+    def _detect_contacts(self, state: newton.State, contacts: newton.Contacts | None) -> None:
+        """Contact points for this control step, from ``state``'s pose: frozen over its substeps and
+        not differentiated."""
+        if contacts is not None:
+            newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
+            self._pipeline.collide(state, contacts)
+
     def _step_contacts(self, state: newton.State, fresh: bool) -> newton.Contacts | None:
-        """Contact points for this control step: frozen over its substeps and not differentiated.
-        ``fresh``: a new buffer, because a tape will read it again in the backward pass."""
+        """The eager path's contacts. ``fresh``: a new buffer, because a tape will read it again in the
+        backward pass."""
         if self._pipeline is None:
             return None
         if self._replay is not None:
             return next(self._replay)
         contacts = self._pipeline.contacts() if fresh else self._contacts
-        newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
-        self._pipeline.collide(state, contacts)
+        self._detect_contacts(state, contacts)
         if self._recording is not None:
             self._recording.append(contacts)
         return contacts
+
+    def _capture(self, body: Callable[[], object]) -> tuple[wp.Graph, object]:
+        """Capture ``body``'s Warp work as a graph (not run: launch it); returns (graph, body's result).
+        A failure leaves the solver's step count as it was and raises :class:`GraphCaptureError`."""
+        solver_step = self.solver._step  # the mass-matrix schedule counts substeps
+        try:
+            wp.capture_begin(device=self.model.device)
+            try:
+                result = body()
+            finally:
+                graph = wp.capture_end(device=self.model.device)
+        except Exception as error:
+            self.solver._step = solver_step
+            raise GraphCaptureError(f"{type(error).__name__}: {error}") from error
+        return graph, result
+
+    def _give_up_graphs(self, error: GraphCaptureError) -> None:
+        log.warning("envs: graph capture failed (%s); stepping kernel by kernel (capture_graphs=false)", error)
+        self.capture_graphs = False
+
+    @property
+    def _graphs_allowed(self) -> bool:
+        """Recorded or replayed contacts (finite-difference checks) need their own buffers: eager then."""
+        return self.capture_graphs and self._recording is None and self._replay is None
 
     @contextmanager
     def recorded_contacts(self) -> Iterator[list]:
@@ -108,12 +201,7 @@ class Simulation:
             self._replay = None
 
     def _outputs(self, state: newton.State) -> StepOutput:
-        n = self.num_envs
-        return StepOutput(
-            wp.to_torch(state.joint_q).view(n, self.nq),
-            wp.to_torch(state.joint_qd).view(n, self.nqd),
-            wp.to_torch(state.body_q).view(n, self.num_bodies, 7),
-        )
+        return StepOutput(*(env_view(a, self.num_envs) for a in (state.joint_q, state.joint_qd, state.body_q)))
 
     def forward_kinematics(self, joint_q: torch.Tensor, joint_qd: torch.Tensor) -> torch.Tensor:
         """Body poses (N, bodies, 7) of a joint state, without gradient (used after resets)."""
@@ -122,43 +210,117 @@ class Simulation:
         newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
         return self._outputs(state).body_q.detach().clone()
 
+    def _substeps(self, states: list[newton.State], control: newton.Control, contacts) -> None:
+        """The control step's physics steps from ``states[0]``; state i + 1 is written from state i."""
+        for state_in, state_out in zip(states[:-1], states[1:], strict=True):
+            state_in.clear_forces()
+            self.solver.step(state_in, state_out, control, contacts, self.sub_dt)
+
     def step_without_grad(self, joint_q, joint_qd, joint_f) -> StepOutput:
         """Cheap path for learners that need no gradient: no tape, reused buffers, copied outputs."""
-        state_in, state_out = self._ping, self._pong
-        self._load(state_in, joint_q, joint_qd)
-        self._control.joint_f.assign(wp.from_torch(joint_f.detach().reshape(-1).contiguous()))
-        contacts = self._step_contacts(state_in, fresh=False)
-        for _ in range(self.substeps):
-            state_in.clear_forces()
-            self.solver.step(state_in, state_out, self._control, contacts, self.sub_dt)
-            state_in, state_out = state_out, state_in
-        out = self._outputs(state_in)
-        return StepOutput(out.joint_q.clone(), out.joint_qd.clone(), out.body_q.clone())
+        ping_pong = [(self._ping, self._pong)[i % 2] for i in range(self.substeps + 1)]
+        for buffer, value in zip(self._no_grad_inputs, (joint_q, joint_qd, joint_f), strict=True):
+            buffer.copy_(value.detach())
+
+        def control_step() -> None:
+            self._detect_contacts(self._ping, self._contacts)
+            self._substeps(ping_pong, self._control, self._contacts)
+
+        if self._graphs_allowed and self._no_grad_graph is None:
+            try:
+                self._no_grad_graph, _ = self._capture(control_step)
+            except GraphCaptureError as error:
+                self._give_up_graphs(error)
+        if self._graphs_allowed:
+            wp.capture_launch(self._no_grad_graph)
+        else:
+            self._substeps(ping_pong, self._control, self._step_contacts(self._ping, fresh=False))
+        return StepOutput(*(out.clone() for out in self._no_grad_outputs))
 
     def record_step(self, joint_q, joint_qd, joint_f):
-        """Run one control step on a fresh tape; returns (tape, states, control) for the backward."""
-        model = self.model
-        states = [model.state(requires_grad=True) for _ in range(self.substeps + 1)]
+        """Eager taped step: fresh buffers and a fresh tape; returns (tape, states, control)."""
+        states = [self.model.state(requires_grad=True) for _ in range(self.substeps + 1)]
         self._load(states[0], joint_q, joint_qd)
-        control = model.control()
+        control = self.model.control()
         control.joint_f = wp.from_torch(joint_f.detach().reshape(-1).contiguous().clone(), requires_grad=True)
         contacts = self._step_contacts(states[0], fresh=True)
         tape = wp.Tape()
         with tape:
-            for i in range(self.substeps):
-                self.solver.step(states[i], states[i + 1], control, contacts, self.sub_dt)
+            self._substeps(states, control, contacts)
         return tape, states, control
+
+    def run_slot(self, joint_q, joint_qd, joint_f) -> _StepSlot:
+        """Captured taped step: a free slot (or a new one) runs its forward graph on these inputs."""
+        slot = self._free_slots.pop() if self._free_slots else _StepSlot(self)
+        for buffer, value in zip(slot.inputs, (joint_q, joint_qd, joint_f), strict=True):
+            buffer.copy_(value.detach())
+        if slot.forward_graph is None:
+
+            def control_step() -> None:
+                slot.states[0].clear_forces()
+                self._detect_contacts(slot.states[0], slot.contacts)
+                with slot.tape:
+                    self._substeps(slot.states, slot.control, slot.contacts)
+
+            slot.forward_graph, _ = self._capture(control_step)
+        wp.capture_launch(slot.forward_graph)
+        return slot
+
+    def backward_slot(self, slot: _StepSlot, grads) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Replay the slot's adjoint from the output gradients; returns the inputs' gradients."""
+        for seed, grad in zip(slot.seeds, grads, strict=True):
+            seed.copy_(grad) if grad is not None else seed.zero_()
+        if slot.backward_graph is None:
+
+            def adjoint() -> None:
+                tape = slot.tape
+                for launch in tape.launches:  # every gradient the adjoint touches, zeroed first
+                    for array in (*launch[3], *launch[4]) if isinstance(launch, list) else ():
+                        if isinstance(array, wp.array) and array.grad is not None:
+                            tape.gradients[array] = array.grad
+                tape.zero()
+                for array, seed in zip(slot.seed_arrays, slot.seeds, strict=True):
+                    flat = seed.view(-1) if array.dtype is wp.float32 else seed.view(array.shape[0], -1)
+                    wp.copy(array.grad, wp.from_torch(flat, dtype=array.dtype))
+                tape.backward()
+
+            try:
+                slot.backward_graph, _ = self._capture(adjoint)
+            except GraphCaptureError as error:
+                self._give_up_graphs(error)
+                adjoint()  # the same work, kernel by kernel
+                return tuple(grad.clone() for grad in slot.input_grads)
+        wp.capture_launch(slot.backward_graph)
+        return tuple(grad.clone() for grad in slot.input_grads)
 
     def step(self, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_f: torch.Tensor) -> StepOutput:
         """Advance one control step; differentiable when torch records a graph through the inputs."""
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (joint_q, joint_qd, joint_f))
         if not needs_grad:
             return self.step_without_grad(joint_q, joint_qd, joint_f)
-        q, qd, body_q = _NewtonStep.apply(self, joint_q, joint_qd, joint_f)
-        return StepOutput(q, qd, body_q)
+        if self._graphs_allowed:
+            try:
+                return StepOutput(*_CapturedStep.apply(self, joint_q, joint_qd, joint_f))
+            except GraphCaptureError as error:
+                self._give_up_graphs(error)
+        return StepOutput(*_EagerStep.apply(self, joint_q, joint_qd, joint_f))
 
 
-class _NewtonStep(torch.autograd.Function):
+class _CapturedStep(torch.autograd.Function):
+    """torch node around one taped control step in a slot: its graphs do the forward and the adjoint."""
+
+    @staticmethod
+    def forward(ctx, sim: Simulation, joint_q, joint_qd, joint_f):
+        slot = sim.run_slot(joint_q, joint_qd, joint_f)
+        ctx.sim, ctx.lease = sim, _SlotLease(sim._free_slots, slot)
+        return tuple(out.clone() for out in slot.outputs)  # the slot's buffers serve the next window
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_qd, grad_body_q):
+        return (None, *ctx.sim.backward_slot(ctx.lease.slot, (grad_q, grad_qd, grad_body_q)))
+
+
+class _EagerStep(torch.autograd.Function):
     """torch node around one recorded control step: Warp's tape does the adjoint."""
 
     @staticmethod

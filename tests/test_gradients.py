@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmark.diagnostics.gradient_check import CASES
-from envs.physics import _NewtonStep
+from envs.physics import _CapturedStep, _EagerStep
 
 
 def _case(task: str, contact: bool):
@@ -50,15 +50,17 @@ def test_contact_window_gradients(make_env, task):
         assert result.share_within(0.5) == 1.0, detail
 
 
-def test_bridge_gradcheck_single_step(make_env):
-    """torch.autograd.gradcheck on the raw bridge (q, qd, joint_f) -> (q', qd', body poses), cartpole."""
+@pytest.mark.parametrize("bridge", [_CapturedStep, _EagerStep], ids=["captured", "eager"])
+def test_bridge_gradcheck_single_step(make_env, bridge):
+    """torch.autograd.gradcheck on the raw bridge (q, qd, joint_f) -> (q', qd', body poses), cartpole;
+    both ways of stepping (gradcheck replays one node's backward many times)."""
     env = make_env("cartpole", 1)
     q = torch.tensor([[0.3, 2.0]])
     qd = torch.tensor([[0.1, -0.5]])
     f = torch.tensor([[5.0, 0.0]])
 
     def step(q, qd, f):
-        return _NewtonStep.apply(env.sim, q, qd, f)
+        return bridge.apply(env.sim, q, qd, f)
 
     inputs = tuple(t.clone().requires_grad_(True) for t in (q, qd, f))
     assert torch.autograd.gradcheck(step, inputs, eps=1e-3, atol=2e-3, rtol=1e-2, fast_mode=False)

@@ -24,7 +24,17 @@ from benchmark.config import usage_error  # noqa: E402
 from benchmark.results import load_metrics, load_summary  # noqa: E402
 
 # keys that name a run or how long it ran, not what was run
-_NOT_DISTINGUISHING = {"seed", "run_name", "results_dir", "budget", "iterations", "logger", "device", "torch_threads"}
+_NOT_DISTINGUISHING = {
+    "seed",
+    "run_name",
+    "results_dir",
+    "budget",
+    "iterations",
+    "logger",
+    "device",
+    "torch_threads",
+    "capture_graphs",
+}
 
 
 def run_labels(runs: Sequence[Path]) -> list[str]:

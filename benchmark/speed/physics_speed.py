@@ -1,8 +1,11 @@
-"""Physics speed: ``python -m benchmark.speed.physics_speed`` (``make bench-physics``) prints, per task and N:
-forward env-steps/s without gradients, forward and backward seconds of one 32-step SHAC window with
-gradients, peak memory, and MuJoCo's own CPU step rate on the same MJCF (one thread) with the ratio.
+"""Physics speed: ``python -m benchmark.speed.physics_speed`` (``make bench-physics``) prints, per task and N,
+kernel-by-kernel stepping (``capture_graphs=false``, the env layer before graphs) beside captured graphs
+(the default): forward env-steps/s without gradients against MuJoCo's own CPU step rate on the same MJCF
+(one thread), and forward and backward seconds of a 32-step SHAC window with gradients.
 
-Each (task, N) runs in a fresh process so its peak RSS is its own.
+The window is timed twice and the second is reported: the first window captures each step slot's graphs
+once (its cost is printed too). Each (task, N, way of stepping) runs in a fresh process, so its peak RSS
+is its own. ``--ways captured`` measures one way only.
 """
 
 from __future__ import annotations
@@ -20,29 +23,37 @@ from envs import DiffEnv, get_task
 from envs.tasks import registry as task_registry
 from envs.tasks.base import MJCFTask
 
+WAYS = {"eager": False, "captured": True}  # capture_graphs
 
-def measure(task: str, num_envs: int, window: int, no_grad_steps: int) -> dict:
-    torch.set_num_threads(1)
-    env = DiffEnv(task, num_envs, device="cpu", seed=0)
-    zeros = torch.zeros(num_envs, env.act_dim)
-    with torch.no_grad():
-        env.step(zeros)  # warm-up: kernel loading
-        start = time.perf_counter()
-        for _ in range(no_grad_steps):
-            env.step(0.2 * torch.randn(num_envs, env.act_dim).clamp(-1, 1))
-        fwd_rate = no_grad_steps * num_envs / (time.perf_counter() - start)
+
+def taped_window(env: DiffEnv, window: int) -> tuple[float, float]:
+    """Forward and backward seconds of one SHAC-like window of differentiable steps from a reset."""
     env.reset(seed=0)
-    actions = torch.zeros(num_envs, env.act_dim, requires_grad=True)
+    env.cut_graph()
+    actions = torch.zeros(env.num_envs, env.act_dim, requires_grad=True)
     start = time.perf_counter()
     total = sum(env.step(actions)[1].sum() for _ in range(window))
-    window_fwd = time.perf_counter() - start
+    forward = time.perf_counter() - start
     start = time.perf_counter()
     total.backward()
-    window_bwd = time.perf_counter() - start
+    return forward, time.perf_counter() - start
+
+
+def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int) -> dict:
+    torch.set_num_threads(1)
+    env = DiffEnv(task, num_envs, device="cpu", seed=0, capture_graphs=WAYS[way])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        env.step(torch.zeros(num_envs, env.act_dim))  # warm-up: kernel loading, the no-grad graph
+        start = time.perf_counter()
+        for _ in range(no_grad_steps):
+            env.step(0.2 * torch.randn(num_envs, env.act_dim, generator=generator).clamp(-1, 1))
+        fwd_rate = no_grad_steps * num_envs / (time.perf_counter() - start)
+    first_fwd, first_bwd = taped_window(env, window)
+    window_fwd, window_bwd = taped_window(env, window)
     return {
-        "task": task,
-        "num_envs": num_envs,
         "fwd_steps_per_s": fwd_rate,
+        "first_window_s": first_fwd + first_bwd,
         "window_fwd_s": window_fwd,
         "window_bwd_s": window_bwd,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -73,34 +84,46 @@ def mujoco_rate(task: str, seconds: float = 2.0) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
-    parser.add_argument("--num-envs", default="16,64,256")
+    parser.add_argument("--num-envs", default="1,16,64,256")
+    parser.add_argument("--ways", default="eager,captured", help="eager (kernel by kernel), captured or both")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--no-grad-steps", type=int, default=50)
-    parser.add_argument("--one", nargs=2, metavar=("TASK", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("TASK", "N", "WAY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.window, args.no_grad_steps)))
+        task, n, way = args.one
+        print(json.dumps(measure(task, int(n), way, args.window, args.no_grad_steps)))
         return
 
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     num_envs = positive_ints(parser, "--num-envs", args.num_envs)
+    ways = parse_names(parser, "--ways", args.ways, list(WAYS))
     print(
-        "| task | N | fwd env-steps/s (no grad) | 32-step window fwd / bwd (s) | bwd/fwd | peak RSS (GB) "
-        "| MuJoCo env-steps/s (1 thread) | Newton / MuJoCo |"
+        "| task | N | stepping | fwd env-steps/s (no grad) | MuJoCo (1 thread) | Newton / MuJoCo "
+        "| 32-step window fwd / bwd (s) "
+        "| window speed-up | first window, with capture (s) | peak RSS (GB) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for task in tasks:
         reference = mujoco_rate(task)
         for n in num_envs:
-            extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
-            r = run_isolated("benchmark.speed.physics_speed", task, str(n), *extra)
-            ref = f"{reference:.0f}" if reference else "n/a (no MJCF)"
-            ratio = f"{r['fwd_steps_per_s'] / reference:.2f}" if reference else "n/a"
-            print(
-                f"| {task} | {n} | {r['fwd_steps_per_s']:.0f} | {r['window_fwd_s']:.2f} / {r['window_bwd_s']:.2f} "
-                f"| {r['window_bwd_s'] / r['window_fwd_s']:.1f} | {r['peak_rss_gb']:.2f} | {ref} | {ratio} |",
-                flush=True,
-            )
+            baseline = None
+            for way in ways:
+                extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
+                r = run_isolated("benchmark.speed.physics_speed", task, str(n), way, *extra)
+                seconds = r["window_fwd_s"] + r["window_bwd_s"]
+                baseline = baseline or seconds
+                mujoco, ratio = (
+                    (f"{reference:.0f}", f"{r['fwd_steps_per_s'] / reference:.2f}")
+                    if reference
+                    else ("n/a (no MJCF)", "n/a")
+                )
+                print(
+                    f"| {task} | {n} | {way} | {r['fwd_steps_per_s']:.0f} | {mujoco} | {ratio} "
+                    f"| {r['window_fwd_s']:.3f} / {r['window_bwd_s']:.3f} | {baseline / seconds:.1f}x "
+                    f"| {r['first_window_s']:.2f} | {r['peak_rss_gb']:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
