@@ -111,14 +111,23 @@ def test_a_gpu_sized_run_on_a_cpu_says_how_long_and_what_to_run_instead(tmp_path
     assert "note:" not in capsys.readouterr().err  # a budget says the user knows how long it runs
 
 
-def test_apg_costs_with_an_unknown_preset_overwrites_nothing(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "gpu"], "unknown preset 'gpu'; choose one of: cpu"),
+        (["--learners", "shac_diffrender,dva"], "--learners shac_diffrender,dva: start with dva, the one"),
+        (["--learners", "dva,shac_diffrender@vulkan"], "unknown renderer 'vulkan'; choose one of: newton, diff"),
+    ],
+)
+def test_apg_costs_with_bad_arguments_overwrites_nothing(tmp_path, capsys, argv, message):
     from benchmark.speed import apg_costs
 
     (tmp_path / "apg_costs.md").write_text("earlier results")
     with pytest.raises(SystemExit) as exit_:
-        apg_costs.main(["--preset", "gpu", "--out", str(tmp_path)])
+        apg_costs.main([*argv, "--out", str(tmp_path)])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err == "error: unknown preset 'gpu'; choose one of: cpu\n"
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
     assert [p.name for p in tmp_path.iterdir()] == ["apg_costs.md"]
     assert (tmp_path / "apg_costs.md").read_text() == "earlier results"
 

@@ -3,6 +3,8 @@ of one iteration, ``dva`` vs ``shac_diffrender``, per task, same machine and set
 
 ``python -m benchmark.speed.apg_costs [--preset cpu] [--iterations 4]`` prints a Markdown table (median of the
 measured iterations, after one warm-up) and writes ``results/figures/apg_costs.{csv,md,png}``.
+``--learners`` names what to compare (``algo`` or ``algo@renderer``); by default ``dva``, ``shac_diffrender``
+(our differentiable renderer) and, when PyTorch3D is installed, ``shac_diffrender@pytorch3d`` (the paper's).
 ``--scene-growth cartpole --shapes 0,8,32,128`` instead adds that many visual-only spheres to the
 task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``.
 Each measurement runs in its own process so peak memory is its own.
@@ -15,6 +17,7 @@ import json
 import math
 import os
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import matplotlib
@@ -35,7 +38,18 @@ from benchmark.speed.isolated import MeasurementFailed, run_isolated  # noqa: E4
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
-ALGOS = ("dva", "shac_diffrender")
+BASELINE = "dva"
+
+
+def default_learners() -> str:
+    with_pytorch3d = find_spec("pytorch3d") is not None
+    return "dva,shac_diffrender" + (",shac_diffrender@pytorch3d" if with_pytorch3d else "")
+
+
+def learner_overrides(learner: str) -> tuple[str, list[str]]:
+    """``algo@renderer`` -> (algo, [renderer=...]); a plain ``algo`` keeps its config's renderer."""
+    algo, _, renderer = learner.partition("@")
+    return algo, [f"renderer={renderer}"] if renderer else []
 
 
 def with_extra_shapes(task: str, count: int) -> Task:
@@ -54,19 +68,20 @@ def with_extra_shapes(task: str, count: int) -> Task:
     return type(f"{base.__name__}With{count}Shapes", (base,), {"build": build})()
 
 
-def measure(algo: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0) -> dict:
-    cfg = load_config(algo, task, [*overrides, "device=cpu"])
+def measure(learner: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0) -> dict:
+    algo, renderer = learner_overrides(learner)
+    cfg = load_config(algo, task, [*overrides, *renderer, "device=cpu"])
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(0)
     grown = with_extra_shapes(task, extra_shapes) if extra_shapes else None
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0, task=grown)
-    learner = get_learner(cfg.learner)(env, learner_config(cfg))
-    learner.train_iteration()  # warm-up: kernel compilation, allocator growth
-    rows = [learner.train_iteration() for _ in range(iterations)]
+    agent = get_learner(cfg.learner)(env, learner_config(cfg))
+    agent.train_iteration()  # warm-up: kernel compilation, allocator growth
+    rows = [agent.train_iteration() for _ in range(iterations)]
     median = lambda key: float(np.median([r.get(key, 0.0) for r in rows]))  # noqa: E731
     return {
-        "algo": algo,
+        "algo": learner,
         "task": task,
         "num_envs": cfg.num_envs,
         "horizon": cfg.horizon,
@@ -93,6 +108,7 @@ def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dic
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
+    parser.add_argument("--learners", default=None, help="algo or algo@renderer, comma-separated; dva first")
     parser.add_argument("--preset", default=None, help="e.g. cpu")
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for both learners, key=value")
@@ -115,15 +131,21 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError(f"--shapes '{args.shapes}' not understood; write e.g. 0,8,32,128") from None
         tasks = [args.scene_growth] if args.scene_growth else args.tasks.split(",")
         cases = [(tasks[0], n) for n in shapes] if args.scene_growth else [(task, 0) for task in tasks]
+        learners = (args.learners or default_learners()).split(",")
+        if learners[0] != BASELINE:
+            raise ConfigError(
+                f"--learners {','.join(learners)}: start with {BASELINE}, the one the others are compared to"
+            )
         for task, _ in cases:
-            for algo in ALGOS:
-                load_config(algo, task, overrides)
+            for learner in learners:
+                algo, renderer = learner_overrides(learner)
+                load_config(algo, task, [*overrides, *renderer])
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
     extra += ["--set", *args.set] if args.set else []
-    rows = [measure_isolated(algo, task, shapes, extra) for task, shapes in cases for algo in ALGOS]
+    rows = [measure_isolated(learner, task, shapes, extra) for task, shapes in cases for learner in learners]
     if all(row["failed"] for row in rows):  # keep the figures of an earlier, good run
         print("error: every measurement failed (warnings above); nothing was written", file=sys.stderr)
         sys.exit(1)
@@ -133,19 +155,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
-    """One row per ``index`` value: backward times, their ratio, peak memories, side by side."""
+    """One row per ``index`` value: backward times, their ratios to D.Va's, peak memories, side by side."""
+    learners = list(dict.fromkeys(table["algo"]))  # in measured order, the baseline first
     wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
-    failed = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
-    return pd.DataFrame(
-        {
-            "backward dva (s)": wide["backward_s"]["dva"],
-            "backward shac_diffrender (s)": wide["backward_s"]["shac_diffrender"],
-            "ratio": wide["backward_s"]["shac_diffrender"] / wide["backward_s"]["dva"],
-            "memory dva (MB)": wide["peak_memory_mb"]["dva"],
-            "memory shac_diffrender (MB)": wide["peak_memory_mb"]["shac_diffrender"],
-            "failed": failed,
-        }
-    ).reindex(table[index].unique())
+    backward, memory = wide["backward_s"], wide["peak_memory_mb"]
+    columns = {f"backward {learner} (s)": backward[learner] for learner in learners}
+    columns |= {f"ratio {learner} / {BASELINE}": backward[learner] / backward[BASELINE] for learner in learners[1:]}
+    columns |= {f"memory {learner} (MB)": memory[learner] for learner in learners}
+    columns["failed"] = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
+    return pd.DataFrame(columns).reindex(table[index].unique())
 
 
 def per_task_report(table: pd.DataFrame, out: Path) -> str:
@@ -155,8 +173,8 @@ def per_task_report(table: pd.DataFrame, out: Path) -> str:
     markdown = markdown_table(summary.round(3).reset_index())
     (out / "apg_costs.md").write_text(markdown + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    summary[["backward dva (s)", "backward shac_diffrender (s)"]].plot.bar(ax=axes[0], rot=0)
-    summary[["memory dva (MB)", "memory shac_diffrender (MB)"]].plot.bar(ax=axes[1], rot=0)
+    summary.filter(regex="^backward").plot.bar(ax=axes[0], rot=0)
+    summary.filter(regex="^memory").plot.bar(ax=axes[1], rot=0)
     axes[0].set(ylabel="backward time per iteration (s)", title="Table 1")
     axes[1].set(ylabel="peak memory of one iteration (MB)", title="Fig. 10")
     fig.tight_layout()
@@ -173,7 +191,7 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
     (out / "scene_growth.md").write_text(markdown + "\n")
     fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.5))
     ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    for algo in ALGOS:
+    for algo in dict.fromkeys(table["algo"]):
         (line,) = ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
         ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
         died = table[(table["algo"] == algo) & (table["failed"] != "")]
