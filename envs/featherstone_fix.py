@@ -15,7 +15,8 @@ Both fixes are needed; ``tests/test_gradients.py`` fails if either is removed.
 It also offers dflex's contact law (SHAC's simulator, the paper's tasks) beside Newton's, through the same
 kind of kernel swap: ``contact_law="dflex"`` damps a contact with ``kd * depth * min(vn, 0)``, which is
 zero at first touch, where Newton's ``kd * min(vn, 0)`` jumps to its full value the moment a point
-touches the ground. The fixes reach into Newton's internals, so ``pyproject.toml`` pins newton exactly.
+touches the ground. And it computes the mass matrix H = J^T M J with products that skip M's
+zero blocks (``eval_mass_matrix_products``): the same numbers and gradients, several times cheaper. The fixes reach into Newton's internals, so ``pyproject.toml`` pins newton exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 
 import warp as wp
 from newton._src.solvers.featherstone import solver_featherstone as _stock_module
-from newton._src.solvers.featherstone.kernels import jcalc_tau
+from newton._src.solvers.featherstone.kernels import dense_gemm, jcalc_tau
 from newton._src.solvers.semi_implicit.kernels_contact import eval_body_contact as newton_body_contact
 from newton.solvers import SolverFeatherstone
 
@@ -219,17 +220,73 @@ def dflex_body_contact(
         wp.atomic_add(body_f, body_b, wp.spatial_vector(f, wp.cross(r_b, f)))
 
 
+@wp.func
+def six_terms(A: wp.array[float], a: int, a_stride: int, B: wp.array[float], b: int, b_stride: int, total: float):
+    """``total`` plus six products A[a + r * a_stride] * B[b + r * b_stride], r = 0..5, added one by one."""
+    total += A[a] * B[b]
+    total += A[a + a_stride] * B[b + b_stride]
+    total += A[a + 2 * a_stride] * B[b + 2 * b_stride]
+    total += A[a + 3 * a_stride] * B[b + 3 * b_stride]
+    total += A[a + 4 * a_stride] * B[b + 4 * b_stride]
+    total += A[a + 5 * a_stride] * B[b + 5 * b_stride]
+    return total
+
+
+@wp.kernel
+def eval_mass_matrix_products(
+    m: wp.array[int],
+    n: wp.array[int],
+    p: wp.array[int],
+    transpose_A: bool,
+    transpose_B: bool,
+    A_start: wp.array[int],
+    B_start: wp.array[int],
+    C_start: wp.array[int],
+    A: wp.array[float],
+    B: wp.array[float],
+    C: wp.array[float],
+):
+    """Newton's ``eval_dense_gemm_batched`` as the solver uses it: P = M J, then H = J^T P, J having six
+    rows per body. M is block diagonal (one 6 x 6 spatial inertia per body, zeros elsewhere), so a row of
+    P sums its own block's six terms instead of all 6 x bodies (the skipped terms are exact zeros); H's
+    sums run body by body, six terms at a time. Every sum adds the same nonzero terms in the same order
+    as the dense loops, so P, H and their adjoints are the stock kernel's to the bit, at a fraction of
+    the cost (the dense products and their adjoints were most of the ant's and the humanoid's step)."""
+    batch = wp.tid()
+    rows = m[batch]
+    cols = n[batch]
+    inner = p[batch]
+    a0 = A_start[batch]
+    b0 = B_start[batch]
+    c0 = C_start[batch]
+    if not transpose_A and not transpose_B:  # P = M J: row i of M is zero outside its body's block
+        for i in range(rows):
+            block = (i // 6) * 6
+            for j in range(cols):
+                C[c0 + i * cols + j] = six_terms(A, a0 + i * inner + block, 1, B, b0 + block * cols + j, cols, 0.0)
+    elif transpose_A and not transpose_B:  # H = J^T P over the 6-row blocks of J and P
+        for i in range(rows):
+            for j in range(cols):
+                total = float(0.0)  # noqa: UP018 (a Warp loop-carried variable needs its constructor)
+                for block in range(0, inner, 6):
+                    total = six_terms(A, a0 + block * rows + i, rows, B, b0 + block * cols + j, cols, total)
+                C[c0 + i * cols + j] = total
+    else:
+        dense_gemm(rows, cols, inner, transpose_A, transpose_B, a0, b0, c0, A, B, C)
+
+
 @contextlib.contextmanager
 def _swapped_kernels(contact_law: str) -> Iterator[None]:
     """Route the stock solver's ``eval_rigid_tau`` launch to the corrected kernel, and its contact launch
     to the chosen law's kernel, for one step."""
-    stock_tau, stock_contact = _stock_module.eval_rigid_tau, _stock_module.eval_body_contact
+    stock = _stock_module.eval_rigid_tau, _stock_module.eval_body_contact, _stock_module.eval_dense_gemm_batched
     _stock_module.eval_rigid_tau = eval_rigid_tau_out_of_place
     _stock_module.eval_body_contact = dflex_body_contact if contact_law == "dflex" else newton_body_contact
+    _stock_module.eval_dense_gemm_batched = eval_mass_matrix_products
     try:
         yield
     finally:
-        _stock_module.eval_rigid_tau, _stock_module.eval_body_contact = stock_tau, stock_contact
+        _stock_module.eval_rigid_tau, _stock_module.eval_body_contact, _stock_module.eval_dense_gemm_batched = stock
 
 
 class GradSafeFeatherstone(SolverFeatherstone):

@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+from importlib.util import find_spec
+from pathlib import Path
 
 
 class MeasurementFailed(RuntimeError):
@@ -16,10 +18,19 @@ class MeasurementFailed(RuntimeError):
         self.reason = reason
 
 
-def run_isolated(module: str, *args: str) -> dict:
-    """``python -m <module> --one <args>`` must print one JSON object as its last line."""
+def run_isolated(module: str, *args: str, code_root: Path | None = None) -> dict:
+    """``python -m <module> --one <args>`` must print one JSON object as its last line. ``code_root``: run
+    this checkout's ``module`` against the packages (``envs``, ...) of another checkout of the suite."""
     cmd = [sys.executable, "-m", module, "--one", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    if code_root is not None:
+        script = find_spec(module).origin
+        argv = [script, "--one", *args]
+        cmd = [
+            sys.executable,
+            "-c",
+            f"import runpy, sys; sys.argv = {argv!r}; runpy.run_path({script!r}, run_name='__main__')",
+        ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=code_root)
     if done.returncode == -signal.SIGKILL:
         raise MeasurementFailed(cmd, "killed by SIGKILL (out of memory, see dmesg)")
     if done.returncode != 0:

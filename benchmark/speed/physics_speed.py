@@ -3,8 +3,9 @@ kernel-by-kernel stepping (``capture_graphs=false``, the env layer before graphs
 (the default): forward env-steps/s without gradients against MuJoCo's own CPU step rate on the same MJCF
 (one thread), and forward and backward seconds of a 32-step SHAC window with gradients.
 
-The window is timed twice and the second is reported: the first window captures each step slot's graphs
-once (its cost is printed too). Each (task, N, way of stepping) runs in a fresh process, so its peak RSS
+The window is timed four times: the first captures each step slot's graphs once (its cost is printed
+too); the median of the other three is reported (kernel-by-kernel windows vary with Python's garbage
+collector). Each (task, N, way of stepping) runs in a fresh process, so its peak RSS
 is its own. ``--ways captured`` measures one way only.
 """
 
@@ -13,7 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -23,7 +29,21 @@ from envs import DiffEnv, get_task
 from envs.tasks import registry as task_registry
 from envs.tasks.base import MJCFTask
 
-WAYS = {"eager": False, "captured": True}  # capture_graphs
+REPO = Path(__file__).resolve().parents[2]
+WAYS = {"eager": False, "captured": True}  # capture_graphs; "before" is a git ref's env layer, as it was
+
+
+@contextmanager
+def checkout(ref: str):
+    """A temporary git worktree of ``ref`` (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="before-") as tmp:
+        root = Path(tmp) / "suite"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(root), ref], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield root
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(root)], capture_output=True)
 
 
 def taped_window(env: DiffEnv, window: int) -> tuple[float, float]:
@@ -41,7 +61,8 @@ def taped_window(env: DiffEnv, window: int) -> tuple[float, float]:
 
 def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int) -> dict:
     torch.set_num_threads(1)
-    env = DiffEnv(task, num_envs, device="cpu", seed=0, capture_graphs=WAYS[way])
+    stepping = {} if way == "before" else {"capture_graphs": WAYS[way]}  # a ref before graphs has no such option
+    env = DiffEnv(task, num_envs, device="cpu", seed=0, **stepping)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         env.step(torch.zeros(num_envs, env.act_dim))  # warm-up: kernel loading, the no-grad graph
@@ -50,7 +71,8 @@ def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int)
             env.step(0.2 * torch.randn(num_envs, env.act_dim, generator=generator).clamp(-1, 1))
         fwd_rate = no_grad_steps * num_envs / (time.perf_counter() - start)
     first_fwd, first_bwd = taped_window(env, window)
-    window_fwd, window_bwd = taped_window(env, window)
+    windows = torch.tensor([taped_window(env, window) for _ in range(3)])
+    window_fwd, window_bwd = windows.median(dim=0).values.tolist()
     return {
         "fwd_steps_per_s": fwd_rate,
         "first_window_s": first_fwd + first_bwd,
@@ -86,6 +108,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--num-envs", default="1,16,64,256")
     parser.add_argument("--ways", default="eager,captured", help="eager (kernel by kernel), captured or both")
+    parser.add_argument("--before", metavar="REF", help="also measure the env layer of this git ref")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--no-grad-steps", type=int, default=50)
     parser.add_argument("--one", nargs=3, metavar=("TASK", "N", "WAY"), help=argparse.SUPPRESS)
@@ -98,6 +121,24 @@ def main() -> None:
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     num_envs = positive_ints(parser, "--num-envs", args.num_envs)
     ways = parse_names(parser, "--ways", args.ways, list(WAYS))
+    if args.before:
+        known = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{args.before}^{{commit}}"],
+            capture_output=True,
+        )
+        if known.returncode != 0:
+            print(
+                f"error: --before {args.before}: not a commit of this repository (git log shows them)", file=sys.stderr
+            )
+            sys.exit(2)
+        with checkout(args.before) as root:
+            table(tasks, num_envs, ["before", *ways], args, root)
+    else:
+        table(tasks, num_envs, ways, args, None)
+
+
+def table(tasks: list[str], num_envs: list[int], ways: list[str], args: argparse.Namespace, root: Path | None) -> None:
+    """One row per (task, N, way), the first way the baseline of the speed-up column."""
     print(
         "| task | N | stepping | fwd env-steps/s (no grad) | MuJoCo (1 thread) | Newton / MuJoCo "
         "| 32-step window fwd / bwd (s) "
@@ -110,7 +151,8 @@ def main() -> None:
             baseline = None
             for way in ways:
                 extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
-                r = run_isolated("benchmark.speed.physics_speed", task, str(n), way, *extra)
+                r = run_isolated("benchmark.speed.physics_speed", task, str(n), way, *extra,
+                                 code_root=root if way == "before" else None)  # fmt: skip
                 seconds = r["window_fwd_s"] + r["window_bwd_s"]
                 baseline = baseline or seconds
                 mujoco, ratio = (
