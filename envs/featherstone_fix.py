@@ -15,8 +15,9 @@ Both fixes are needed; ``tests/test_gradients.py`` fails if either is removed.
 It also offers dflex's contact law (SHAC's simulator, the paper's tasks) beside Newton's, through the same
 kind of kernel swap: ``contact_law="dflex"`` damps a contact with ``kd * depth * min(vn, 0)``, which is
 zero at first touch, where Newton's ``kd * min(vn, 0)`` jumps to its full value the moment a point
-touches the ground. And it computes the mass matrix H = J^T M J with products that skip M's
-zero blocks (``eval_mass_matrix_products``): the same numbers and gradients, several times cheaper. The fixes reach into Newton's internals, so ``pyproject.toml`` pins newton exactly.
+touches the ground. And it forms the mass matrix H = J^T M J with products that skip M's zero blocks
+(``eval_mass_matrix_products``): the same numbers and gradients, several times cheaper. The fixes reach
+into Newton's internals, so ``pyproject.toml`` pins newton exactly.
 """
 
 from __future__ import annotations
@@ -310,12 +311,32 @@ class GradSafeFeatherstone(SolverFeatherstone):
     def _rebuilds_mass_matrix(self) -> bool:
         return self._mass_matrix_dirty or self._step % self.update_mass_matrix_interval == 0
 
+    def mass_matrix_buffers(self) -> dict[str, wp.array]:
+        """A buffer set for one mass-matrix rebuild (see :meth:`pinned`)."""
+        names = _MASS_MATRIX_BUFFERS + (("H_mimic",) if self.H_mimic is not None else ())
+        return {name: wp.zeros_like(getattr(self, name)) for name in names}
+
+    def augment(self, state) -> None:
+        """Allocate the solver's per-state work arrays of a taped step's output state now (the first step
+        into it would), so that a graph capture of the step allocates nothing."""
+        if not getattr(state, "_featherstone_augmented", False):
+            self._allocate_state_aux_vars(self.model, state, requires_grad=True)
+
+    @contextlib.contextmanager
+    def pinned(self, buffers: dict[str, wp.array]) -> Iterator[None]:
+        """The next taped rebuild inside uses ``buffers`` (a step slot's own, allocated once, reused
+        window after window) instead of a fresh set; a second rebuild would get a fresh set again."""
+        self._pinned = buffers
+        try:
+            yield
+        finally:
+            self._pinned = None
+
     def step(self, state_in, state_out, control, contacts, dt, *, observables=None) -> None:
         if state_in.requires_grad and self.model.joint_count and self._rebuilds_mass_matrix():
-            # a new buffer set per rebuild: earlier steps on the tape keep theirs for the backward replay
-            for name in _MASS_MATRIX_BUFFERS:
-                setattr(self, name, wp.zeros_like(getattr(self, name)))
-            if self.H_mimic is not None:
-                self.H_mimic = wp.zeros_like(self.H_mimic)
+            # a buffer set per rebuild: earlier steps on the tape keep theirs for the backward replay
+            buffers, self._pinned = getattr(self, "_pinned", None) or self.mass_matrix_buffers(), None
+            for name, array in buffers.items():
+                setattr(self, name, array)
         with _swapped_kernels(self.contact_law):
             super().step(state_in, state_out, control, contacts, dt, observables=observables)

@@ -66,6 +66,10 @@ class _StepSlot:
         self.control = model.control()
         self.control.joint_f = wp.zeros_like(model.joint_f, requires_grad=True)
         self.contacts = sim._pipeline.contacts() if sim._pipeline else None
+        # everything the solver would allocate on first use, allocated here: a capture allocates nothing
+        for state in self.states[1:]:
+            sim.solver.augment(state)
+        self.mass_matrix = sim.solver.mass_matrix_buffers()
         first, last, n = self.states[0], self.states[-1], sim.num_envs
         # torch views of the inputs, their gradients and the outputs; the seeds are the outputs' gradients
         inputs = (first.joint_q, first.joint_qd, self.control.joint_f)
@@ -259,7 +263,7 @@ class Simulation:
             def control_step() -> None:
                 slot.states[0].clear_forces()
                 self._detect_contacts(slot.states[0], slot.contacts)
-                with slot.tape:
+                with slot.tape, self.solver.pinned(slot.mass_matrix):
                     self._substeps(slot.states, slot.control, slot.contacts)
 
             slot.forward_graph, _ = self._capture(control_step)
