@@ -306,6 +306,7 @@ class GradSafeFeatherstone(SolverFeatherstone):
         if contact_law not in CONTACT_LAWS:
             raise ValueError(f"contact_law '{contact_law}' unknown; choose one of: {', '.join(CONTACT_LAWS)}")
         self.contact_law = contact_law
+        self._pinned: dict[str, wp.array] | None = None  # see :meth:`pinned`
         super().__init__(model, **kwargs)
 
     def _rebuilds_mass_matrix(self) -> bool:
@@ -335,7 +336,7 @@ class GradSafeFeatherstone(SolverFeatherstone):
     def step(self, state_in, state_out, control, contacts, dt, *, observables=None) -> None:
         if state_in.requires_grad and self.model.joint_count and self._rebuilds_mass_matrix():
             # a buffer set per rebuild: earlier steps on the tape keep theirs for the backward replay
-            buffers, self._pinned = getattr(self, "_pinned", None) or self.mass_matrix_buffers(), None
+            buffers, self._pinned = self._pinned or self.mass_matrix_buffers(), None
             for name, array in buffers.items():
                 setattr(self, name, array)
         with _swapped_kernels(self.contact_law):

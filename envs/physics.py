@@ -52,6 +52,12 @@ def env_view(array: wp.array, num_envs: int) -> torch.Tensor:
     return tensor.view(num_envs, -1, 7) if array.dtype is wp.transform else tensor.view(num_envs, -1)
 
 
+def warp_view(tensor: torch.Tensor, like: wp.array) -> wp.array:
+    """Zero-copy Warp view of a torch tensor shaped as ``like`` (flat floats, or one row per transform)."""
+    flat = tensor.reshape(-1) if like.dtype is wp.float32 else tensor.reshape(like.shape[0], -1)
+    return wp.from_torch(flat.contiguous(), dtype=like.dtype)
+
+
 class GraphCaptureError(RuntimeError):
     """Warp could not capture a control step as a graph (e.g. a device or driver without support)."""
 
@@ -129,7 +135,8 @@ class Simulation:
         self._replay: Iterator | None = None
         self.capture_graphs = capture_graphs
         self._no_grad_graph: wp.Graph | None = None
-        last = (self._ping, self._pong)[substeps % 2]
+        self._ping_pong = [(self._ping, self._pong)[i % 2] for i in range(substeps + 1)]  # state i -> i + 1
+        last = self._ping_pong[-1]
         inputs = (self._ping.joint_q, self._ping.joint_qd, self._control.joint_f)
         self._no_grad_inputs = tuple(env_view(array, num_envs) for array in inputs)
         self._no_grad_outputs = tuple(env_view(array, num_envs) for array in (last.joint_q, last.joint_qd, last.body_q))
@@ -222,24 +229,22 @@ class Simulation:
 
     def step_without_grad(self, joint_q, joint_qd, joint_f) -> StepOutput:
         """Cheap path for learners that need no gradient: no tape, reused buffers, copied outputs."""
-        ping_pong = [(self._ping, self._pong)[i % 2] for i in range(self.substeps + 1)]
         for buffer, value in zip(self._no_grad_inputs, (joint_q, joint_qd, joint_f), strict=True):
             buffer.copy_(value.detach())
-
-        def control_step() -> None:
-            self._detect_contacts(self._ping, self._contacts)
-            self._substeps(ping_pong, self._control, self._contacts)
-
         if self._graphs_allowed and self._no_grad_graph is None:
             try:
-                self._no_grad_graph, _ = self._capture(control_step)
+                self._no_grad_graph, _ = self._capture(self._no_grad_control_step)
             except GraphCaptureError as error:
                 self._give_up_graphs(error)
         if self._graphs_allowed:
             wp.capture_launch(self._no_grad_graph)
         else:
-            self._substeps(ping_pong, self._control, self._step_contacts(self._ping, fresh=False))
+            self._substeps(self._ping_pong, self._control, self._step_contacts(self._ping, fresh=False))
         return StepOutput(*(out.clone() for out in self._no_grad_outputs))
+
+    def _no_grad_control_step(self) -> None:
+        self._detect_contacts(self._ping, self._contacts)
+        self._substeps(self._ping_pong, self._control, self._contacts)
 
     def record_step(self, joint_q, joint_qd, joint_f):
         """Eager taped step: fresh buffers and a fresh tape; returns (tape, states, control)."""
@@ -273,29 +278,33 @@ class Simulation:
     def backward_slot(self, slot: _StepSlot, grads) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Replay the slot's adjoint from the output gradients; returns the inputs' gradients."""
         for seed, grad in zip(slot.seeds, grads, strict=True):
-            seed.copy_(grad) if grad is not None else seed.zero_()
+            if grad is None:
+                seed.zero_()
+            else:
+                seed.copy_(grad)
         if slot.backward_graph is None:
-
-            def adjoint() -> None:
-                tape = slot.tape
-                for launch in tape.launches:  # every gradient the adjoint touches, zeroed first
-                    for array in (*launch[3], *launch[4]) if isinstance(launch, list) else ():
-                        if isinstance(array, wp.array) and array.grad is not None:
-                            tape.gradients[array] = array.grad
-                tape.zero()
-                for array, seed in zip(slot.seed_arrays, slot.seeds, strict=True):
-                    flat = seed.view(-1) if array.dtype is wp.float32 else seed.view(array.shape[0], -1)
-                    wp.copy(array.grad, wp.from_torch(flat, dtype=array.dtype))
-                tape.backward()
-
             try:
-                slot.backward_graph, _ = self._capture(adjoint)
+                slot.backward_graph, _ = self._capture(lambda: self._adjoint(slot))
             except GraphCaptureError as error:
                 self._give_up_graphs(error)
-                adjoint()  # the same work, kernel by kernel
-                return tuple(grad.clone() for grad in slot.input_grads)
-        wp.capture_launch(slot.backward_graph)
+        if slot.backward_graph is None:
+            self._adjoint(slot)  # the same work, kernel by kernel
+        else:
+            wp.capture_launch(slot.backward_graph)
         return tuple(grad.clone() for grad in slot.input_grads)
+
+    @staticmethod
+    def _adjoint(slot: _StepSlot) -> None:
+        """The slot's backward pass from its seeds: every gradient the adjoint touches zeroed first."""
+        tape = slot.tape
+        for launch in tape.launches:
+            for array in (*launch[3], *launch[4]) if isinstance(launch, list) else ():
+                if isinstance(array, wp.array) and array.grad is not None:
+                    tape.gradients[array] = array.grad
+        tape.zero()
+        for array, seed in zip(slot.seed_arrays, slot.seeds, strict=True):
+            wp.copy(array.grad, warp_view(seed, array))
+        tape.backward()
 
     def step(self, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_f: torch.Tensor) -> StepOutput:
         """Advance one control step; differentiable when torch records a graph through the inputs."""
@@ -342,8 +351,7 @@ class _EagerStep(torch.autograd.Function):
         seeds = {}
         for array, grad in ((last.joint_q, grad_q), (last.joint_qd, grad_qd), (last.body_q, grad_body_q)):
             if grad is not None:
-                flat = grad.reshape(-1) if array.dtype is wp.float32 else grad.reshape(array.shape[0], -1)
-                seeds[array] = wp.from_torch(flat.contiguous(), dtype=array.dtype)
+                seeds[array] = warp_view(grad, array)
         ctx.tape.backward(grads=seeds)
         n = ctx.sim.num_envs
         grads = (

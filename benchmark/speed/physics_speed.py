@@ -1,7 +1,8 @@
 """Physics speed: ``python -m benchmark.speed.physics_speed`` (``make bench-physics``) prints, per task and N,
-kernel-by-kernel stepping (``capture_graphs=false``, the env layer before graphs) beside captured graphs
-(the default): forward env-steps/s without gradients against MuJoCo's own CPU step rate on the same MJCF
-(one thread), and forward and backward seconds of a 32-step SHAC window with gradients.
+kernel-by-kernel stepping (``capture_graphs=false``: today's kernels launched one by one from Python)
+beside captured graphs (the default): forward env-steps/s without gradients against MuJoCo's own CPU
+step rate on the same MJCF (one thread), and forward and backward seconds of a 32-step SHAC window with
+gradients.
 
 The window is timed four times: the first captures each step slot's graphs once (its cost is printed
 too); the median of the other three is reported (kernel-by-kernel windows vary with Python's garbage
