@@ -58,7 +58,7 @@ contact-laws: install
 	$(PY) -m benchmark.diagnostics.gradient_check --contact-laws
 
 bench-physics: install
-	$(PY) -m benchmark.speed.physics_speed
+	$(PY) -m benchmark.speed.physics_speed $(ARGS)
 
 BACKENDS ?= newton,diff
 render: install
