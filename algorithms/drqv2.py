@@ -10,7 +10,8 @@ buffer, then makes ``updates_per_step`` updates (the paper's parallel variant: N
    encoder learns from the critic only);
 4. target critic <- soft update (tau).
 
-Exploration noise has a scheduled standard deviation (1.0 -> 0.1, linear in frames), the first
+Exploration noise has a scheduled standard deviation (1.0 -> 0.1, linear in agent steps: one per env per
+policy step, as DrQ-v2 and D.Va count them, so 500k steps are 1M frames at action repeat 2), the first
 ``seed_frames`` are uniformly random actions. The replay buffer is not checkpointed (21 GB at the
 paper's settings): a resumed run refills it before it updates again.
 """
@@ -46,7 +47,7 @@ class DrQv2Config(ReplayConfig):
     critic_tau: float = 0.01
     std_start: float = 1.0  # exploration noise: linear from std_start to std_end ...
     std_end: float = 0.1
-    std_decay_frames: int = 500_000  # ... over this many env frames (control steps)
+    std_decay_steps: int = 500_000  # ... over this many agent steps (one per env per policy step)
     std_clip: float = 0.3  # noise clip for the target and actor actions
     seed_frames: int = 4000
     updates_per_step: int = 0  # 0: num_envs / 2 (the paper's)
@@ -54,7 +55,7 @@ class DrQv2Config(ReplayConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_frames"):
+        for key in ("batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_steps"):
             require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
         require(self.shift_pad >= 0, f"shift_pad={self.shift_pad}: must be at least 0")
         for key in ("gamma", "critic_tau"):
@@ -114,8 +115,10 @@ class DrQv2(ReplayLearner):
 
     # ------------------------------------------------------------------ acting
     def std(self) -> float:
+        """The scheduled exploration std at the agent steps taken so far (frames / action repeat)."""
         cfg = self.config
-        return linear_decay(cfg.std_start, cfg.std_end, self.frames / cfg.std_decay_frames)
+        agent_steps = self.frames / self.env.action_repeat
+        return linear_decay(cfg.std_start, cfg.std_end, agent_steps / cfg.std_decay_steps)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

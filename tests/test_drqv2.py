@@ -21,11 +21,16 @@ def fill(agent: DrQv2, iterations: int = 20) -> None:
         agent.train_iteration()
 
 
-def test_exploration_noise_follows_its_linear_schedule(pixel_bandit):
-    agent = learner(pixel_bandit(4), std_start=1.0, std_end=0.1, std_decay_frames=1000)
-    for frames, std in [(0, 1.0), (500, 0.55), (1000, 0.1), (5000, 0.1)]:
-        agent.frames = frames
-        assert agent.std() == pytest.approx(std)
+@pytest.mark.parametrize("action_repeat", [1, 2])
+def test_exploration_noise_is_scheduled_in_agent_steps_not_frames(pixel_bandit, action_repeat):
+    """After k iterations the std is the schedule at k x num_envs agent steps (DrQ-v2 and D.Va count one
+    step per env per policy step), whatever the action repeat."""
+    env = pixel_bandit(4)
+    env.action_repeat = action_repeat
+    agent = learner(env, std_start=1.0, std_end=0.1, std_decay_steps=40, seed_frames=10**6)  # no updates
+    for k in range(1, 13):
+        agent.train_iteration()
+        assert agent.std() == pytest.approx(1.0 - 0.9 * min(k * 4 / 40, 1.0))
 
 
 def test_critic_target_is_reward_plus_discounted_min_of_target_q_under_fixed_noise(pixel_bandit):
@@ -73,7 +78,7 @@ def test_no_updates_before_the_seed_frames_then_num_envs_over_two(pixel_bandit):
 
 def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
     torch.manual_seed(0)
-    agent = learner(pixel_bandit(16), lr=1e-3, std_decay_frames=2000, updates_per_step=4)
+    agent = learner(pixel_bandit(16), lr=1e-3, std_decay_steps=2000, updates_per_step=4)
     rewards = []
     for _ in range(150):  # 600 updates
         rewards.append(agent.train_iteration()["train_return"])
