@@ -29,9 +29,10 @@ class RunningMeanStd(torch.nn.Module):
         self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
         self.count = total
 
-    def normalize(self, x: torch.Tensor, clip: float = 5.0) -> torch.Tensor:
-        """Differentiable in ``x`` (the statistics are constants)."""
-        return ((x - self.mean) / torch.sqrt(self.var + 1e-5)).clamp(-clip, clip)
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable in ``x`` (the statistics are constants). Not clipped, as in SHAC and D.Va: a
+        clamp would pass no gradient through a coordinate far from its running mean."""
+        return (x - self.mean) / torch.sqrt(self.var + 1e-5)
 
 
 class PhaseTimer:

@@ -12,14 +12,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """SHAC's MLP: hidden blocks Linear -> ELU -> LayerNorm, then a linear output layer."""
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, orthogonal_gain: float | None = None) -> nn.Sequential:
+    """SHAC's MLP: hidden blocks Linear -> ELU -> LayerNorm, then a linear output layer. PyTorch's default
+    initialisation (SHAC's actor), or orthogonal weights with ``orthogonal_gain`` and zero biases (its
+    critic: gain sqrt(2) in D.Va's and DiffRL's ``CriticMLP``)."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), nn.ELU(), nn.LayerNorm(width)]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    return net if orthogonal_gain is None else orthogonal_init(net, orthogonal_gain)
 
 
 class GaussianActor(nn.Module):

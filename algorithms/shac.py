@@ -75,7 +75,7 @@ class SHAC(Learner):
         self.encoder = PixelEncoder(env.obs_shape, config.actor_hidden[0]).to(dev) if pixels else None
         actor_in = config.actor_hidden[0] if pixels else env.state_dim
         self.actor = GaussianActor(actor_in, config.actor_hidden, env.act_dim, config.log_std_init).to(dev)
-        self.critic = mlp(env.state_dim, config.critic_hidden, 1).to(dev)
+        self.critic = mlp(env.state_dim, config.critic_hidden, 1, orthogonal_gain=math.sqrt(2)).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.obs_rms = RunningMeanStd((env.state_dim,)).to(dev)
         betas = tuple(config.betas)
