@@ -12,7 +12,13 @@ the centre crop). Per iteration the learner steps all N envs once, stores the fr
    targets follow by soft updates (Q tau 0.01, encoder tau 0.05);
 3. contrastive (InfoNCE): the anchor crop's query q = f(o_anchor) and the key k = f_target(o_positive)
    of another crop of the same frames; logits q^T W k over the batch, the positives on the diagonal.
-   Only the query encoder and W learn from it; the key encoder is the momentum copy.
+   Only the query encoder and W learn from it; the key encoder is the momentum copy. As in CURL's code,
+   two Adam optimisers step on this one loss: the encoder's own, and the contrastive one that holds the
+   encoder and W, so the encoder takes two steps per contrastive loss.
+
+The encoder is CURL's: pixels scaled to [0, 1], delta-orthogonal convolutions. Rewards are the env's,
+summed over the action repeat (D.Va's CURL wrapper averages them and then divides by the repeat again:
+a quirk we leave out, see docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ class CURL(ReplayLearner):
         super().__init__(env, config)
         dev, cfg = env.device, config
         crop_shape = (env.obs_shape[0], cfg.crop_size, cfg.crop_size)
-        self.encoder = PixelEncoder(crop_shape, cfg.feature_dim, squash=False).to(dev)  # the query encoder
+        self.encoder = PixelEncoder(crop_shape, cfg.feature_dim, squash=False, curl=True).to(dev)  # the query encoder
         self.q = TwinQ(cfg.feature_dim, env.act_dim, [cfg.hidden_dim, cfg.hidden_dim]).to(dev)
         self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)  # the key encoder
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
@@ -106,6 +112,7 @@ class CURL(ReplayLearner):
         betas = tuple(cfg.betas)
         self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.q.parameters()], cfg.lr, betas)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), cfg.lr, betas)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), cfg.lr, betas)
         self.contrastive_opt = torch.optim.Adam([*self.encoder.parameters(), self.W], cfg.lr, betas)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], cfg.alpha_lr, tuple(cfg.alpha_betas))
         self.updates_per_step = cfg.updates_per_step or env.num_envs
@@ -196,15 +203,17 @@ class CURL(ReplayLearner):
         logits = self.contrastive_logits(queries, keys)
         labels = torch.arange(len(logits), device=logits.device)
         loss = F.cross_entropy(logits, labels)
+        self.encoder_opt.zero_grad(set_to_none=True)
         self.contrastive_opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.encoder_opt.step()  # two Adam steps on the encoder from one loss, as CURL's code takes them
         self.contrastive_opt.step()
         accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
         return {"contrastive_loss": loss.item(), "contrastive_accuracy": accuracy}
 
     # ------------------------------------------------------------------ checkpoints
-    MODULES = ("encoder", "q", "encoder_target", "q_target", "actor", "critic_opt", "actor_opt", "contrastive_opt",
-               "alpha_opt")  # fmt: skip
+    MODULES = ("encoder", "q", "encoder_target", "q_target", "actor", "critic_opt", "actor_opt", "encoder_opt",
+               "contrastive_opt", "alpha_opt")  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         state = {key: getattr(self, key).state_dict() for key in self.MODULES}

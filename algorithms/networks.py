@@ -53,6 +53,20 @@ def orthogonal_init(module: nn.Module, gain: float = 1.0) -> nn.Module:
     return module
 
 
+def delta_orthogonal_init(module: nn.Module, gain: float) -> nn.Module:
+    """CURL's (and SAC-AE's) initialisation of convolutions (Xiao et al. 2018): every kernel tap zero but
+    the centre one, which is orthogonal with ``gain``; zero biases. Linear layers: orthogonal, gain 1."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.zeros_(layer.weight)
+            mid = layer.weight.shape[2] // 2
+            nn.init.orthogonal_(layer.weight.data[:, :, mid, mid], gain)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Linear):
+            orthogonal_init(layer)
+    return module
+
+
 class ConvEncoder(nn.Module):
     """DrQ-v2's convolutions: conv(C->32, 3x3, stride 2), 3 x conv(32->32, 3x3), ReLU, flattened to
     ``repr_dim`` features. Pixels (uint8 in [0, 255] or float in [0, 1]) are scaled to [-0.5, 0.5].
@@ -60,9 +74,12 @@ class ConvEncoder(nn.Module):
     Initialised as DrQ-v2 and D.Va do: orthogonal weights with the ReLU gain sqrt(2), zero biases. With
     PyTorch's default initialisation each convolution shrinks the signal about 2.5x while its biases
     stay, so after four of them the features of different poses are nearly identical (cosine 0.999
-    between hopper frames, vs 0.94 here): the policy starts blind."""
+    between hopper frames, vs 0.94 here): the policy starts blind.
 
-    def __init__(self, obs_shape: Sequence[int]) -> None:
+    ``curl=True`` is CURL's variant of the same layers: pixels scaled to [0, 1] (no shift) and
+    delta-orthogonal convolutions."""
+
+    def __init__(self, obs_shape: Sequence[int], curl: bool = False) -> None:
         super().__init__()
         channels = obs_shape[0]
         self.convs = nn.Sequential(
@@ -71,13 +88,14 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
             nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
         )  # fmt: skip
-        orthogonal_init(self.convs, math.sqrt(2))
+        (delta_orthogonal_init if curl else orthogonal_init)(self.convs, math.sqrt(2))
+        self.pixel_offset = 0.0 if curl else 0.5
         with torch.no_grad():
             self.repr_dim = self.convs(torch.zeros(1, *obs_shape)).numel()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels / 255.0 - 0.5 if pixels.dtype == torch.uint8 else pixels - 0.5
-        return self.convs(x).flatten(1)
+        x = pixels / 255.0 if pixels.dtype == torch.uint8 else pixels
+        return self.convs(x - self.pixel_offset).flatten(1)
 
 
 def trunk(in_dim: int, feature_dim: int, squash: bool = True) -> nn.Sequential:
@@ -89,10 +107,10 @@ def trunk(in_dim: int, feature_dim: int, squash: bool = True) -> nn.Sequential:
 
 class PixelEncoder(ConvEncoder):
     """The convolutions and one trunk to ``feature_dim``: the D.Va actor's image encoder (CURL's
-    critic encoder with ``squash=False``)."""
+    critic encoder with ``squash=False, curl=True``)."""
 
-    def __init__(self, obs_shape: Sequence[int], feature_dim: int, squash: bool = True) -> None:
-        super().__init__(obs_shape)
+    def __init__(self, obs_shape: Sequence[int], feature_dim: int, squash: bool = True, curl: bool = False) -> None:
+        super().__init__(obs_shape, curl)
         self.trunk = trunk(self.repr_dim, feature_dim, squash)
 
     def conv_features(self, pixels: torch.Tensor) -> torch.Tensor:

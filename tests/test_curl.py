@@ -115,3 +115,38 @@ def test_a_crop_larger_than_the_image_is_one_line_before_anything_is_written(tmp
         "error: crop_size=64 exceeds image_size=48; render larger images or crop smaller\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_contrastive_loss_moves_the_encoder_by_two_adam_steps_and_w_by_one(pixel_bandit):
+    """CURL's code steps the encoder's optimiser and the contrastive one (encoder and W) on the same
+    loss. A first Adam step moves a parameter by lr * g / (|g| + eps), so fresh optimisers move the
+    encoder by twice that and W by once."""
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(2, size=20), lr=1e-3)
+    anchor, positive = torch.rand(16, 9, 16, 16), torch.rand(16, 9, 16, 16)
+    encoder_before = [p.detach().clone() for p in agent.encoder.parameters()]
+    w_before = agent.W.detach().clone()
+
+    logits = agent.contrastive_logits(agent.encoder(anchor), agent.encoder_target(positive).detach())
+    loss = torch.nn.functional.cross_entropy(logits, torch.arange(16))
+    grads = torch.autograd.grad(loss, [*agent.encoder.parameters(), agent.W])
+    agent.update_contrastive(anchor, positive)
+
+    step = lambda g: 1e-3 * g / (g.abs() + 1e-8)  # noqa: E731
+    for p, before, g in zip(agent.encoder.parameters(), encoder_before, grads[:-1], strict=True):
+        torch.testing.assert_close(before - p.detach(), 2 * step(g), atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(w_before - agent.W.detach(), step(grads[-1]), atol=1e-7, rtol=1e-4)
+
+
+def test_the_encoder_is_curls_pixels_in_0_1_and_delta_orthogonal_convolutions(pixel_bandit):
+    agent = learner(pixel_bandit(2, size=20))
+    convs = [m for m in agent.encoder.convs if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        centre = conv.weight.detach()[:, :, 1, 1]
+        off_centre = conv.weight.detach().clone()
+        off_centre[:, :, 1, 1] = 0
+        assert torch.all(off_centre == 0) and torch.all(conv.bias == 0)
+        gram = centre @ centre.T if centre.shape[0] <= centre.shape[1] else centre.T @ centre
+        torch.testing.assert_close(gram, 2 * torch.eye(gram.shape[0]), atol=1e-4, rtol=0)
+    black = torch.zeros(1, 9, 16, 16, dtype=torch.uint8)
+    assert torch.all(agent.encoder.conv_features(black) == 0)  # 0 in, zero biases: 0 out (not -0.5 in)
