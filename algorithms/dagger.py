@@ -20,6 +20,7 @@ The dataset is not checkpointed (like the replay buffers): a resumed run refills
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from algorithms.base import Learner, LearnerConfig, require
 from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
-from algorithms.networks import GaussianActor, PixelEncoder
+from algorithms.networks import GaussianActor, PixelEncoder, orthogonal_init
 from envs.pixels import PixelEnv
 
 # labels are tanh-squashed actions; atanh of (1 - 1e-6) caps a saturated teacher's pre-tanh action at ~7.3
@@ -94,8 +95,8 @@ class FIFODataset:
         return self.obs[index], self.label[index]
 
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch`` pairs drawn uniformly (with replacement: at 128 of 1e5 pairs, repeats are rare)."""
-        index = torch.randint(0, len(self), (batch,), device=self.obs.device)
+        """``batch`` distinct pairs drawn uniformly (the head of a fresh permutation, as D.Va's code)."""
+        index = torch.randperm(len(self), device=self.obs.device)[:batch]
         return self.obs[index], self.label[index]
 
 
@@ -112,6 +113,8 @@ class DAgger(Learner):
         self.teacher = teacher
         self.encoder = PixelEncoder(env.obs_shape, config.actor_hidden[0]).to(dev)
         self.actor = GaussianActor(config.actor_hidden[0], config.actor_hidden, env.act_dim, config.log_std_init)
+        if config.loss == "mse":  # D.Va's deterministic student (ActorDeterministicMLP) starts orthogonal
+            orthogonal_init(self.actor.mean, math.sqrt(2))
         self.actor.to(dev)
         self.params = list(self.encoder.parameters()) + list(self.actor.parameters())
         self.opt = torch.optim.Adam(self.params, lr=config.lr, betas=tuple(config.betas))

@@ -76,6 +76,31 @@ def test_fifo_dataset_keeps_the_newest_pairs_oldest_first():
     assert data.oldest_first()[0][:, 0].tolist() == [12, 13, 14, 15, 16] and len(data) == 5
 
 
+def test_minibatches_hold_distinct_pairs():
+    """D.Va draws each minibatch as the head of a fresh permutation: no pair twice in one batch."""
+    data = FIFODataset(10, (1,), torch.uint8, 1, torch.device("cpu"))
+    data.add(torch.arange(10, dtype=torch.uint8)[:, None], torch.zeros(10, 1))
+    torch.manual_seed(0)
+    for _ in range(50):  # with replacement, 50 batches of 8 of 10 would repeat a pair almost surely
+        obs, _ = data.sample(8)
+        assert len(set(obs.flatten().tolist())) == 8
+
+
+@pytest.mark.parametrize("loss, orthogonal", [("mse", True), ("nll", False)])
+def test_the_deterministic_student_starts_orthogonal_like_dvas(cartpole_pixels, loss, orthogonal):
+    """ActorDeterministicMLP (mse) is orthogonal with gain sqrt(2) and zero biases; the stochastic
+    student (nll, cartpole) keeps PyTorch's default, as D.Va's ActorStochasticMLP."""
+    torch.manual_seed(0)
+    agent = student(cartpole_pixels(), loss=loss, actor_hidden=[16, 8])
+    for layer in [m for m in agent.actor.mean if isinstance(m, torch.nn.Linear)]:
+        w = layer.weight.detach()
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        is_orthogonal = torch.allclose(gram, 2 * torch.eye(gram.shape[0]), atol=1e-4) and bool(
+            torch.all(layer.bias == 0)
+        )
+        assert is_orthogonal == orthogonal
+
+
 @pytest.mark.parametrize("iterations, expected", [(2, 30), (4, 50)])  # k x N x h = 15 k pairs, capacity 50
 def test_dataset_holds_every_visited_state_with_the_teachers_label_in_fifo_order(cartpole_pixels, iterations, expected):
     env = cartpole_pixels()
