@@ -57,14 +57,27 @@ def report(tmp_path_factory):
 def test_final_return_table_holds_the_fixture_aggregates(report):
     results, _, _ = report
     table = pd.read_csv(results / "figures" / "final_returns.csv").set_index("learner")
-    assert table.loc["dva", "seeds"] == 3 and table.loc["dva", "mean"] == pytest.approx(5000 / 3)
-    assert table.loc["shac_diffrender", "mean"] == pytest.approx(800.0)
-    assert table.loc["dva", "ci_low"] <= 5000 / 3 <= table.loc["dva", "ci_high"]
-    assert 1500 <= table.loc["dva", "ci_low"] and table.loc["dva", "ci_high"] <= 1800
+    assert table.loc["dva", "seeds"] == 3 and table.loc["dva", "eval_return"] == pytest.approx(5000 / 3)
+    assert table.loc["shac_diffrender", "eval_return"] == pytest.approx(800.0)
+    assert table.loc["dva", "eval_ci_low"] <= 5000 / 3 <= table.loc["dva", "eval_ci_high"]
+    assert 1500 <= table.loc["dva", "eval_ci_low"] and table.loc["dva", "eval_ci_high"] <= 1800
     assert table.loc["dva", "published"] == "~1850"
     cpu = "dva [preset=cpu, budget=3min]"
-    assert table.loc[cpu, "seeds"] == 1 and table.loc[cpu, "mean"] == 1500.0
-    assert "| cartpole | dva | 3 | 0 | 1666.667 |" in (results / "figures" / "final_returns.md").read_text()
+    assert table.loc[cpu, "seeds"] == 1 and table.loc[cpu, "eval_return"] == 1500.0
+
+
+def test_the_published_value_stands_beside_the_final_sampled_training_return(report):
+    """Like with like: the paper's values are read off training curves, so the table's first return is
+    the training return of each run's last 10% of wall-clock (iterations 18-20 of 20 here: 1800 + 100
+    on average, plus 10 x seed), with the env steps and hours beside it; evaluations have their own
+    columns."""
+    results, _, _ = report
+    table = pd.read_csv(results / "figures" / "final_returns.csv").set_index("learner")
+    assert table.loc["dva", "train_return"] == pytest.approx(1900 + 10 * (0 + 1 + 2) / 3)
+    assert table.loc["dva", "env_steps"] == 512 * 20 and table.loc["dva", "hours"] == pytest.approx(120 / 3600)
+    columns = list(table.reset_index().columns)
+    assert columns.index("published") == columns.index("train_ci_high") + 1 < columns.index("eval_return")
+    assert "| cartpole | dva | 3 | 0 | 1910.0 |" in (results / "figures" / "final_returns.md").read_text()
 
 
 def test_time_breakdown_and_backward_table(report):
@@ -121,8 +134,10 @@ def test_runs_of_another_task_version_are_never_pooled(tmp_path, capsys):
     assert lines["dva [task v1] (1 seed)"].get_xdata()[-1] == pytest.approx(1.0)
 
     table = final_table(collect(tmp_path)).set_index("learner")
-    assert table.loc["dva", "mean"] == 1500.0 and table.loc["dva", "published"] == "~1850"
-    assert table.loc["dva [task v1]", "mean"] == 300.0 and table.loc["dva [task v1]", "published"] == "n/a: task v1"
+    assert table.loc["dva", "eval_return"] == 1500.0 and table.loc["dva", "published"] == "~1850"
+    assert (
+        table.loc["dva [task v1]", "eval_return"] == 300.0 and table.loc["dva [task v1]", "published"] == "n/a: task v1"
+    )
 
 
 def test_old_runs_alone_are_not_taken_for_the_papers_tasks(tmp_path):
@@ -143,7 +158,7 @@ def test_experiments_are_told_apart_by_the_whole_config_and_diverged_seeds_count
     assert sorted(runs["learner"].unique()) == ["dva", "dva [actor_lr=0.5]", "dva [contact_law=newton]"]
     table = final_table(runs).set_index("learner")
     assert table.loc["dva", ["seeds", "diverged"]].tolist() == [3, 1]
-    assert table.loc["dva", "mean"] == pytest.approx(1600.0)  # the evaluated seeds 0 and 1
+    assert table.loc["dva", "eval_return"] == pytest.approx(1600.0)  # the evaluated seeds 0 and 1
     assert table.loc["dva [contact_law=newton]", "seeds"] == 1 and table.loc["dva [actor_lr=0.5]", "seeds"] == 1
 
 
@@ -191,7 +206,7 @@ def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counte
     runs = collect(tmp_path)
     assert runs["learner"].tolist() == ["dagger [teacher_overrides=['iterations=5']]"]
     table = final_table(runs)
-    assert table[["mean", "teacher", "published"]].values.tolist() == [[1400.0, 2200.0, "~1400"]]
+    assert table[["eval_return", "teacher", "published"]].values.tolist() == [[1400.0, 2200.0, "~1400"]]
     fig = returns_figure(runs, "cartpole")
     by_time = {line.get_label(): line.get_xydata() for line in fig.axes[0].get_lines()}
     drawn = by_time["dagger [teacher_overrides=['iterations=5']]: its state teacher"]

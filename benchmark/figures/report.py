@@ -68,6 +68,7 @@ def collect(results: Path) -> pd.DataFrame:
                 "task_version": int(summary.get("task_version", 1)),  # not recorded before version 2
                 "status": summary["status"],
                 "eval_return": summary.get("eval_return", np.nan),
+                **final_training(run),
                 "peak_memory_mb": summary.get("peak_memory_mb", np.nan),
                 "num_envs": config["num_envs"],
                 "action_repeat": config["action_repeat"],
@@ -78,7 +79,8 @@ def collect(results: Path) -> pd.DataFrame:
                 "teacher_eval_return": summary.get("teacher_eval_return", np.nan),
             }
         )
-    columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "peak_memory_mb",
+    columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "train_return",
+               "env_steps", "hours", "peak_memory_mb",
                "num_envs", "action_repeat", "image_size", "path", "written", "teacher_run",
                "teacher_eval_return"]  # fmt: skip
     runs = pd.DataFrame(rows, columns=columns)
@@ -90,6 +92,21 @@ def collect(results: Path) -> pd.DataFrame:
     for _, run in runs[repeated].iterrows():
         print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
     return runs[~repeated].drop(columns="experiment").reset_index(drop=True)
+
+
+FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a run's wall-clock
+
+
+def final_training(run: Path) -> dict[str, float]:
+    """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
+    the paper's curves show at their end), with its total env steps and hours."""
+    metrics = load_metrics(run)
+    if metrics.empty:
+        return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
+    end = metrics["wall_clock"].iloc[-1]
+    last = metrics.loc[metrics["wall_clock"] >= (1 - FINAL_SHARE) * end, "train_return"]
+    return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,
+            "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}  # fmt: skip
 
 
 def experiment_labels(runs: pd.DataFrame) -> pd.Series:
@@ -260,23 +277,28 @@ def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
 
 
 def final_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Final deterministic evaluation per learner and task: mean and 95% CI over the evaluated seeds, the
-    diverged seeds counted beside (they have no evaluation), a student's teacher's (mean over seeds),
-    the published value beside that (only for the current task version: the paper's values are not
-    results of older physics)."""
+    """Final returns per learner and task, like with like: the published values are read off curves of
+    sampled training episodes, so they stand beside our final sampled training return (the last 10% of
+    each run's wall-clock; mean and 95% CI over seeds, with the env steps and hours it took); the
+    deterministic evaluation has its own columns. Diverged seeds are counted beside (no evaluation); a
+    student's teacher's evaluation (mean over seeds); the published value only for the current task
+    version (the paper's values are not results of older physics)."""
     published = yaml.safe_load(PUBLISHED.read_text())
     rows = []
     for (learner, algo, task), group in runs.groupby(["learner", "algo", "task"]):
         done = group[group["status"] == "complete"]
         diverged = int((group["status"] == "diverged").sum())
+        train, train_low, train_high = mean_ci(done["train_return"].to_numpy())
         mean, low, high = mean_ci(done["eval_return"].to_numpy())
         paper = published.get(algo, {}).get(task, "")
         if group["superseded"].any():
             paper = f"n/a: task v{group['task_version'].iloc[0]}" if paper != "" else ""
         teacher = done["teacher_eval_return"].mean() if done["teacher_run"].notna().any() else ""
         rows.append({"task": task, "learner": learner, "seeds": len(done) + diverged, "diverged": diverged,
-                     "mean": mean, "ci_low": low, "ci_high": high, "teacher": teacher,
-                     "published": paper})  # fmt: skip
+                     "train_return": train, "train_ci_low": train_low, "train_ci_high": train_high,
+                     "published": paper, "env_steps": done["env_steps"].mean(), "hours": done["hours"].mean(),
+                     "eval_return": mean, "eval_ci_low": low, "eval_ci_high": high,
+                     "teacher": teacher})  # fmt: skip
     return pd.DataFrame(rows)
 
 
