@@ -1,20 +1,30 @@
 """DreamerV3 (Hafner et al. 2023): a world model learned from pixels, and an actor-critic trained in its
-imagination.
+imagination. Where the paper leaves details open, this follows dreamerv3-torch (NM512), as D.Va ran it.
 
 Each iteration every env takes one step, acting through the world model's recurrent state (kept per env
-by the policy, reset where an episode begins); the replay buffer stores the frame. At ``train_ratio``
-replayed steps per agent step, updates follow. One update:
+by the policy, reset to the learned initial state where an episode begins); the replay buffer stores the
+frame. Once the seed frames are in, ``pretrain`` updates run at once (never again, also not after a
+resume), then ``train_ratio`` replayed steps per agent step. One update:
 
-1. world model, on ``batch_size`` sequences of ``batch_length`` steps: the RSSM filters the frames,
+1. world model, on ``batch_size`` sequences of ``batch_length`` steps: the RSSM filters the frames from
+   a learned initial state (h = tanh(W), z the prior's mode at h; W is trained by this loss),
    h_t = GRU(h_{t-1}, z_{t-1}, a_{t-1}), prior z_t ~ p(z | h_t), posterior z_t ~ q(z | h_t, x_t), with
    32 categoricals of 32 classes mixed with 1% uniform (unimix). The loss is the image reconstruction
    (MSE), reward (twohot over symlog buckets) and continue (Bernoulli) likelihoods, and KL balancing
    with free bits: 0.5 max(1, KL[sg(q) || p]) + 0.1 max(1, KL[q || sg(p)]);
 2. imagination: from every posterior state the actor rolls the prior ``horizon`` steps forward;
-   lambda-returns of the predicted rewards and continues, bootstrapped with the critic;
-3. actor: maximise the returns scaled by max(1, their 95th - 5th percentile) (an EMA), backpropagated
-   through the learned dynamics (continuous actions, as dreamerv3-torch does) plus an entropy bonus;
-4. critic: twohot regression of the lambda-returns, regularised toward its slow (EMA) copy.
+   lambda-returns of the predicted rewards and continues, bootstrapped with the critic. Step t weighs
+   w_t = prod_{k<t} gamma c_k, the continues c_k predicted from the start state on;
+3. actor: maximise the weighted advantages (returns minus the critic's values) scaled by max(1, the
+   returns' 95th - 5th percentile) (an EMA), backpropagated through the learned dynamics (continuous
+   actions, as dreamerv3-torch does), plus an entropy bonus that the weights do not discount. A sampled
+   action component beyond [-1, 1] is multiplied by sg(1 / |a|): it lands on +-1 and its gradient
+   shrinks by that factor (a clamp would pass it in full);
+4. critic: twohot regression of the lambda-returns, weighted as the actor's, regularised toward its
+   slow (EMA) copy.
+
+Initialisation: truncated normals of variance 1 / fan_avg, zero biases; output layers uniform of
+variance scale / fan_avg, scale 0 for the reward and critic heads (they start predicting 0), 1 elsewhere.
 
 The replay buffer is not checkpointed (a resumed run refills it, then trains again).
 """
@@ -45,6 +55,7 @@ class DreamerV3Config(ReplayConfig):
     buffer_size: int = 1_000_000  # frames (one per step): 3 x 64 x 64 bytes each, ~12 GB
     seed_frames: int = 5000  # dreamerv3-torch's prefill: 2500 agent steps at action repeat 2
     updates_per_step: int = 0  # 0: from train_ratio
+    pretrain: int = 100  # updates in one burst once the seed frames are in (dreamerv3-torch's pretrain)
     train_ratio: int = 512  # replayed steps per agent step: an update every batch_size * batch_length / 512 steps
     batch_size: int = 16
     batch_length: int = 64
@@ -76,6 +87,7 @@ class DreamerV3Config(ReplayConfig):
         for key in ("train_ratio", "batch_size", "batch_length", "deter", "units", "stoch", "classes",
                     "cnn_depth", "horizon"):  # fmt: skip
             require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        require(self.pretrain >= 0, f"pretrain={self.pretrain}: must be at least 0")
         for key in ("unimix", "gamma", "lam", "critic_ema", "return_decay"):
             require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
         for key in ("model_lr", "actor_lr", "critic_lr", "model_grad_clip", "actor_critic_grad_clip"):
@@ -129,6 +141,19 @@ def sample_one_hot(probs: torch.Tensor) -> torch.Tensor:
     return F.one_hot(index, probs.shape[-1]).to(probs) + probs - probs.detach()
 
 
+def mode_one_hot(probs: torch.Tensor) -> torch.Tensor:
+    """The most likely class per categorical, one-hot, with the straight-through gradient of the
+    log-probabilities (dreamerv3-torch's ``OneHotDist.mode``)."""
+    log_probs = probs.log()
+    return F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs) + log_probs - log_probs.detach()
+
+
+def bound_action(action: torch.Tensor) -> torch.Tensor:
+    """Each component scaled by sg(1 / max(1, |a|)): the env gets actions in [-1, 1], and one beyond
+    passes on a gradient shrunk by the same factor, not a clamp's full one (dreamerv3-torch's absmax)."""
+    return action * (1 / action.abs().clamp(min=1)).detach()
+
+
 def categorical_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL[p || q] of (..., stoch, classes) categoricals, summed over the latents."""
     return (p * (p.log() - q.log())).sum((-2, -1))
@@ -152,22 +177,64 @@ def lambda_returns(reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor
     return torch.stack(returns[::-1])
 
 
+def imagination_weights(cont: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(H, ...) weights of the states an action is taken from, given the continues (H + 1, ...)
+    predicted for all imagined states: w_t = prod_{k<t} gamma c_k, so the start's own continue counts
+    (after a start on a terminal frame the steps weigh ~0). dreamerv3-torch's cumprod weights."""
+    discount = gamma * cont.detach()
+    return torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)[:-1]
+
+
+def actor_loss(advantage: torch.Tensor, entropy: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """-(w A + scale H), averaged: the weights discount the advantages only, the entropy bonus counts
+    in full at every imagined step (as dreamerv3-torch adds it after weighting)."""
+    return -(weight * advantage + scale * entropy).mean()
+
+
 # ---------------------------------------------------------------------- networks
-def dense(in_dim: int, units: int, layers: int, out_dim: int | None = None) -> nn.Sequential:
-    """``layers`` blocks Linear -> LayerNorm -> SiLU, then a linear output when ``out_dim`` is given."""
+TRUNCATED_STD = 0.87962566103423978  # the standard deviation of a unit normal truncated to [-2, 2]
+Layer = nn.Linear | nn.Conv2d | nn.ConvTranspose2d
+
+
+def fan_avg(layer: Layer) -> float:
+    """The mean of a layer's fan-in and fan-out (a convolution's count every kernel tap)."""
+    if isinstance(layer, nn.Linear):
+        return (layer.in_features + layer.out_features) / 2
+    return math.prod(layer.kernel_size) * (layer.in_channels + layer.out_channels) / 2
+
+
+def truncated_normal_init(module: nn.Module) -> nn.Module:
+    """Every linear map and convolution in ``module``: weights of a normal truncated to two of its
+    standard deviations, scaled to variance 1 / fan_avg, zero biases (dreamerv3-torch's ``weight_init``)."""
+    for layer in module.modules():
+        if isinstance(layer, Layer):
+            std = fan_avg(layer) ** -0.5 / TRUNCATED_STD
+            nn.init.trunc_normal_(layer.weight, 0.0, std, -2 * std, 2 * std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+def uniform_init(layer: Layer, scale: float) -> Layer:
+    """An output layer: uniform weights of variance ``scale`` / fan_avg (all zero at scale 0), zero bias
+    (dreamerv3-torch's ``uniform_weight_init(outscale)``)."""
+    limit = math.sqrt(3 * scale / fan_avg(layer))
+    nn.init.uniform_(layer.weight, -limit, limit)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def dense(in_dim: int, units: int, layers: int, out_dim: int | None = None, out_scale: float = 1.0) -> nn.Sequential:
+    """``layers`` blocks Linear -> LayerNorm -> SiLU, then a linear output when ``out_dim`` is given,
+    initialised with ``out_scale`` (0: the head starts predicting 0, as DreamerV3's reward and critic)."""
     blocks: list[nn.Module] = []
     for _ in range(layers):
         blocks += [nn.Linear(in_dim, units, bias=False), nn.LayerNorm(units), nn.SiLU()]
         in_dim = units
+    net = truncated_normal_init(nn.Sequential(*blocks))
     if out_dim is not None:
-        blocks.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*blocks)
-
-
-def zero_output(net: nn.Sequential) -> nn.Sequential:
-    """Zero the last layer: reward and critic start predicting 0 (DreamerV3's output scale 0)."""
-    nn.init.zeros_(net[-1].weight)
-    nn.init.zeros_(net[-1].bias)
+        net.append(uniform_init(nn.Linear(in_dim, out_dim), out_scale))
     return net
 
 
@@ -188,7 +255,7 @@ class ImageEncoder(nn.Module):
             out = depth * 2**stage
             layers += [nn.Conv2d(channels, out, 4, 2, 1, bias=False), ChannelNorm(out), nn.SiLU()]
             channels = out
-        self.convs = nn.Sequential(*layers)
+        self.convs = truncated_normal_init(nn.Sequential(*layers))
         self.out_dim = channels * (size // 2**STAGES) ** 2
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -196,19 +263,21 @@ class ImageEncoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """The encoder mirrored: a linear map to 8d x s x s, transposed convolutions back to 3 x H x W."""
+    """The encoder mirrored: a linear map to 8d x s x s, transposed convolutions back to 3 x H x W. The
+    linear map and the last convolution are initialised as output layers (dreamerv3-torch's)."""
 
     def __init__(self, feat_dim: int, size: int, depth: int) -> None:
         super().__init__()
         self.start = (depth * 2 ** (STAGES - 1), size // 2**STAGES)
-        self.linear = nn.Linear(feat_dim, self.start[0] * self.start[1] ** 2)
+        self.linear = uniform_init(nn.Linear(feat_dim, self.start[0] * self.start[1] ** 2), 1.0)
         layers: list[nn.Module] = []
         for stage in reversed(range(STAGES)):
             channels, out = depth * 2**stage, (depth * 2 ** (stage - 1) if stage else 3)
             layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1, bias=not stage))
             if stage:
                 layers += [ChannelNorm(out), nn.SiLU()]
-        self.deconvs = nn.Sequential(*layers)
+        self.deconvs = truncated_normal_init(nn.Sequential(*layers))
+        uniform_init(self.deconvs[-1], 1.0)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Frames in [0, 1] (the mean of a unit Gaussian: the loss is the squared error)."""
@@ -221,7 +290,7 @@ class NormGRUCell(nn.Module):
 
     def __init__(self, in_dim: int, size: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(in_dim + size, 3 * size, bias=False)
+        self.linear = truncated_normal_init(nn.Linear(in_dim + size, 3 * size, bias=False))
         self.norm = nn.LayerNorm(3 * size)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -252,10 +321,14 @@ class RSSM(nn.Module):
         self.gru = NormGRUCell(cfg.units, cfg.deter)
         self.prior_net = dense(cfg.deter, cfg.units, 1, cfg.stoch * cfg.classes)
         self.posterior_net = dense(cfg.deter + embed_dim, cfg.units, 1, cfg.stoch * cfg.classes)
+        self.initial_deter = nn.Parameter(torch.zeros(cfg.deter))  # W: h before a first frame is tanh(W)
 
-    def initial(self, batch: int, device: torch.device) -> Latent:
-        return Latent(torch.zeros(batch, self.deter, device=device),
-                      torch.zeros(batch, self.stoch * self.classes, device=device))  # fmt: skip
+    def initial(self, batch: int) -> Latent:
+        """The state before an episode's first frame, learned with the world model (dreamerv3-torch's
+        ``initial: learned``): h = tanh(W) and z the prior's mode at h."""
+        h = torch.tanh(self.initial_deter)[None]
+        z = mode_one_hot(self._probs(self.prior_net(h))).flatten(-2)
+        return Latent(h.expand(batch, -1), z.expand(batch, -1))
 
     def _probs(self, logits: torch.Tensor) -> torch.Tensor:
         return unimix_probs(logits.view(*logits.shape[:-1], self.stoch, self.classes), self.unimix)
@@ -272,17 +345,18 @@ class RSSM(nn.Module):
     def observe_step(
         self, state: Latent, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor
     ) -> tuple[Latent, torch.Tensor, torch.Tensor]:
-        """(posterior state, posterior probs, prior probs) at a step; where ``is_first`` the state and
-        action before are zeroed, so the posterior sees the frame only."""
-        keep = (~is_first).to(embed.dtype)[:, None]
-        h, prior = self.advance(Latent(state.h * keep, state.z * keep), action * keep)
+        """(posterior state, posterior probs, prior probs) at a step; where ``is_first`` the state before
+        is the initial one and the action before zero, so the posterior sees the frame only."""
+        initial, reset = self.initial(len(is_first)), is_first[:, None]
+        state = Latent(torch.where(reset, initial.h, state.h), torch.where(reset, initial.z, state.z))
+        h, prior = self.advance(state, action.masked_fill(reset, 0.0))
         posterior = self._probs(self.posterior_net(torch.cat([h, embed], -1)))
         return Latent(h, sample_one_hot(posterior).flatten(-2)), posterior, prior
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor):
         """Filters (B, T, ...) sequences from the initial state; ``action[:, t]`` is a_{t-1}. Returns the
         states (B, T, feat), posteriors and priors (B, T, stoch, classes)."""
-        state = self.initial(embed.shape[0], embed.device)
+        state = self.initial(embed.shape[0])
         states, posteriors, priors = [], [], []
         for t in range(embed.shape[1]):
             state, posterior, prior = self.observe_step(state, action[:, t], embed[:, t], is_first[:, t])
@@ -294,23 +368,29 @@ class RSSM(nn.Module):
 
 
 class Actor(nn.Module):
-    """Gaussian with mean tanh(mu) and std in [min_std, max_std]; samples are clipped to [-1, 1]."""
+    """Gaussian with mean tanh(mu) and std in [min_std, max_std]; samples are bounded by
+    :func:`bound_action`."""
 
     def __init__(self, feat_dim: int, act_dim: int, cfg: DreamerV3Config) -> None:
         super().__init__()
-        self.net = dense(feat_dim, cfg.units, 2, 2 * act_dim)
+        self.trunk = dense(feat_dim, cfg.units, 2)
+        self.mean_head = uniform_init(nn.Linear(cfg.units, act_dim), 1.0)
+        self.std_head = uniform_init(nn.Linear(cfg.units, act_dim), 1.0)
         self.min_std, self.max_std = cfg.min_std, cfg.max_std
 
     def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = self.net(feat).chunk(2, -1)
-        return torch.tanh(mean), (self.max_std - self.min_std) * torch.sigmoid(std + 2) + self.min_std
+        hidden = self.trunk(feat)
+        spread = torch.sigmoid(self.std_head(hidden) + 2)
+        return torch.tanh(self.mean_head(hidden)), (self.max_std - self.min_std) * spread + self.min_std
 
-    def sample(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reparameterised action, the Gaussian's entropy)."""
+    def sample(self, feat: torch.Tensor) -> torch.Tensor:
+        """A reparameterised action."""
         mean, std = self(feat)
-        action = mean + std * torch.randn_like(mean)
-        entropy = (std.log() + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
-        return action - action.detach() + action.detach().clamp(-1, 1), entropy
+        return bound_action(mean + std * torch.randn_like(mean))
+
+    def entropy(self, feat: torch.Tensor) -> torch.Tensor:
+        """The Gaussian's entropy (before bounding), summed over the action dimensions."""
+        return (self(feat)[1].log() + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
 
 
 @contextmanager
@@ -343,10 +423,10 @@ class DreamerV3(ReplayLearner):
         self.rssm = RSSM(self.encoder.out_dim, env.act_dim, cfg).to(dev)
         feat = self.rssm.feat_dim
         self.decoder = ImageDecoder(feat, size, cfg.cnn_depth).to(dev)
-        self.reward_head = zero_output(dense(feat, cfg.units, 2, 255)).to(dev)
+        self.reward_head = dense(feat, cfg.units, 2, 255, out_scale=0.0).to(dev)
         self.continue_head = dense(feat, cfg.units, 2, 1).to(dev)
         self.actor = Actor(feat, env.act_dim, cfg).to(dev)
-        self.critic = zero_output(dense(feat, cfg.units, 2, 255)).to(dev)
+        self.critic = dense(feat, cfg.units, 2, 255, out_scale=0.0).to(dev)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.twohot = TwoHot().to(dev)
         self.world_model = nn.ModuleList([self.encoder, self.rssm, self.decoder, self.reward_head, self.continue_head])
@@ -357,19 +437,20 @@ class DreamerV3(ReplayLearner):
         per_step = env.num_envs * cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
         self.updates_per_step = cfg.updates_per_step or per_step  # may be fractional: credit accumulates
         self.update_credit = 0.0
+        self.pretrained = False  # the pretrain burst ran (checkpointed: a resumed run does not repeat it)
 
     # ------------------------------------------------------------------ acting
     def new_policy(self, num_envs: int, deterministic: bool = True) -> Policy:
         """Filters each env's frames through the RSSM; a new policy starts from the initial state."""
         device = self.env.device
-        state = self.rssm.initial(num_envs, device)
+        state = self.rssm.initial(num_envs)
         previous = torch.zeros(num_envs, self.env.act_dim, device=device)
 
         @torch.no_grad()
         def policy(obs: torch.Tensor, is_first: torch.Tensor) -> torch.Tensor:
             nonlocal state, previous
             state, _, _ = self.rssm.observe_step(state, previous, self.encoder(obs), is_first.to(device))
-            previous = self.actor(state.feat)[0] if deterministic else self.actor.sample(state.feat)[0]
+            previous = self.actor(state.feat)[0] if deterministic else self.actor.sample(state.feat)
             return previous
 
         return policy
@@ -387,8 +468,12 @@ class DreamerV3(ReplayLearner):
         steps = self.collect()
         metrics = dict.fromkeys(self.METRICS, math.nan)  # until updates begin
         if self.ready():
+            burst = 0 if self.pretrained else self.config.pretrain
+            self.pretrained = True
             self.update_credit += self.updates_per_step
             with self.timer("update"):
+                for _ in range(burst):
+                    metrics = self.update()
                 while self.update_credit >= 1:
                     metrics = self.update()
                     self.update_credit -= 1
@@ -433,31 +518,31 @@ class DreamerV3(ReplayLearner):
         self.model_opt.step()
         return start, {"model_loss": loss.item(), **metrics}
 
-    def imagine(self, start: Latent) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (H + 1, N, feat) of the imagined states and the policy's entropies (H, N) along them;
-        the actor sees detached features, its actions carry gradients through the dynamics."""
-        state, feats, entropies = start, [start.feat], []
+    def imagine(self, start: Latent) -> torch.Tensor:
+        """Features (H + 1, N, feat) of the imagined states; the actor sees detached features, its
+        actions carry gradients through the dynamics."""
+        state, feats = start, [start.feat]
         for _ in range(self.config.horizon):
-            action, entropy = self.actor.sample(state.feat.detach())
-            state = self.rssm.imagine_step(state, action)
+            state = self.rssm.imagine_step(state, self.actor.sample(state.feat.detach()))
             feats.append(state.feat)
-            entropies.append(entropy)
-        return torch.stack(feats), torch.stack(entropies)
+        return torch.stack(feats)
 
     def update_actor_critic(self, start: Latent) -> dict[str, float]:
         cfg = self.config
         with frozen(self.world_model, self.critic):
-            feats, entropy = self.imagine(start)
+            feats = self.imagine(start)
             reward = self.twohot.mean(self.reward_head(feats))
             cont = torch.sigmoid(self.continue_head(feats)).squeeze(-1)
             value = self.twohot.mean(self.critic(feats))
             returns = lambda_returns(reward, cont, value, cfg.gamma, cfg.lam)  # (H, N)
-        weight = torch.cumprod(torch.cat([torch.ones_like(cont[:1]), cfg.gamma * cont[1:-1]]), 0).detach()
+        # at the imagined features, not detached ones: its gradient also reaches the earlier actions (dreamerv3-torch's)
+        entropy = self.actor.entropy(feats[:-1])
+        weight = imagination_weights(cont, cfg.gamma)
         scale = self.return_scale(returns.detach())
         advantage = (returns - value[:-1].detach()) / scale
-        actor_loss = -(weight * (advantage + cfg.entropy * entropy)).mean()
+        loss = actor_loss(advantage, entropy, weight, cfg.entropy)
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.actor_critic_grad_clip)
         self.actor_opt.step()
 
@@ -466,7 +551,7 @@ class DreamerV3(ReplayLearner):
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.actor_critic_grad_clip)
         self.critic_opt.step()
-        return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+        return {"actor_loss": loss.item(), "critic_loss": critic_loss.item(),
                 "entropy": entropy.mean().item(), "return_scale": float(scale)}  # fmt: skip
 
     def critic_loss(self, feats: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -487,11 +572,12 @@ class DreamerV3(ReplayLearner):
     MODULES = ("world_model", "actor", "critic", "slow_critic", "model_opt", "actor_opt", "critic_opt")
 
     def state_dict(self) -> dict[str, Any]:
-        extra = {"frames": self.frames, "return_range": self.return_range, "update_credit": self.update_credit}
+        extra = {"frames": self.frames, "return_range": self.return_range, "update_credit": self.update_credit,
+                 "pretrained": self.pretrained}  # fmt: skip
         return {**{key: getattr(self, key).state_dict() for key in self.MODULES}, **extra}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in self.MODULES:
             getattr(self, key).load_state_dict(state[key])
-        self.frames, self.update_credit = state["frames"], state["update_credit"]
+        self.frames, self.update_credit, self.pretrained = state["frames"], state["update_credit"], state["pretrained"]
         self.return_range.copy_(state["return_range"])

@@ -1,18 +1,26 @@
-"""DreamerV3: symlog and twohot, categorical latents, the RSSM, KL balancing, lambda-returns by their
-n-step expansion, a world model that learns a small dataset, the recurrent policy's state, and every
+"""DreamerV3: symlog and twohot, categorical latents, the RSSM and its learned initial state, KL balancing,
+lambda-returns by their n-step expansion, the imagination's weights, bounded actions, the initialisation,
+a world model that learns a small dataset, the recurrent policy's state, the pretrain burst, and every
 task through the runner."""
 
 import math
 
 import pytest
 import torch
+from torch import nn
 
 from algorithms.dreamerv3 import (
     RSSM,
+    TRUNCATED_STD,
+    Actor,
     DreamerV3,
     DreamerV3Config,
+    Latent,
     TwoHot,
+    actor_loss,
+    bound_action,
     categorical_kl,
+    imagination_weights,
     kl_balance,
     lambda_returns,
     sample_one_hot,
@@ -116,6 +124,66 @@ def test_lambda_returns_equal_their_n_step_expansion_and_the_closed_form_for_con
     assert torch.allclose(fixed_point, torch.full((horizon, 1), 1 / (1 - gamma)), rtol=1e-5)
 
 
+def test_the_weights_are_the_discounted_continues_from_the_start_on_and_leave_the_entropy_bonus_whole():
+    horizon, gamma = 5, 0.9
+    cont = torch.tensor([[1.0, 0.0, 0.9],  # the starts: the second is a terminal frame
+                         [1.0, 1.0, 0.8],
+                         [0.0, 1.0, 1.0],
+                         [1.0, 1.0, 0.0],
+                         [1.0, 1.0, 1.0],
+                         [0.0, 0.0, 0.0]])  # fmt: skip
+    expected = torch.ones(horizon, 3)  # dreamerv3-torch's cumprod: w_0 = 1, w_t = w_{t-1} gamma c_{t-1}
+    for t in range(1, horizon):
+        expected[t] = expected[t - 1] * gamma * cont[t - 1]
+    weight = imagination_weights(cont, gamma)
+    assert torch.allclose(weight, expected)
+    assert weight[1:, 1].abs().max() == 0 and weight[3:, 0].abs().max() == 0  # nothing after a terminal state
+
+    advantage, entropy = torch.randn(horizon, 3), torch.rand(horizon, 3)
+    loss = actor_loss(advantage, entropy, weight, 0.1)
+    assert loss.item() == pytest.approx((-(weight * advantage).mean() - 0.1 * entropy.mean()).item())
+
+
+def test_actions_beyond_the_bounds_are_scaled_back_onto_them_with_a_shrunk_gradient_not_clamped():
+    raw = torch.tensor([[2.5, -0.5, 0.3], [-3.0, 1.0, -0.2]], requires_grad=True)
+    bounded = bound_action(raw)
+    assert torch.allclose(bounded, torch.tensor([[1.0, -0.5, 0.3], [-1.0, 1.0, -0.2]]))  # per component
+    bounded.sum().backward()
+    assert torch.allclose(raw.grad, torch.tensor([[0.4, 1.0, 1.0], [1 / 3, 1.0, 1.0]]))  # a clamp: all ones
+
+    actor, feat = Actor(8, 2, DreamerV3Config(**TINY)), torch.randn(256, 8)
+    torch.manual_seed(0)
+    action = actor.sample(feat)
+    torch.manual_seed(0)
+    mean, std = actor(feat)
+    raw = mean + std * torch.randn_like(mean)
+    assert (raw.abs() > 1).any() and torch.equal(action, bound_action(raw))
+
+
+def test_layers_start_as_truncated_normals_of_fan_avg_variance_and_the_heads_as_scaled_uniforms(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(2, frames=1), deter=64, units=64, cnn_depth=8)
+    heads = {agent.reward_head[-1]: 0.0, agent.critic[-1]: 0.0, agent.continue_head[-1]: 1.0,
+             agent.actor.mean_head: 1.0, agent.actor.std_head: 1.0, agent.rssm.prior_net[-1]: 1.0,
+             agent.rssm.posterior_net[-1]: 1.0, agent.decoder.linear: 1.0, agent.decoder.deconvs[-1]: 1.0}  # fmt: skip
+    hidden, uniform = [], []
+    for layer in [*agent.world_model.modules(), *agent.actor.modules(), *agent.critic.modules()]:
+        if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            continue
+        w = layer.weight.detach()
+        fan_avg = (w.shape[0] + w.shape[1]) / 2 * w[0, 0].numel()  # a convolution counts its kernel taps
+        assert layer.bias is None or layer.bias.abs().max() == 0
+        if layer not in heads:
+            hidden.append((w * math.sqrt(fan_avg)).flatten())  # unit variance
+        elif heads[layer] == 0:
+            assert w.abs().max() == 0
+        else:
+            uniform.append((w / math.sqrt(3 * heads[layer] / fan_avg)).flatten())  # uniform in [-1, 1]
+    hidden, uniform = torch.cat(hidden), torch.cat(uniform)
+    assert hidden.abs().max() <= 2 / TRUNCATED_STD + 1e-4 and hidden.std().item() == pytest.approx(1.0, abs=0.03)
+    assert uniform.abs().max() <= 1 and uniform.std().item() == pytest.approx(1 / math.sqrt(3), abs=0.03)
+
+
 def moving_square(batch: int, length: int, size: int = 16) -> Sequences:
     """A fixed dataset: a bright square steps right by its action's sign; reward = its column."""
     frames = torch.zeros(batch, length, 3, size, size, dtype=torch.uint8)
@@ -139,6 +207,26 @@ def test_the_world_model_loss_at_least_halves_on_a_fixed_dataset(pixel_bandit):
     data = moving_square(8, 9)
     losses = [agent.update_world_model(data)[1]["model_loss"] for _ in range(200)]
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_the_initial_state_is_learned_by_the_world_model_loss_and_starts_every_episode(pixel_bandit):
+    torch.manual_seed(0)
+    agent = learner(pixel_bandit(2, frames=1))
+    initial = agent.rssm.initial_deter
+    assert isinstance(initial, nn.Parameter) and any(initial is p for p in agent.model_opt.param_groups[0]["params"])
+    agent.world_model_loss(moving_square(4, 9))[0].backward()
+    assert initial.grad is not None and initial.grad.abs().sum() > 0
+
+    rssm = agent.rssm
+    with torch.no_grad():
+        initial.copy_(torch.randn_like(initial))
+        embed, action, zeros = torch.randn(3, agent.encoder.out_dim), torch.randn(3, 2), torch.zeros(3, 32)
+        first, later = torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)
+        past = Latent(torch.randn(3, 16), torch.rand(3, 16))
+        reset = rssm.observe_step(past, action, embed, first)[1]
+        from_initial = rssm.observe_step(rssm.initial(3), torch.zeros(3, 2), embed, later)[1]
+        from_zeros = rssm.observe_step(Latent(zeros[:, :16], zeros[:, 16:]), torch.zeros(3, 2), embed, later)[1]
+    assert torch.allclose(reset, from_initial) and not torch.allclose(reset, from_zeros)
 
 
 def test_each_new_policy_starts_afresh_and_forgets_the_past_where_an_episode_begins(pixel_bandit):
@@ -170,7 +258,7 @@ def test_refuses_a_frame_stack_and_images_its_convolutions_cannot_halve(pixel_ba
 
 
 def test_updates_follow_the_train_ratio(pixel_bandit):
-    agent = learner(pixel_bandit(4, frames=1), train_ratio=4)  # 4 envs x 4 / (4 x 8): half an update a step
+    agent = learner(pixel_bandit(4, frames=1), train_ratio=4, pretrain=0)  # 4 x 4 / (4 x 8): half an update a step
     metrics = [agent.train_iteration() for _ in range(12)]
     started = [not math.isnan(m["model_loss"]) for m in metrics]
     assert agent.updates_per_step == 0.5 and not any(started[:3])  # 16 seed frames: 4 iterations
@@ -178,12 +266,50 @@ def test_updates_follow_the_train_ratio(pixel_bandit):
     assert ran == [True, False] * (len(ran) // 2) + [True] * (len(ran) % 2)
 
 
+def count_updates(agent: DreamerV3) -> list[int]:
+    """Replaces the agent's update by a stub that counts its calls (in the list returned)."""
+    calls = [0]
+
+    def update() -> dict[str, float]:
+        calls[0] += 1
+        return dict.fromkeys(DreamerV3.METRICS, 0.0)
+
+    agent.update = update
+    return calls
+
+
+def updates_per_iteration(agent: DreamerV3, iterations: int) -> list[int]:
+    calls, made = count_updates(agent), []
+    for _ in range(iterations):
+        before = calls[0]
+        agent.train_iteration()
+        made.append(calls[0] - before)
+    return made
+
+
+def test_pretrain_runs_once_when_the_seed_frames_are_in_on_top_of_the_regular_updates_not_after_a_resume(
+    pixel_bandit,
+):
+    with pytest.raises(ValueError, match="pretrain"):
+        DreamerV3Config(pretrain=-1)
+    agent = learner(pixel_bandit(4, frames=1), pretrain=5)  # train_ratio 8: 4 envs x 8 / (4 x 8) = 1 a step
+    made = updates_per_iteration(agent, 8)
+    start = next(i for i, n in enumerate(made) if n)
+    assert start >= 3 and made == [0] * start + [5 + 1] + [1] * (len(made) - start - 1)
+
+    resumed = learner(pixel_bandit(4, frames=1), pretrain=5)  # its replay refills, the burst does not repeat
+    resumed.load_state_dict(agent.state_dict())
+    made = updates_per_iteration(resumed, 10)
+    start = next(i for i, n in enumerate(made) if n)
+    assert made == [0] * start + [1] * (len(made) - start)
+
+
 @pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
 def test_runs_resumes_and_writes_results_on_every_task(task, tmp_path, six_iterations_then_a_resume):
     overrides = ["preset=cpu", "num_envs=2", "image_size=16", "eval_envs=2", "eval_max_steps=4", "deter=16",
                  "units=16", "stoch=4", "classes=4", "cnn_depth=4", "batch_size=2", "batch_length=4",
-                 "train_ratio=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}", "run_name=tiny",
-                 "checkpoint_every=1"]  # fmt: skip
+                 "train_ratio=8", "buffer_size=400", "seed_frames=8", "pretrain=2", f"results_dir={tmp_path}",
+                 "run_name=tiny", "checkpoint_every=1"]  # fmt: skip
     metrics = six_iterations_then_a_resume("dreamerv3", task, overrides)
     # updates once the replay holds a window of batch_length + 1 slots in an env (the 4th step writes the 5th)
     assert metrics["model_loss"].notna().tolist() == [False] * 3 + [True] * 3

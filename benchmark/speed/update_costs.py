@@ -40,7 +40,10 @@ def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> d
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
     frame_shape = (3, cfg.image_size, cfg.image_size)
     configured = ReplayBuffer.bytes_for(cfg.buffer_size, cfg.num_envs, frame_shape, env.act_dim)
-    small = learner_config(load_config(algo, task, [*SETTINGS[setting], f"buffer_size={fill}", "seed_frames=0"]))
+    no_burst = ["pretrain=0"] if algo == "dreamerv3" else []  # DreamerV3's one-off pretrain updates are not its rate
+    small = learner_config(
+        load_config(algo, task, [*SETTINGS[setting], f"buffer_size={fill}", "seed_frames=0", *no_burst])
+    )
     learner = get_learner(algo)(env, small)
     while not learner.ready():
         learner.train_iteration()
