@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from benchmark.results import FINISHED, load_summary, markdown_table
 from benchmark.run import run
 
 RECORD_FIELDS = ["run", "algo", "task", "seed", "executor", "job_id", "submitted", "logs"]
+SACCT_LAG_S = 300  # a job sacct has not heard of this long after its submission is lost, not pending
 SLURM_STATES = {  # sacct state -> ours
     "PENDING": "pending", "REQUEUED": "pending", "CONFIGURING": "pending", "REQUEUE_HOLD": "pending",
     "RUNNING": "running", "COMPLETING": "running", "SUSPENDED": "running",
@@ -119,20 +119,48 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def check_text(value: str, what: str) -> None:
+    """Refuse control characters (a newline would end an ``#SBATCH`` line of the job script and start a
+    command) in anything that reaches a generated script or a path."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"{what} {value!r} holds a control character (e.g. a newline); remove it")
+
+
 def check_overrides(overrides: list[str]) -> None:
     """Refuse overrides that the sweep sets itself, instead of silently replacing them."""
     for override in overrides:
+        check_text(override, "override")
         key = override.partition("=")[0].strip()
         if key in RESERVED_OVERRIDES:
             raise ConfigError(f"'{override}': a sweep sets {key} per run; use {RESERVED_OVERRIDES[key]}")
 
 
 # ---------------------------------------------------------------------------------------------- status
+JOB_ID = {"slurm": re.compile(r"\d+(_\d+)?"), "local": re.compile(r"[1-9]\d*"), "inline": re.compile(r"inline-[\w.-]+")}
+SAFE_NAME = re.compile(r"[\w.,=+-]+")  # a sweep's name: one path component, nothing a shell or #SBATCH line reads
+
+
 def read_records(sweep_root: Path) -> pd.DataFrame:
+    """The latest job record of each run. A record is plain text anyone may have edited: it is checked
+    (known executor, a job id of its kind, a plain run name) and refused in one line otherwise; its logs
+    are read from this sweep's own folder, wherever the record says (a copied sweep keeps its logs)."""
     path = sweep_root / ".sweep" / "jobs.csv"
     if not path.exists():
         raise ConfigError(f"no sweep at {sweep_root} (no .sweep/jobs.csv); start one with `make sweep`")
-    return pd.read_csv(path, dtype={"job_id": str}).groupby("run").tail(1)  # the latest job of each run
+    fix = f"{path} is damaged; move it aside and run the sweep again (finished runs are skipped)"
+    try:
+        records = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{fix} ({type(error).__name__})") from None
+    if list(records.columns) != RECORD_FIELDS:
+        raise ConfigError(f"{fix} (columns {list(records.columns)}, expected {RECORD_FIELDS})")
+    for row in records.itertuples():
+        pattern = JOB_ID.get(row.executor)
+        if pattern is None or not pattern.fullmatch(row.job_id) or not SAFE_NAME.fullmatch(row.run):
+            raise ConfigError(f"{fix} (line {row.Index + 2}: executor {row.executor!r}, job {row.job_id!r}, "
+                              f"run {row.run!r})")  # fmt: skip
+    records["logs"] = str((sweep_root / ".sweep" / "logs").resolve())
+    return records.groupby("run").tail(1)
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
@@ -166,14 +194,16 @@ def job_state(record: pd.Series, slurm: dict[str, str] | None = None) -> str:
     """pending | running | done | failed | preempted, from the job record (never from timing); ``slurm``
     holds :func:`slurm_states` for SLURM records."""
     paths = JobPaths(record["logs"], job_id=record["job_id"], task_id=0)
-    finished = _result_outcome(paths)
+    finished = _result_outcome(paths, record.get("run_status"))
     if record["executor"] == "slurm":
         if finished == "done":  # submitit saw the call return; SLURM may lag (RUNNING) or say FAILED when a
             return "done"  # time-limit signal lands while the finished job exits
         state = (slurm or {}).get(record["job_id"], "UNKNOWN")
         if state in SLURM_STATES:
             return SLURM_STATES[state] if not (state == "COMPLETED" and finished == "failed") else "failed"
-        return "failed" if state not in ("UNKNOWN",) else finished or "pending"
+        if state != "UNKNOWN":
+            return "failed"
+        return finished or ("failed" if _older_than(record["submitted"], SACCT_LAG_S) else "pending")
     if record["executor"] == "local":
         if finished:
             return finished
@@ -184,6 +214,8 @@ def job_state(record: pd.Series, slurm: dict[str, str] | None = None) -> str:
 def _is_our_process(pid: int, logs: str) -> bool:
     """Whether ``pid`` is alive and still the submitit job that writes to ``logs`` (a finished job's
     PID can be reused by an unrelated process)."""
+    if pid <= 0:  # 0 and -1 would signal a process group or every process: never a job of ours
+        return False
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError, OverflowError):
@@ -197,16 +229,20 @@ def _is_our_process(pid: int, logs: str) -> bool:
         return False
 
 
-def _result_outcome(paths: JobPaths) -> str | None:
-    """``done`` / ``failed`` from submitit's result pickle, None while there is none."""
+def _result_outcome(paths: JobPaths, run_status: str | None) -> str | None:
+    """``done`` / ``failed`` once submitit has written the job's result file, None before. The file is a
+    pickle, which is never loaded (it could run code): that the call returned is read from its existence,
+    and how it went from the run's own summary."""
     if not paths.result_pickle.exists():
         return None
+    return "done" if run_status in FINISHED else "failed"
+
+
+def _older_than(stamp: str, seconds: float) -> bool:
     try:
-        with open(paths.result_pickle, "rb") as f:
-            outcome = pickle.load(f)[0]
-    except Exception:  # half-written: the job is finishing
-        return None
-    return "done" if outcome == "success" else "failed"
+        return (datetime.now() - datetime.fromisoformat(stamp)).total_seconds() > seconds
+    except ValueError:
+        return True
 
 
 def status_table(sweep_root: Path) -> pd.DataFrame:
@@ -418,7 +454,15 @@ def main(argv: list[str] | None = None) -> None:
             value = getattr(args, flag)
             if value is not None and value < (0 if flag in ("gpus", "signal_delay_s") else 1):
                 raise ConfigError(f"--{flag.replace('_', '-')}={value} is impossible; give a positive number")
+        for flag in ("partition", "name"):
+            if getattr(args, flag) is not None:
+                check_text(getattr(args, flag), f"--{flag}")
+        if args.partition is not None and not re.fullmatch(r"[\w.,-]+", args.partition):
+            raise ConfigError(f"--partition {args.partition!r}: give a SLURM partition name (letters, digits, ._-,)")
         name = args.name or ("_".join(o.replace("=", "-") for o in args.overrides) or "default")
+        if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+            raise ConfigError(f"sweep name {name!r} is not one plain path component; give --name (letters, "
+                              "digits, ._,=+-)")  # fmt: skip
         sweep = Sweep(name, args.algos.split(","), args.tasks.split(","), parse_seeds(args.seeds),
                       args.overrides, args.results_dir)  # fmt: skip
         defaults = OmegaConf.load(CONFIG_DIR / "sweep.yaml")

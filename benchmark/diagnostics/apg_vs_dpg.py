@@ -119,7 +119,7 @@ def measure_checkpoint(cfg, checkpoint: Path | None, batches: int, warmup: int, 
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), seed)
     learner = get_learner(cfg.learner)(env, learner_config(cfg))
     if checkpoint is not None:
-        learner.load_state_dict(torch.load(checkpoint, weights_only=False)["learner"])
+        learner.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["learner"])
     rows = []
     for batch in range(batches):
         with torch.no_grad():  # spread the envs over their episodes with the policy itself
