@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import torch
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
@@ -96,6 +96,8 @@ def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
         raise ConfigError(f"budget '{budget}' is not positive; {hint}, or leave it out to run all iterations")
     unit = match.group(2)
     if unit == "steps":
+        if value != int(value):
+            raise ConfigError(f"budget '{budget}': env steps are whole; {hint}")
         return None, int(value)
     return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit], None
 
@@ -171,6 +173,12 @@ def _check_run_fields(cfg: DictConfig) -> None:
     for key, low in at_least.items():
         if cfg[key] < low:
             raise ConfigError(f"{key}={cfg[key]}: must be at least {low}")
+    for key, high in {"seed": MAX_SEED, "num_envs": MAX_ENVS, "eval_envs": MAX_ENVS}.items():
+        if cfg[key] > high:
+            raise ConfigError(f"{key}={cfg[key]}: must be at most {high}")
+    if cfg.run_name is not None and not is_path_component(cfg.run_name):
+        raise ConfigError(f"run_name={cfg.run_name!r}: give one plain name (letters, digits, ._,=+-), not a "
+                          "path: runs are written inside results_dir")  # fmt: skip
     if cfg.eval_max_steps is not None and cfg.eval_max_steps < 1:
         raise ConfigError(
             f"eval_max_steps={cfg.eval_max_steps}: give a positive number of steps, or null for full episodes"
@@ -192,6 +200,27 @@ def _check_run_fields(cfg: DictConfig) -> None:
         raise ConfigError(WANDB_HINT)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
+NAME = re.compile(r"[\w.,=+-]+")
+
+
+def is_path_component(name: str) -> bool:
+    """One plain file name: no separator, no ``..``, nothing a shell or a job script would read."""
+    return bool(NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def _check_finite(cfg: DictConfig, prefix: str = "") -> None:
+    """``inf`` and ``nan`` parse as floats; no hyperparameter means them."""
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}{key}={value}: must be a finite number")
+        if isinstance(value, ListConfig):
+            for item in value:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ConfigError(f"{prefix}{key}={list(value)}: every value must be a finite number")
+
+
 def _schema(learner_config: type) -> type:
     """One dataclass with the runner's and the learner's fields (the learner's may not shadow ours)."""
     ours = {f.name for f in dataclasses.fields(RunConfig)}
@@ -199,24 +228,47 @@ def _schema(learner_config: type) -> type:
     return dataclasses.make_dataclass("Config", fields, bases=(RunConfig,))
 
 
-def _load_yaml(algo: str, task: str) -> DictConfig:
+def _read_yaml(path: Path) -> DictConfig:
+    """A config file as a mapping; a YAML error or a file that is not a mapping is one line."""
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as error:  # yaml's parser errors
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{path}: not valid YAML ({first}); fix the file") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: holds a {type(loaded).__name__}, not key: value pairs; fix the file")
+    return loaded
+
+
+def _load_yaml(algo: str, task: str, seen: tuple[str, ...] = ()) -> DictConfig:
     """``configs/<algo>/<task>.yaml``; ``inherit: <other algo>`` starts from that algo's file instead
-    of copying it (e.g. ``dpg_state`` is ``shac`` plus one switch)."""
-    own = OmegaConf.load(CONFIG_DIR / algo / f"{task}.yaml")
+    of copying it (e.g. ``dpg_state`` is ``shac`` plus one switch). Parents are algo names inside
+    ``configs/``, never paths."""
+    own = _read_yaml(CONFIG_DIR / algo / f"{task}.yaml")
     parent = own.pop("inherit", None)
-    return OmegaConf.merge(_load_yaml(parent, task), own) if parent else own
+    if parent is None:
+        return own
+    where = f"configs/{algo}/{task}.yaml: inherit: {parent}"
+    if parent in (*seen, algo):
+        raise ConfigError(f"{where} closes a cycle ({' -> '.join((*seen, algo, parent))}); fix the file")
+    parents = [a for a in algorithms() if (CONFIG_DIR / a / f"{task}.yaml").is_file()]
+    if parent not in parents:
+        raise ConfigError(
+            f"{where}: no configs/<algo>/{task}.yaml of that name; inherit from one of: {', '.join(parents)}"
+        )
+    return OmegaConf.merge(_load_yaml(parent, task, (*seen, algo)), own)
 
 
 def _preset_files(algo: str, preset: str) -> list[DictConfig]:
     """A preset's settings: ``configs/presets/<preset>.yaml`` (every algo), then the algo's own
-    ``configs/<algo>/presets/<preset>.yaml`` over it (e.g. a smaller replay buffer for DrQ-v2)."""
-    paths = [CONFIG_DIR / "presets" / f"{preset}.yaml", CONFIG_DIR / algo / "presets" / f"{preset}.yaml"]
-    found = [OmegaConf.load(path) for path in paths if path.is_file()]
-    if not found:
-        names = {p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml")}
-        names |= {p.stem for p in (CONFIG_DIR / algo / "presets").glob("*.yaml")}
+    ``configs/<algo>/presets/<preset>.yaml`` over it (e.g. a smaller replay buffer for DrQ-v2). A preset
+    is a name, never a path."""
+    names = {p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml")}
+    names |= {p.stem for p in (CONFIG_DIR / algo / "presets").glob("*.yaml")}
+    if str(preset) not in names:
         raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(sorted(names))}")
-    return found
+    paths = [CONFIG_DIR / "presets" / f"{preset}.yaml", CONFIG_DIR / algo / "presets" / f"{preset}.yaml"]
+    return [_read_yaml(path) for path in paths if path.is_file()]
 
 
 def load_config(algo: str, task: str, overrides: list[str] | None = None) -> DictConfig:
@@ -227,6 +279,9 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     if task not in tasks_for(algo):
         raise ConfigError(f"unknown task '{task}' for {algo}; choose one of: {', '.join(tasks_for(algo))}")
     file_cfg = _load_yaml(algo, task)
+    for override in overrides or []:
+        if "${" in override:  # an interpolation would read the environment or fail deep inside a run
+            raise ConfigError(f"override '{override}': interpolations (${{...}}) are not accepted; give the value")
     try:
         cli = OmegaConf.from_dotlist(list(overrides or []))
     except Exception as error:  # omegaconf's grammar errors
@@ -251,6 +306,7 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
     except ValidationError as error:
         raise ConfigError(f"invalid value for '{error.full_key}': {error.msg.splitlines()[0]}") from None
     # fail now, before anything is built or written
+    _check_finite(cfg)
     _check_run_fields(cfg)
     learner_config(cfg)
     _check_teacher(cfg, learner)
