@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +88,31 @@ class RunDir:
         return aside
 
     def truncate_metrics(self, iteration: int) -> None:
-        """Keep the rows up to ``iteration`` (resuming from its checkpoint), atomically."""
+        """Keep the rows up to ``iteration`` (resuming from its checkpoint), atomically. The file is checked
+        first (our header, whole rows of integer iterations 1, 2, 3, ...); a damaged one is set aside as
+        ``metrics.damaged-<k>.csv`` with one line on stderr, and the rows before the damage are kept."""
         if not self.metrics_path.exists():
             return
-        rows = list(csv.reader(io.StringIO(_whole_rows(self.metrics_path), newline="")))
-        header, body = rows[0], [r for r in rows[1:] if r and int(r[0]) <= iteration]
+        header, sound, problem = _sound_rows(self.metrics_path, iteration)
+        if problem is not None:
+            k = 1 + sum(1 for _ in self.path.glob("metrics.damaged-*.csv"))
+            aside = self.path / f"metrics.damaged-{k}.csv"
+            self.metrics_path.rename(aside)
+            gap = (
+                f"; iterations {len(sound) + 1}-{iteration} are missing from the curve"
+                if len(sound) < iteration
+                else ""
+            )
+            print(f"warning: {self.metrics_path} is damaged ({problem}); set aside as {aside.name}, "
+                  f"{len(sound)} sound rows kept{gap}", file=sys.stderr)  # fmt: skip
+            if header is None:  # no columns to keep rows under: the next row starts a fresh file
+                self._columns = None
+                return
         self._columns = header
 
         def write(handle) -> None:
             text = io.StringIO()
-            csv.writer(text).writerows([header, *body])
+            csv.writer(text).writerows([header, *sound])
             handle.write(text.getvalue().encode())
 
         atomic_write(self.metrics_path, write)
@@ -122,6 +138,36 @@ class RunDir:
         return path
 
 
+def _sound_rows(path: Path, iteration: int) -> tuple[list[str] | None, list[list[str]], str | None]:
+    """(header, the rows 1..``iteration`` that are sound, what is wrong or None). Rows after
+    ``iteration`` (work redone after the checkpoint) and a torn last row are dropped, not problems."""
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        return None, [], "NUL bytes"
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None, [], "not UTF-8 text"
+    text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or rows[0][: len(METRIC_COLUMNS)] != METRIC_COLUMNS:
+        return None, [], "empty" if not rows else "not our header"
+    header, sound = rows[0], []
+    for row in rows[1:]:
+        try:
+            number = int(row[0])
+        except (ValueError, IndexError):
+            return header, sound, f"row {len(sound) + 2} has no integer iteration"
+        if len(row) != len(header):
+            return header, sound, f"iteration {number} has {len(row)} fields, the header {len(header)}"
+        if number != len(sound) + 1:
+            return header, sound, f"iteration {number} follows iteration {len(sound)}"
+        if number > iteration:
+            break
+        sound.append(row)
+    return header, sound, None
+
+
 def _csv_line(values: list[Any]) -> bytes:
     text = io.StringIO()
     csv.writer(text).writerow(values)
@@ -138,7 +184,7 @@ def _read_checkpoint(path: Path, tries: int = 3, wait_s: float = 1.0) -> dict[st
     failing, it stops the run with one line and changes nothing."""
     for attempt in range(1, tries + 1):
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
         except OSError as error:
             if attempt == tries:
                 raise ConfigError(
@@ -149,21 +195,28 @@ def _read_checkpoint(path: Path, tries: int = 3, wait_s: float = 1.0) -> dict[st
     raise AssertionError("unreachable")
 
 
-def latest_checkpoint(run: Path, required: tuple[str, ...] = ("learner", "runner")) -> dict[str, Any] | None:
-    """The newest checkpoint that loads and has the ``required`` keys; corrupt or truncated ones are
-    reported on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped. An unreadable one (I/O
-    error) is retried, never renamed."""
+def latest_checkpoint(
+    run: Path, required: tuple[str, ...] = ("learner", "runner"), fits: Callable[[dict], None] | None = None
+) -> dict[str, Any] | None:
+    """The newest checkpoint that loads, has the ``required`` keys and ``fits`` (a callable that loads it
+    into the learner, raising where it does not fit); corrupt, truncated or unfitting ones are reported
+    on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped. An unreadable one (I/O error) is
+    retried, never renamed. Checkpoints load with ``weights_only``: tensors, numbers and containers,
+    never code."""
     for path in reversed(checkpoints(run)):
         try:
             state = _read_checkpoint(path)
             missing = [key for key in required if key not in state]
             if missing:
                 raise KeyError(f"missing {missing}")
+            if fits is not None:
+                fits(state)
         except ConfigError:
             raise
-        except Exception as error:  # truncated zip, unpickling error, wrong content
-            print(f"warning: checkpoint {path} is corrupt ({type(error).__name__}: {error}); "
-                  "falling back to the previous one", file=sys.stderr)  # fmt: skip
+        except Exception as error:  # truncated zip, unpickling refused, wrong content, another learner's
+            print(f"warning: checkpoint {path} is corrupt or does not fit ({type(error).__name__}: "
+                  f"{str(error).splitlines()[0] if str(error) else ''}); falling back to the previous one",
+                  file=sys.stderr)  # fmt: skip
             path.rename(path.with_suffix(".corrupt"))
             continue
         return state

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import math
+import os
 import random
 import resource
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -136,6 +142,74 @@ def keep_freed_memory() -> bool:
     return all(libc.mallopt(key, value) == 1 for key, value in settings)
 
 
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators (the learners draw from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resume_seed(cfg: DictConfig, checkpoint: dict | None) -> int:
+    """The run's seed, moved on by each resume so that a resumed run draws fresh, reproducible noise."""
+    return cfg.seed + 1_000_003 * (0 if checkpoint is None else checkpoint["runner"].get("resumed", 0) + 1)
+
+
+@contextmanager
+def hold_run_dir(path: Path) -> Iterator[None]:
+    """An exclusive lock on the run directory for as long as the run trains: a second start of the same
+    run (two commands, two sweep jobs) stops with one line instead of interleaving metrics and
+    checkpoints. The lock is the kernel's (``flock``), so a killed run never leaves a stale one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = open(path / ".lock", "a+")  # noqa: SIM115 (held open for the run's life)
+    except OSError as error:
+        raise ConfigError(f"cannot write the run directory {path} ({error.strerror}); choose a writable "
+                          "results_dir") from None  # fmt: skip
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ConfigError(f"{path} is in use by {holder}; wait for it to end, or pick another run_name") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()} on this machine, since {datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        lock.flush()
+        yield
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM, ``timeout`` and ``kill`` send), taken as an interruption like Ctrl-C."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM end the run as interrupted (summary written, resumable), like SIGINT. Only where
+    nobody else handles it: submitit installs its own handlers in a job (to requeue it), which stay."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _note_finished(path: Path, summary: dict, cfg: DictConfig) -> None:
+    """Say so when a finished run is asked for more than it did: it is never extended."""
+    done = summary.get("iterations", 0)
+    if summary["status"] == "complete" and cfg.iterations > done and cfg.budget is None:
+        print(f"note: {path} is already complete at {done} iterations; nothing was run (iterations="
+              f"{cfg.iterations} does not extend a finished run): pick another run_name to train longer",
+              file=sys.stderr)  # fmt: skip
+
+
 def run_device(cfg: DictConfig) -> torch.device:
     """The config's device; ``auto``: cuda when available, else cpu."""
     return default_device() if cfg.device == "auto" else torch.device(cfg.device)
@@ -153,25 +227,41 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     keep_freed_memory()
-    budget_seconds, budget_steps = parse_budget(cfg.budget)
 
     name = cfg.run_name or f"{cfg.algo}-{cfg.task}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
     out = RunDir(Path(cfg.results_dir) / name)
     if (out.path / "config.yaml").exists():
         _check_same_config(out.path, cfg)
-        if (out.path / "summary.json").exists() and load_summary(out.path)["status"] in FINISHED:
+        if (out.path / "summary.json").exists() and (summary := load_summary(out.path))["status"] in FINISHED:
+            _note_finished(out.path, summary, cfg)
             return out.path
+    with hold_run_dir(out.path), terminate_as_interrupt():
+        return _train(cfg, out, device, progress, role)
+
+
+def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, role: str | None) -> Path:
+    """:func:`run`'s work, with the run directory held."""
+    budget_seconds, budget_steps = parse_budget(cfg.budget)
+    checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
+    # the seed decides everything drawn from here on: the env's noise, the initial weights, the samples; a
+    # resumed run draws fresh, reproducible noise
+    seed = resume_seed(cfg, checkpoint)
+    seed_everything(seed)
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     version = task_version(env)
     _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
     teacher, taught_by = (None, None) if cfg.teacher is None else prepare_teacher(cfg, out.path, version, progress)
+    seed_everything(seed)  # the same initial weights whether the teacher was trained just now or before
     learner = build_learner(cfg, env, teacher)
     counters = {"iteration": 0, "wall_clock": 0.0, "env_steps": 0, "skipped_updates": 0, "resumed": 0}
-    checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
-    out.path.mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None:  # the newest that also fits this learner (a bad one is set aside)
+        checkpoint = latest_checkpoint(out.path, fits=lambda state: learner.load_state_dict(state["learner"]))
+        if checkpoint is None:  # none fitted: start over from the seed's initial weights, not a half-loaded state
+            seed = resume_seed(cfg, None)
+            seed_everything(seed)
+            learner = build_learner(cfg, env, teacher)
     out.write_config(cfg)
     if checkpoint is not None:
-        learner.load_state_dict(checkpoint["learner"])
         counters.update(checkpoint["runner"], resumed=checkpoint["runner"].get("resumed", 0) + 1)
     elif (aside := out.set_aside_metrics()) is not None:
         print(f"warning: {out.path} has metrics but no usable checkpoint; starting over, "
@@ -179,10 +269,7 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
     if checkpoint is None and taught_by is not None:  # the student's clock starts where the teacher's stopped
         counters.update(wall_clock=taught_by["wall_clock"], env_steps=taught_by["env_steps"])
     out.truncate_metrics(counters["iteration"])
-    seed = cfg.seed + 1_000_003 * counters["resumed"]  # a resumed run draws fresh, reproducible noise
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_everything(seed)  # training draws the same numbers whatever building the learner drew
 
     summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version, "seed": cfg.seed}
     summary.update(device=str(device), resumed=counters["resumed"])
@@ -284,15 +371,14 @@ def build_learner(cfg: DictConfig, env, teacher: Learner | None = None) -> Learn
 def restore_learner(run_dir: Path, device: torch.device) -> tuple[Learner, DictConfig, dict]:
     """A run's learner at its newest checkpoint (a student with its teacher), its config and the
     checkpoint; built on one env."""
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise ConfigError(f"{run_dir} has no loadable checkpoint yet; wait for its first one")
     cfg = load_run_config(run_dir)
     teacher = None
     if get_learner(cfg.learner).needs_teacher:
         teacher = restore_learner(Path(load_summary(run_dir)["teacher_run"]), device)[0]
     learner = build_learner(cfg, make_env(cfg, 1, device, cfg.seed, differentiable=False), teacher)
-    learner.load_state_dict(checkpoint["learner"])
+    checkpoint = latest_checkpoint(run_dir, fits=lambda state: learner.load_state_dict(state["learner"]))
+    if checkpoint is None:
+        raise ConfigError(f"{run_dir} has no loadable checkpoint yet; wait for its first one")
     return learner, cfg, checkpoint
 
 
@@ -370,9 +456,9 @@ def main(argv: list[str] | None = None) -> None:
     except RunFailed as error:  # the run started; its summary says failed and keeps the traceback
         print(f"error: run failed: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         print("interrupted; the same command resumes the run from its newest checkpoint", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(error, Terminated) else 130)
     summary = (path / "summary.json").read_text()
     print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, checkpoints/)")
     print(summary)

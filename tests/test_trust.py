@@ -1,0 +1,279 @@
+"""Trust: nothing in a results folder or a sweep argument runs code, no run clobbers another, damaged
+files resume or are refused in one line, SIGTERM leaves a resumable run, and the same seed gives the
+same numbers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import config as config_module
+from benchmark import sweep
+from benchmark.config import ConfigError, load_config
+from benchmark.results import checkpoints
+from benchmark.run import hold_run_dir, main, run
+
+SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=20", "checkpoint_every=5"]
+TIMING = {"wall_clock", "peak_memory_mb"}  # measured, not computed: they differ between any two runs
+
+
+class Planted:
+    """Unpickling this runs a command: what an attacker would put in a results folder."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def small(tmp_path, *extra):
+    return load_config("shac", "cartpole", [*SMALL, f"results_dir={tmp_path}", "run_name=r", *extra])
+
+
+def numbers(run_dir) -> pd.DataFrame:
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    return metrics.drop(columns=[c for c in metrics if c in TIMING or c.startswith("time_")])
+
+
+# ---------------------------------------------------------------------------------------------- code from files
+def test_a_planted_checkpoint_is_never_unpickled(tmp_path, capsys):
+    out = run(small(tmp_path, "iterations=5"), progress=False)
+    (out / "summary.json").write_text(
+        json.dumps({**json.loads((out / "summary.json").read_text()), "status": "interrupted"})
+    )
+    marker = tmp_path / "pwned"
+    torch.save({"learner": Planted(marker), "runner": {}}, out / "checkpoints" / "iter-000009.pt")
+    run(small(tmp_path, "iterations=6"), progress=False)
+    assert not marker.exists()
+    assert "iter-000009.pt is corrupt or does not fit" in capsys.readouterr().err
+    assert (out / "checkpoints" / "iter-000009.corrupt").exists()
+
+
+def test_a_planted_result_file_is_never_unpickled_by_sweep_status(tmp_path):
+    root = tmp_path / "s"
+    (root / ".sweep" / "logs").mkdir(parents=True)
+    record = {"run": "shac-cartpole-seed0", "algo": "shac", "task": "cartpole", "seed": "0", "executor": "local",
+              "job_id": "999999", "submitted": "2026-01-01T00:00:00", "logs": str(root)}  # fmt: skip
+    pd.DataFrame([record]).to_csv(root / ".sweep" / "jobs.csv", index=False)
+    marker = tmp_path / "pwned"
+    result = sweep.JobPaths(root / ".sweep" / "logs", job_id="999999", task_id=0).result_pickle
+    result.write_bytes(__import__("pickle").dumps(("success", Planted(marker))))
+    table = sweep.status_table(root)
+    assert not marker.exists() and table["state"].tolist() == ["failed"]  # returned, but no finished summary
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "inline", "budget=1min\nrm -rf ~"],
+         "holds a control character"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu\n#SBATCH --x"],
+         "holds a control character"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu;reboot"],
+         "give a SLURM partition name"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--name", "../elsewhere"], "not one plain path component"),
+    ],
+)  # fmt: skip
+def test_injected_script_lines_and_paths_are_refused(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        sweep.main([*argv, "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["garbage"], "columns"),
+        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,-1,2026-01-01T00:00:00,/x"], "job '-1'"),
+        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,0,2026-01-01T00:00:00,/x"], "job '0'"),
+        ([",".join(sweep.RECORD_FIELDS), "../r,shac,cartpole,0,slurm,12,2026-01-01T00:00:00,/x"], "run '../r'"),
+    ],
+)
+def test_a_damaged_job_record_is_one_line(tmp_path, lines, message):
+    (tmp_path / ".sweep").mkdir()
+    (tmp_path / ".sweep" / "jobs.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="is damaged") as error:
+        sweep.read_records(tmp_path)
+    assert message in str(error.value)
+
+
+def test_no_process_group_reads_as_a_running_local_job(tmp_path):
+    for pid in ("0", "-1"):
+        record = pd.Series({"executor": "local", "job_id": pid, "logs": str(tmp_path), "run_status": "missing"})
+        assert sweep.job_state(record) == "failed"
+
+
+def test_a_slurm_job_unknown_to_sacct_is_pending_only_while_accounting_may_lag(tmp_path):
+    now = datetime.now()
+    record = pd.Series({"executor": "slurm", "job_id": "41", "logs": str(tmp_path), "run_status": "missing",
+                        "submitted": now.isoformat(timespec="seconds")})  # fmt: skip
+    assert sweep.job_state(record, {}) == "pending"
+    record["submitted"] = (now - timedelta(hours=1)).isoformat(timespec="seconds")
+    assert sweep.job_state(record, {}) == "failed"  # lost: the next `make sweep` submits it again
+
+
+# ---------------------------------------------------------------------------------------------- one run, one owner
+def test_a_second_start_of_a_run_in_use_is_refused(tmp_path, capsys):
+    with hold_run_dir(tmp_path / "r"):
+        with pytest.raises(SystemExit) as stop:
+            main(["shac", "cartpole", *SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"is in use by process {os.getpid()}" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".lock"]  # the holder's files untouched
+
+
+def test_sigterm_leaves_an_interrupted_run_that_resumes(tmp_path):
+    args = [*SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=400", "keep_checkpoints=0"]
+    process = subprocess.Popen([sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"],
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while not checkpoints(tmp_path / "r"):
+        assert process.poll() is None and time.time() < deadline, process.stderr.read() if process.poll() else "slow"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["error"] == "Terminated: SIGTERM"
+    resumed = json.loads(
+        (run(small(tmp_path, "iterations=12", "keep_checkpoints=0"), progress=False) / "summary.json").read_text()
+    )
+    assert resumed["status"] == "complete" and resumed["resumed"] == 1
+
+
+# ---------------------------------------------------------------------------------------------- damaged files
+def _damage(path, how: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    damaged = {
+        "header": ["it,when\n", *lines[1:]],
+        "gap": [*lines[:3], *lines[5:]],  # iterations 3 and 4 deleted
+        "not an integer": [*lines[:3], "three" + lines[3][1:], *lines[4:]],
+        "empty": [],
+        "nul": [lines[0], "\0" * 40 + "\n", *lines[1:]],
+    }[how]
+    path.write_text("".join(damaged))
+
+
+@pytest.mark.parametrize(
+    "how, kept, message",
+    [("header", 0, "not our header"), ("gap", 2, "iteration 5 follows iteration 2"),
+     ("not an integer", 2, "row 4 has no integer iteration"), ("empty", 0, "empty"), ("nul", 0, "NUL bytes")],
+)  # fmt: skip
+def test_a_damaged_metrics_file_is_set_aside_in_one_line_and_the_run_resumes(tmp_path, capsys, how, kept, message):
+    out = run(small(tmp_path, "iterations=10", "keep_checkpoints=0"), progress=False)
+    (out / "summary.json").write_text(
+        json.dumps({**json.loads((out / "summary.json").read_text()), "status": "interrupted"})
+    )
+    original = pd.read_csv(out / "metrics.csv")
+    _damage(out / "metrics.csv", how)
+    run(small(tmp_path, "iterations=12", "keep_checkpoints=0"), progress=False)
+    warning = [line for line in capsys.readouterr().err.splitlines() if "is damaged" in line]
+    assert len(warning) == 1 and message in warning[0] and "metrics.damaged-1.csv" in warning[0]
+    assert (out / "metrics.damaged-1.csv").exists()
+    after = pd.read_csv(out / "metrics.csv")
+    assert after["iteration"].tolist() == list(range(1, kept + 1)) + list(range(11, 13))
+    pd.testing.assert_frame_equal(after.iloc[:kept], original.iloc[:kept])
+
+
+def test_a_checkpoint_of_another_learner_falls_back_to_the_previous_one(tmp_path, capsys):
+    out = run(small(tmp_path, "iterations=10", "keep_checkpoints=0"), progress=False)
+    (out / "summary.json").write_text(
+        json.dumps({**json.loads((out / "summary.json").read_text()), "status": "interrupted"})
+    )
+    newest = torch.load(out / "checkpoints" / "iter-000010.pt", weights_only=True)
+    newest["learner"]["actor"] = {"not": torch.zeros(3)}  # unpickles fine, fits no actor
+    torch.save(newest, out / "checkpoints" / "iter-000010.pt")
+    resumed = json.loads(
+        (run(small(tmp_path, "iterations=11", "keep_checkpoints=0"), progress=False) / "summary.json").read_text()
+    )
+    assert "iter-000010.pt is corrupt or does not fit" in capsys.readouterr().err
+    assert resumed["status"] == "complete" and pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(
+        range(1, 12)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- bad input, one line
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run_name=../x", "give one plain name"),
+        ("run_name=/tmp/x", "give one plain name"),
+        ("preset=../shac/hopper", "unknown preset '../shac/hopper'"),
+        ("budget=0.5steps", "env steps are whole"),
+        ("actor_lr=inf", "actor_lr=inf: must be a finite number"),
+        ("log_std_init=nan", "log_std_init=nan: must be a finite number"),
+        ("seed=4294967296", "seed=4294967296: must be at most 4294967295"),
+        ("num_envs=100000000", "num_envs=100000000: must be at most 65536"),
+        ("results_dir=${oc.env:HOME}", "interpolations"),
+    ],
+)
+def test_bad_values_are_one_line_and_write_nothing(tmp_path, capsys, override, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["shac", "cartpole", *SMALL, f"results_dir={tmp_path}", override, "--no-progress"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_results_dir_is_one_line_before_anything_is_built(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")  # a directory inside a file cannot be made, not even by root
+    with pytest.raises(SystemExit) as stop:
+        main(["shac", "cartpole", *SMALL, f"results_dir={tmp_path / 'a-file' / 'results'}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "choose a writable results_dir" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a/cartpole.yaml": "inherit: b\n", "b/cartpole.yaml": "inherit: a\n"}, "closes a cycle (a -> b -> a)"),
+        ({"a/cartpole.yaml": "inherit: nowhere\n"}, "no configs/<algo>/cartpole.yaml of that name"),
+        ({"a/cartpole.yaml": "num_envs: [1\n"}, "not valid YAML"),
+        ({"a/cartpole.yaml": "- 1\n- 2\n"}, "holds a ListConfig, not key: value pairs"),
+    ],
+)
+def test_broken_config_files_are_one_line(tmp_path, monkeypatch, files, message):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(config_module, "CONFIG_DIR", tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_config("a", "cartpole")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_finished_run_asked_for_more_says_it_was_not_extended(tmp_path, capsys):
+    run(small(tmp_path, "iterations=3"), progress=False)
+    run(small(tmp_path, "iterations=5"), progress=False)
+    assert "already complete at 3 iterations; nothing was run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize(
+    "algo, overrides",
+    [
+        ("shac", [*SMALL, "iterations=6"]),
+        ("drqv2", ["preset=cpu", "num_envs=2", "image_size=32", "seed_frames=8", "batch_size=8", "buffer_size=2000",
+                   "hidden_dim=32", "iterations=8", "eval_envs=2", "eval_max_steps=20"]),
+    ],
+)  # fmt: skip
+def test_the_same_seed_gives_the_same_numbers(tmp_path, algo, overrides):
+    """On a CPU, the same config, seed and thread count give identical metrics (every column but the
+    measured times and memory) and the same evaluation."""
+    runs = [run(load_config(algo, "cartpole", [*overrides, "seed=3", "torch_threads=1", f"results_dir={tmp_path}",
+                                               f"run_name=r{k}"]), progress=False) for k in (1, 2)]  # fmt: skip
+    pd.testing.assert_frame_equal(numbers(runs[0]), numbers(runs[1]))
+    summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+    assert summaries[0]["eval_return"] == summaries[1]["eval_return"]
+    other = run(load_config(algo, "cartpole", [*overrides, "seed=4", "torch_threads=1", f"results_dir={tmp_path}",
+                                               "run_name=other"]), progress=False)  # fmt: skip
+    assert not numbers(other).equals(numbers(runs[0]))  # the seed decides, not a constant
