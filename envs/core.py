@@ -57,6 +57,8 @@ class DiffEnv:
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"action_repeat={action_repeat}: must be at least 1")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r}: give a positive whole number of envs")
         self.action_repeat = action_repeat
         self.task = get_task(task) if isinstance(task, str) else task
         self.num_envs = num_envs
@@ -102,6 +104,8 @@ class DiffEnv:
         return self.sim.num_bodies
 
     def seed(self, seed: int) -> None:
+        if not 0 <= int(seed) < 2**63:
+            raise ValueError(f"seed={seed}: give a whole number in [0, 2**63)")
         self._generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
     # ------------------------------------------------------------------ episodes
@@ -136,7 +140,7 @@ class DiffEnv:
         return self.task.observe(self.joint_q, self.joint_qd, self.actions)
 
     def step(self, actions: torch.Tensor):
-        actions = actions.clamp(-1.0, 1.0)
+        actions = self._as_actions(actions).clamp(-1.0, 1.0)
         torque = torch.zeros_like(self.joint_qd)
         torque = torque.index_add(1, self._actuated_dofs, actions * self._torque_per_action)
         if not self.differentiable:
@@ -162,6 +166,18 @@ class DiffEnv:
             obs = self.state_observation()
         info["state"] = obs
         return obs, reward, terminated, truncated, info
+
+    def _as_actions(self, actions) -> torch.Tensor:
+        """A (num_envs, act_dim) float32 tensor on the env's device: numpy arrays and other dtypes are
+        converted (a tensor keeps its graph); a wrong shape is one clear error, not a kernel's."""
+        if not isinstance(actions, torch.Tensor):
+            actions = torch.as_tensor(actions)
+        expected = (self.num_envs, self.act_dim)
+        if actions.shape != expected:
+            raise ValueError(
+                f"actions of shape {tuple(actions.shape)}: this env takes {expected} (num_envs, act_dim), in [-1, 1]"
+            )
+        return actions.to(self.device, torch.float32)
 
     def _control_step(self, actions: torch.Tensor, torque: torch.Tensor, held: torch.Tensor | None):
         """One control step of every env; envs in ``held`` (finished earlier in this agent step) keep

@@ -35,9 +35,12 @@ class GymVectorEnv(VectorEnv):
         seed: int = 0,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
-        mode = AutoresetMode(autoreset_mode)
-        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-            raise ValueError(f"autoreset_mode {mode.value!r}: choose next_step or same_step")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+        mode = modes.get(autoreset_mode, autoreset_mode) if isinstance(autoreset_mode, str) else autoreset_mode
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):  # also gymnasium's own spellings
+            mode = next((m for m in modes.values() if m.value == autoreset_mode), None)
+        if mode is None:
+            raise ValueError(f"autoreset_mode {autoreset_mode!r}: choose next_step or same_step")
         self.metadata = {"autoreset_mode": mode}
         self.env = DiffEnv(task, num_envs, device=device, seed=seed, differentiable=False)
         self.num_envs = num_envs

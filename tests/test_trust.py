@@ -277,3 +277,58 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, algo, overrides):
     other = run(load_config(algo, "cartpole", [*overrides, "seed=4", "torch_threads=1", f"results_dir={tmp_path}",
                                                "run_name=other"]), progress=False)  # fmt: skip
     assert not numbers(other).equals(numbers(runs[0]))  # the seed decides, not a constant
+
+
+# ---------------------------------------------------------------------------------------------- the env API
+def test_the_env_takes_numpy_and_float64_actions_and_refuses_wrong_shapes_in_one_line():
+    import numpy as np
+
+    from envs import DiffEnv
+    from envs.gym_adapter import GymVectorEnv
+
+    for count in (0, -1):
+        with pytest.raises(ValueError, match=f"num_envs={count}: give a positive whole number"):
+            DiffEnv("cartpole", count, device="cpu")
+    env = DiffEnv("cartpole", 2, device="cpu", differentiable=False)
+    rewards = []
+    for actions in (np.full((2, 1), 0.5), torch.full((2, 1), 0.5, dtype=torch.float64), torch.full((2, 1), 0.5)):
+        env.reset(seed=0)
+        rewards.append(env.step(actions)[1])
+    torch.testing.assert_close(rewards[0], rewards[2])
+    torch.testing.assert_close(rewards[1], rewards[2])
+    for bad in (torch.zeros(3, 1), torch.zeros(2)):
+        with pytest.raises(ValueError, match=r"this env takes \(2, 1\) \(num_envs, act_dim\)"):
+            env.step(bad)
+    with pytest.raises(ValueError, match=r"give a whole number in \[0, 2\*\*63\)"):
+        env.reset(seed=2**70)
+    assert (
+        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="same_step").metadata["autoreset_mode"].value
+        == "SameStep"
+    )
+    with pytest.raises(ValueError, match="choose next_step or same_step"):
+        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="sometimes")
+
+
+def test_plots_survive_a_damaged_run_and_refuse_a_directory_as_out(tmp_path, capsys):
+    from benchmark.figures.report import collect
+
+    good = run(small(tmp_path, "iterations=2"), progress=False)
+    for name, damage in (("bad-summary", "summary.json"), ("header-only", "metrics.csv")):
+        bad = tmp_path / name
+        bad.mkdir()
+        for file in ("config.yaml", "summary.json", "metrics.csv"):
+            (bad / file).write_bytes((good / file).read_bytes())
+        (bad / damage).write_text(
+            "{" if damage == "summary.json" else (good / "metrics.csv").read_text().splitlines()[0] + "\n"
+        )
+    runs = collect(tmp_path)
+    assert [p.name for p in runs["path"]] == ["r"]
+    out = capsys.readouterr().out
+    assert "bad-summary left out" in out and "header-only left out" in out
+    result = subprocess.run([sys.executable, "-m", "benchmark.figures.plots", "curves", str(good), "--out", str(tmp_path)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert (
+        result.returncode == 2
+        and "give an image file" in result.stderr
+        and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
+    )

@@ -117,6 +117,10 @@ def main() -> None:
     for run_dir in args.runs:
         if not (run_dir / "config.yaml").is_file():
             usage_error(parser, f"{run_dir} is not a run directory (no config.yaml); pass results/<run>/")
+    if args.out.is_dir() or args.out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        usage_error(
+            parser, f"--out {args.out}: give an image file (.png, .pdf or .svg), e.g. {args.out / 'curves.png'}"
+        )
     plot = {"curves": plot_learning_curves, "grad-norms": plot_grad_norms}[args.command]
     plt.close(plot(args.runs, args.out))
     print(args.out)

@@ -56,7 +56,13 @@ def collect(results: Path) -> pd.DataFrame:
         run = summary_path.parent
         if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
             continue
-        summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
+        try:  # one damaged run is left out with a note, never the end of every figure
+            summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
+            if load_metrics(run).empty:
+                raise ValueError("metrics.csv has no rows")
+        except Exception as error:
+            print(f"note: {run} left out: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            continue
         if summary.get("role") == "teacher":  # trained for a student: drawn and tabled with it
             continue
         rows.append(
