@@ -325,8 +325,8 @@ def test_plots_survive_a_damaged_run_and_refuse_a_directory_as_out(tmp_path, cap
     assert [p.name for p in runs["path"]] == ["r"]
     out = capsys.readouterr().out
     assert "bad-summary left out" in out and "header-only left out" in out
-    result = subprocess.run([sys.executable, "-m", "benchmark.figures.plots", "curves", str(good), "--out", str(tmp_path)],
-                            capture_output=True, text=True)  # fmt: skip
+    argv = [sys.executable, "-m", "benchmark.figures.plots", "curves", str(good), "--out", str(tmp_path)]
+    result = subprocess.run(argv, capture_output=True, text=True)
     assert (
         result.returncode == 2
         and "give an image file" in result.stderr
