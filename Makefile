@@ -22,7 +22,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
 
-.PHONY: help install bench test lint gradcheck contact-laws bench-physics render bench-render apg-costs update-costs scene-growth apg-vs-dpg \
+.PHONY: help install bench test lint campaign campaign-status campaign-publish publish floors gradcheck contact-laws bench-physics render bench-render apg-costs update-costs scene-growth apg-vs-dpg \
 	sweep sweep-status plots slurm-up slurm-down vulkan pytorch3d clean
 
 help:
@@ -91,6 +91,21 @@ sweep: install
 
 sweep-status: install
 	$(PY) -m benchmark.sweep status $(if $(NAME),--name $(NAME))
+
+campaign: install  # every cell of configs/campaigns/$(NAME).yaml not yet finished here or in the reference set
+	$(PY) -m benchmark.campaign run --name $(or $(NAME),cpu) $(SWEEP_ARGS)
+
+campaign-status: install
+	$(PY) -m benchmark.campaign status --name $(or $(NAME),cpu)
+
+campaign-publish: install  # copy the campaign's finished cells into results/reference/
+	$(PY) -m benchmark.campaign publish --name $(or $(NAME),cpu)
+
+publish: install  # one finished run into results/reference/ (ALLOW_DIRTY=1: from a dirty tree, recorded)
+	$(PY) -m benchmark.reference publish $(RUN) $(if $(ALLOW_DIRTY),--allow-dirty)
+
+floors: install  # the random-policy and zero-action returns of every task, into results/reference/floors.csv
+	$(PY) -m benchmark.reference floors
 
 plots: install  # every figure and table the runs in results/ allow, into results/figures/
 	$(PY) -m benchmark.figures.report

@@ -77,6 +77,25 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write(self.path / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
 
+    def start_provenance(self, record: dict[str, Any]) -> None:
+        """``provenance.json`` for the session that starts now; a resumed run keeps its earlier sessions'
+        records under ``earlier`` (each session may run other code)."""
+        path, earlier = self.path / "provenance.json", []
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+                earlier = [*old.pop("earlier", []), old]
+            except (ValueError, AttributeError):
+                earlier = [{"unreadable": "provenance.json of an earlier session was damaged"}]
+        atomic_write(path, lambda f: f.write(json.dumps({**record, "earlier": earlier}, indent=2).encode()))
+
+    def end_provenance(self, status: str) -> None:
+        from benchmark.provenance import end_record
+
+        path = self.path / "provenance.json"
+        record = end_record(json.loads(path.read_text()), status)
+        atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
+
     def set_aside_metrics(self) -> Path | None:
         """Rename metrics that no checkpoint can resume to ``metrics.unresumed-<k>.csv``, so a run that
         must start over never deletes them; returns the new path, or None when there were none."""
@@ -224,7 +243,10 @@ def latest_checkpoint(
 
 
 def load_metrics(run: Path) -> pd.DataFrame:
-    """A run's metrics; a torn last row (see the module doc) is left out."""
+    """A run's metrics; a torn last row (see the module doc) is left out. A run of the shipped reference
+    set has its compact curve instead (``benchmark.reference``: the same columns, fewer rows)."""
+    if not (run / "metrics.csv").exists() and (run / "curve.csv.gz").exists():
+        return pd.read_csv(run / "curve.csv.gz")
     return pd.read_csv(io.StringIO(_whole_rows(run / "metrics.csv")))
 
 

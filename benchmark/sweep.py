@@ -62,6 +62,7 @@ class Sweep:
     seeds: list[int]
     overrides: list[str]
     results_dir: Path
+    cells: list[tuple[str, str, int, list[str]]] | None = None  # instead of the grid (``benchmark.campaign``)
 
     @property
     def root(self) -> Path:
@@ -73,6 +74,10 @@ class Sweep:
 
     def runs(self) -> list[tuple[str, str, int, list[str]]]:
         """(algo, task, seed, overrides) per run; configs are validated before anything is submitted."""
+        if self.cells is not None:  # a campaign's own list: per-run overrides, in its order
+            for algo, task, _, overrides in self.cells:
+                load_config(algo, task, overrides)
+            return self.cells
         grid = []
         for algo in self.algos:
             for task in self.tasks:

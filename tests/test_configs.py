@@ -1,5 +1,5 @@
 """Every config file says where its values come from, on its first line: the upstream file it follows
-(repository and path, readable by anyone), or that it is this suite's own (presets, sweep defaults)."""
+(repository and path, readable by anyone), or that it is this suite's own (presets, campaigns, sweep defaults)."""
 
 import re
 from pathlib import Path
@@ -20,5 +20,5 @@ def test_every_config_names_its_source_on_its_first_line(path):
 
 def test_learner_configs_follow_an_upstream_file_and_only_presets_are_ours():
     ours = [p for p in CONFIGS if OURS.match(p.read_text().splitlines()[0])]
-    assert all(p.parent.name == "presets" or p.name == "sweep.yaml" for p in ours), ours
+    assert all(p.parent.name in ("presets", "campaigns") or p.name == "sweep.yaml" for p in ours), ours
     assert len(CONFIGS) - len(ours) == 32  # 8 algos x 4 tasks

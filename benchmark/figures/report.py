@@ -36,14 +36,15 @@ from scipy import stats  # noqa: E402
 from benchmark.config import ConfigError, load_config, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
+from benchmark.reference import load_floors  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
 from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
 from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
 PUBLISHED = Path(__file__).with_name("published.yaml")
-# config keys that do not make another experiment: which seed, where it was written, how it was run
-NOT_THE_EXPERIMENT = {"seed", "run_name", "results_dir"} | (RESUMABLE_CHANGES - {"budget"})
+# config keys that do not make another experiment: which seed, where it (and its teacher) was written, how it was run
+NOT_THE_EXPERIMENT = {"seed", "run_name", "results_dir", "teacher_run"} | (RESUMABLE_CHANGES - {"budget"})
 LABEL_FIRST = ("preset", "budget")  # the settings a reader looks for first in a label
 
 
@@ -54,7 +55,10 @@ def collect(results: Path) -> pd.DataFrame:
     rows = []
     for summary_path in sorted(results.rglob("summary.json")):
         run = summary_path.parent
-        if not (run / "metrics.csv").exists() or not (run / "config.yaml").exists():
+        if (
+            not ((run / "metrics.csv").exists() or (run / "curve.csv.gz").exists())
+            or not (run / "config.yaml").exists()
+        ):
             continue
         try:  # one damaged run is left out with a note, never the end of every figure
             summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
@@ -81,7 +85,7 @@ def collect(results: Path) -> pd.DataFrame:
                 "image_size": config["image_size"] if config.get("renderer") else None,
                 "path": run,
                 "written": summary_path.stat().st_mtime,
-                "teacher_run": Path(summary["teacher_run"]) if "teacher_run" in summary else None,
+                "teacher_run": run / summary["teacher_run"] if "teacher_run" in summary else None,  # relative: shipped
                 "teacher_eval_return": summary.get("teacher_eval_return", np.nan),
             }
         )
@@ -122,7 +126,9 @@ def experiment_labels(runs: pd.DataFrame) -> pd.Series:
     return pd.Series([_label(row.experiment) for row in runs.itertuples()], index=runs.index, dtype=object)
 
 
-def _label(config: dict) -> str:
+def settings_shown(config: dict) -> list[str]:
+    """``key=value`` of an experiment's defining settings: the preset and budget when set, then every
+    setting that differs from the algo's config file for the task (with that preset)."""
     preset = [f"preset={config['preset']}"] if config.get("preset") else []
     try:
         reference = OmegaConf.to_container(load_config(config["algo"], config["task"], preset))
@@ -131,7 +137,11 @@ def _label(config: dict) -> str:
     shown = [f"{k}={config[k]}" for k in LABEL_FIRST if config.get(k) is not None]
     skip = set(LABEL_FIRST) | NOT_THE_EXPERIMENT
     keys = sorted((set(config) | set(reference)) - skip)
-    shown += [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
+    return shown + [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
+
+
+def _label(config: dict) -> str:
+    shown = settings_shown(config)
     return config["algo"] + (f" [{', '.join(shown)}]" if shown else "")
 
 
@@ -170,19 +180,27 @@ def curve(run: Path, x: str, grid: np.ndarray, smooth: int = 10) -> np.ndarray:
     return np.interp(grid, xs, ret.to_numpy(), left=np.nan, right=np.nan)
 
 
-def random_floors(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
-    """The random policy's mean return per task (current version) and action repeat among ``runs``,
-    cached in ``random_policy.csv`` (computed once: 256 episodes of uniform random actions)."""
+def random_floors(runs: pd.DataFrame, out: Path, shipped: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The floors per task (current version) and action repeat among ``runs``: the random policy's and
+    the zero action's mean returns, from the shipped reference set (``shipped``, ``make floors``); a
+    random-policy floor it lacks is computed once (256 episodes) and cached in ``random_policy.csv``."""
     cache = out / "random_policy.csv"
-    columns = ["task", "task_version", "action_repeat", "random_return"]
+    columns = ["task", "task_version", "action_repeat", "random_return", "zero_return"]
     table = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
+    table = table.reindex(columns=columns)
+    if shipped is not None and not shipped.empty:
+        wide = shipped.pivot_table(index=["task", "task_version", "action_repeat"], columns="policy", values="mean")
+        wide = wide.rename(columns={"random": "random_return", "zero": "zero_return"}).reset_index()
+        keys = ["task", "task_version", "action_repeat"]
+        table = pd.concat([wide.reindex(columns=columns), table]).drop_duplicates(keys, keep="first")
     code = {name: task.version for name, task in registry().items()}
     wanted = runs[runs["task"].map(code) == runs["task_version"]][["task", "task_version", "action_repeat"]]
     for row in wanted.drop_duplicates().itertuples():
         known = (table["task"] == row.task) & (table["task_version"] == row.task_version)
         if not (known & (table["action_repeat"] == row.action_repeat)).any():
             value = random_policy_return(row.task, int(row.action_repeat))
-            table.loc[len(table)] = [row.task, row.task_version, row.action_repeat, value]
+            table.loc[len(table)] = [row.task, row.task_version, row.action_repeat, value, np.nan]
+    table = table.reset_index(drop=True)
     table.to_csv(cache, index=False)
     return table
 
@@ -195,10 +213,13 @@ def returns_figure(runs: pd.DataFrame, task: str, points: int = 100, floors: pd.
     repeats = set(runs["action_repeat"])
     for floor in [] if floors is None else floors[floors["task"] == task].itertuples():
         if floor.action_repeat in repeats:
-            label = f"random policy (action repeat {floor.action_repeat})"
             style = "--" if floor.action_repeat == 1 else ":"
-            for ax in axes:
-                ax.axhline(floor.random_return, color="grey", ls=style, lw=1, label=label if ax is axes[0] else None)
+            for value, what, color in ((floor.random_return, "random policy", "grey"),
+                                       (getattr(floor, "zero_return", np.nan), "zero action", "tan")):  # fmt: skip
+                if np.isfinite(value):
+                    label = f"{what} (action repeat {floor.action_repeat})"
+                    for ax in axes:
+                        ax.axhline(value, color=color, ls=style, lw=1, label=label if ax is axes[0] else None)
     for ax, x, xlabel in ((axes[0], "wall_clock", "wall-clock (min)"), (axes[1], "env_steps", "env steps")):
         for learner, group in runs.groupby("learner"):
             scale = 60 if x == "wall_clock" else 1
@@ -333,7 +354,7 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         need("every figure", "make bench ALGO=shac TASK=cartpole (or make sweep)")
         return made, missing
     has_metrics = runs[runs["status"].isin(["complete", "diverged", "running", "interrupted"])]
-    floors = random_floors(has_metrics, out)
+    floors = random_floors(has_metrics, out, load_floors(results / "reference"))
     write_table(floors, out, "random_policy", made)
     for task, group in has_metrics.groupby("task"):
         write_figure(returns_figure(group, task, floors=floors), out, f"returns_{task}", made)
@@ -385,6 +406,16 @@ def main() -> None:
     for name in made:
         print(f"  {name}")
     for item in missing:
+        print(f"missing: {item}")
+    runs = collect(args.results) if args.results.exists() else pd.DataFrame()
+    floors = random_floors(runs, out, load_floors(args.results / "reference")) if not runs.empty else None
+    from benchmark.figures import manifest  # it draws with this module's figures
+
+    drawn, absent = manifest.rebuild(runs, args.results / "reference", floors)
+    print(f"docs figures from the shipped reference set: {len(drawn)} drawn, {len(absent)} missing")
+    for name in drawn:
+        print(f"  {name}")
+    for item in absent:
         print(f"missing: {item}")
 
 

@@ -1,0 +1,209 @@
+"""Campaigns: a comparison (learners x tasks x seeds, a budget per task) kept until every cell is done.
+
+``configs/campaigns/<name>.yaml`` says what to run. ``make campaign NAME=cpu`` submits exactly the cells
+that neither the shipped reference set (``results/reference/``) nor this machine's
+``results/campaigns/<name>/`` holds finished, through the sweep's executors (local or SLURM); a DAgger
+cell waits until the campaign's ``shac`` run of its task and seed has finished on this machine (its
+teacher; the student's budget comes on top of the teacher's, on the same clock). With the local
+executor the command keeps going until nothing more can run. ``make campaign-status NAME=cpu`` prints
+the grid; ``make campaign-publish NAME=cpu`` copies every finished cell into the reference set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
+
+from benchmark import sweep as sweeps
+from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
+from benchmark.reference import REFERENCE, experiment_name, publish
+from benchmark.results import FINISHED, load_summary, markdown_table
+
+RESULTS = Path("results") / "campaigns"
+TEACHER = "shac"
+
+
+@dataclass
+class Campaign:
+    name: str
+    learners: list[str]
+    tasks: list[str]
+    seeds: list[int]
+    preset: str | None
+    budget: dict[str, str]
+    overrides: list[str]
+    executor: str
+    parallel: int
+
+    @classmethod
+    def load(cls, name: str) -> Campaign:
+        names = sorted(p.stem for p in (CONFIG_DIR / "campaigns").glob("*.yaml"))
+        if not is_path_component(name) or name not in names:
+            raise ConfigError(f"unknown campaign '{name}'; choose one of: {', '.join(names)}")
+        raw = yaml.safe_load((CONFIG_DIR / "campaigns" / f"{name}.yaml").read_text())
+        campaign = cls(name=name, **raw)
+        missing = [t for t in campaign.tasks if t not in campaign.budget]
+        if missing:
+            raise ConfigError(f"configs/campaigns/{name}.yaml: no budget for {', '.join(missing)}")
+        for task in campaign.tasks:
+            parse_budget(campaign.budget[task])
+        return campaign
+
+    def root(self, results: Path) -> Path:
+        return results / self.name
+
+    def run_name(self, algo: str, task: str, seed: int) -> str:
+        return f"{algo}-{task}-seed{seed}"
+
+    def overrides_for(self, algo: str, task: str, seed: int, results: Path) -> list[str]:
+        """The cell's config overrides. A DAgger student's budget is its teacher's plus its own: the
+        runner starts the student's clock where the teacher's stopped."""
+        seconds, _ = parse_budget(self.budget[task])
+        budget = f"{round(2 * seconds / 60)}min" if algo == "dagger" else self.budget[task]
+        cell = [*self.overrides, f"budget={budget}", f"seed={seed}", f"results_dir={self.root(results).resolve()}",
+                f"run_name={self.run_name(algo, task, seed)}"]  # fmt: skip
+        if self.preset:
+            cell.append(f"preset={self.preset}")
+        if algo == "dagger":
+            cell.append(f"teacher_run={(self.root(results) / self.run_name(TEACHER, task, seed)).resolve()}")
+        return cell
+
+
+def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Path, reference: Path,
+               jobs: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+    """(state, detail): ``published`` (in the reference set), ``done`` (finished here, not yet published),
+    ``running`` / ``pending`` (a job), ``failed`` (the run raised: a result, with the reason), ``stopped``
+    (interrupted or killed: resumable), ``waiting`` (DAgger's teacher is not done) or ``missing``."""
+    cfg = load_config(algo, task, campaign.overrides_for(algo, task, seed, results))
+    shipped = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg))) / f"seed{seed}"
+    if (shipped / "summary.json").exists():
+        return "published", load_summary(shipped).get("status", "")
+    run = campaign.root(results) / campaign.run_name(algo, task, seed)
+    summary = load_summary(run) if (run / "summary.json").exists() else {}
+    if summary.get("status") in FINISHED:
+        return "done", summary["status"]
+    job = jobs.get(run.name)
+    if job in ("pending", "running"):
+        return job, ""
+    if summary.get("status") == "failed":  # a result, published as it is: a seed is never re-run for a better number
+        return "failed", str(summary.get("error", ""))[:80]
+    if summary:  # interrupted, or its job died: the next submission resumes it from its checkpoint
+        return "stopped", f"{summary.get('status')} at iteration {summary.get('iterations', '?')}"
+    if algo == "dagger" and not _finished(campaign.root(results) / campaign.run_name(TEACHER, task, seed)):
+        return "waiting", f"for its teacher {campaign.run_name(TEACHER, task, seed)}"
+    return "missing", ""
+
+
+def _finished(run: Path) -> bool:
+    return (run / "summary.json").exists() and load_summary(run)["status"] == "complete"
+
+
+def _jobs(campaign: Campaign, results: Path) -> dict[str, str]:
+    root = campaign.root(results)
+    if not (root / ".sweep" / "jobs.csv").exists():
+        return {}
+    table = sweeps.status_table(root)
+    return dict(zip(table["run"], table["state"], strict=True))
+
+
+def grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> pd.DataFrame:
+    """One row per cell: task, learner, seed, state, detail."""
+    jobs = _jobs(campaign, results)
+    rows = []
+    for task in campaign.tasks:
+        for algo in campaign.learners:
+            for seed in campaign.seeds:
+                state, detail = cell_state(campaign, algo, task, seed, results, reference, jobs)
+                rows.append({"task": task, "learner": algo, "seed": seed, "state": state, "detail": detail})
+    return pd.DataFrame(rows)
+
+
+def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> list[tuple]:
+    """The cells to submit now, as the sweep's (algo, task, seed, overrides): the missing or stopped ones
+    of the first task that has any (a task's panel fills before the next starts), its teacher first,
+    DAgger only once its teacher is done."""
+    cells = grid(campaign, results, reference)
+    todo = cells[cells["state"].isin(["missing", "stopped"])]
+    if todo.empty:
+        return []
+    todo = todo[todo["task"] == min(todo["task"], key=campaign.tasks.index)]
+    order = {algo: k for k, algo in enumerate([TEACHER, *[a for a in campaign.learners if a != TEACHER]])}
+    todo = todo.assign(rank=todo["learner"].map(order)).sort_values(["rank", "seed"])
+    return [
+        (r.learner, r.task, r.seed, campaign.overrides_for(r.learner, r.task, r.seed, results))
+        for r in todo.itertuples()
+    ]
+
+
+def submit(campaign: Campaign, args: argparse.Namespace, results: Path = RESULTS, reference: Path = REFERENCE) -> int:
+    """Submit what can run; with the local executor, again whenever a teacher finished. Returns the
+    number of cells submitted."""
+    submitted = 0
+    while cells := to_submit(campaign, results, reference):
+        sweep = sweeps.Sweep(campaign.name, [], [], [], [], results, cells=cells)
+        entries = sweeps.submit(sweep, campaign.executor, args)
+        submitted += len(entries)
+        if campaign.executor == "slurm" or not entries:
+            break  # SLURM: the next `make campaign` submits the students whose teachers are done
+    return submitted
+
+
+def publish_finished(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> list[Path]:
+    """Copy every finished cell of this machine (complete, diverged or failed: each is a result) into the
+    reference set, those it does not hold yet."""
+    published = []
+    cells = grid(campaign, results, reference)
+    for cell in cells[cells["state"].isin(["done", "failed"])].itertuples():
+        run = campaign.root(results) / campaign.run_name(cell.learner, cell.task, cell.seed)
+        published.append(publish(run, reference))
+    return published
+
+
+def print_grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> pd.DataFrame:
+    cells = grid(campaign, results, reference)
+    cells["cell"] = cells["state"] + cells["detail"].map(lambda d: f" ({d})" if d else "")
+    wide = cells.pivot_table(index=["task", "learner"], columns="seed", values="cell", aggfunc="first", sort=False)
+    wide.columns = [f"seed {s}" for s in wide.columns]
+    print(markdown_table(wide.reset_index()))
+    counts = cells["state"].value_counts()
+    print("\n" + ", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(cells)} cells")
+    return cells
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "status", "publish"])
+    parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    for flag, kind in (("partition", str), ("time-min", int), ("cpus", int), ("gpus", int), ("mem-gb", int),
+                       ("array-parallelism", int), ("signal-delay-s", int)):  # fmt: skip
+        parser.add_argument(f"--{flag}", type=kind, default=None, help="SLURM; default from configs/sweep.yaml")
+    args = parser.parse_args(argv)
+    try:
+        campaign = Campaign.load(args.name)
+        if args.command == "status":
+            print_grid(campaign, args.results_dir)
+        elif args.command == "publish":
+            for path in publish_finished(campaign, args.results_dir):
+                print(f"published {path}")
+        else:
+            if args.partition is not None:
+                sweeps.check_text(args.partition, "--partition")
+            args.wait, args.parallel = False, campaign.parallel
+            if campaign.executor == "local" and args.time_min is None:
+                args.time_min = yaml.safe_load((CONFIG_DIR / "sweep.yaml").read_text())["slurm"]["time_min"]
+            print(f"submitted {submit(campaign, args, args.results_dir)} cell(s)")
+            print_grid(campaign, args.results_dir)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The shipped reference set: finished runs that outlive the machine they ran on.
+
+``results/reference/<task>/<algo>/<experiment>/seed<k>/`` holds a run's ``config.yaml``, ``summary.json``,
+``provenance.json`` and ``curve.csv.gz`` (never checkpoints); a DAgger student's teacher sits in its
+``teacher/`` beside them. ``<experiment>`` names the settings that make the experiment (``preset-cpu_
+budget-30min``; ``paper`` for the paper's own). ``results/reference/floors.csv`` holds the floors every
+task is read against: the random policy's and the zero action's returns.
+
+``curve.csv.gz`` has the columns of ``metrics.csv`` and at most ``MAX_ROWS`` rows, plus ``rows``: how
+many iterations of the run each row stands for. The first and last iterations and the one with the
+highest training return are kept as they were; between them, consecutive iterations are merged into
+bins of equal size: ``iteration``, ``wall_clock`` and ``env_steps`` are the bin's last (the clock at
+its end), ``time_*`` are summed (the time phases still add up to the run's), every other column is
+the bin's mean over its finite values. The final evaluation is in ``summary.json``.
+
+    python -m benchmark.reference publish results/<run> [--allow-dirty]
+    python -m benchmark.reference floors [--tasks cartpole,hopper] [--episodes 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from benchmark.config import ConfigError, usage_error, with_defaults
+from benchmark.provenance import ROOT
+from benchmark.results import load_metrics, load_summary
+from envs import DiffEnv
+from envs.tasks import registry
+
+REFERENCE = ROOT / "results" / "reference"
+MAX_ROWS = 1000
+PUBLISHABLE = ("complete", "diverged", "failed")  # a failure is a result; running or interrupted is not yet
+FLOORS = "floors.csv"
+KEEP_LAST = ("iteration", "wall_clock", "env_steps")
+
+
+# ---------------------------------------------------------------------------------------------- curves
+def compact_curve(metrics: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """At most ``max_rows`` rows that keep the curve's shape, its time phases and its ends (module doc)."""
+    metrics = metrics.reset_index(drop=True)
+    if len(metrics) <= max_rows:
+        return metrics.assign(rows=1)
+    best = int(metrics["train_return"].fillna(-np.inf).to_numpy().argmax())
+    exact = sorted({0, best, len(metrics) - 1})
+    rows = []
+    for left, right in zip(exact[:-1], exact[1:], strict=True):
+        rows.append(_merge(metrics.iloc[[left]]))
+        inner = metrics.iloc[left + 1 : right]
+        share = max(1, round((max_rows - len(exact)) * len(inner) / max(len(metrics) - len(exact), 1)))
+        for chunk in np.array_split(np.arange(len(inner)), min(share, len(inner))) if len(inner) else []:
+            rows.append(_merge(inner.iloc[chunk]))
+    rows.append(_merge(metrics.iloc[[exact[-1]]]))
+    return pd.DataFrame(rows, columns=[*metrics.columns, "rows"]).reset_index(drop=True)
+
+
+def _merge(block: pd.DataFrame) -> dict:
+    row = {}
+    for column in block.columns:
+        values = block[column]
+        if column in KEEP_LAST:
+            row[column] = values.iloc[-1]
+        elif column.startswith("time_"):
+            row[column] = values.sum(min_count=1)
+        else:
+            numeric = pd.to_numeric(values, errors="coerce")
+            row[column] = numeric.mean() if numeric.notna().any() else np.nan
+    return {**row, "rows": len(block)}
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+def experiment_name(config: dict) -> str:
+    """The experiment's folder name: its defining settings (``preset-cpu_budget-30min``), ``paper`` when
+    it runs the paper's own."""
+    from benchmark.figures.report import settings_shown  # the figures' notion of an experiment
+
+    shown = settings_shown(config)
+    name = "_".join(re.sub(r"[^\w.,+-]+", "-", item.replace("=", "-")).strip("-") for item in shown)
+    return name or "paper"
+
+
+def published_path(run: Path, reference: Path = REFERENCE) -> Path:
+    config = with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
+    return reference / config["task"] / config["algo"] / experiment_name(config) / f"seed{config['seed']}"
+
+
+def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False) -> Path:
+    """Validate a finished run and copy it into the reference set; returns where. Refused in one line
+    (a ``ConfigError``), with nothing copied: a run not finished, on an older task version, from a
+    dirty tree without ``allow_dirty``, or a seed the experiment already holds."""
+    for name in ("config.yaml", "summary.json", "metrics.csv", "provenance.json"):
+        if not (run / name).is_file():
+            raise ConfigError(f"{run} has no {name}: not a run of this suite's runner (or from before provenance)")
+    summary = load_summary(run)
+    if summary.get("status") not in PUBLISHABLE:
+        raise ConfigError(f"{run} is {summary.get('status')!r}: publish it when it has finished (complete, "
+                          "diverged or failed); the same command resumes an interrupted run")  # fmt: skip
+    current = registry()[summary["task"]].version
+    if summary.get("task_version", 1) != current:
+        raise ConfigError(f"{run} ran {summary['task']} task version {summary.get('task_version', 1)}; the "
+                          f"reference set holds version {current} only: run it again")  # fmt: skip
+    provenance = json.loads((run / "provenance.json").read_text())
+    if provenance["git"].get("dirty") and not allow_dirty:
+        diff = provenance["git"]["diff_sha256"][:12]
+        raise ConfigError(f"{run} ran from a tree with uncommitted changes (diff {diff}); run it again from a clean "
+                          "commit, or publish with --allow-dirty (recorded as dirty)")  # fmt: skip
+    target = published_path(run, reference)
+    if target.exists():
+        raise ConfigError(f"{target} already holds seed {summary['seed']} of this experiment; a seed is "
+                          "published once (never re-run a seed for a better number)")  # fmt: skip
+    teacher = run / summary["teacher_run"] if "teacher_run" in summary else None
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _copy_run(run, staging, {"teacher_run": "teacher"} if teacher else {})
+        if teacher is not None:
+            _copy_run(teacher, staging / "teacher", {})
+        staging.rename(target)  # all or nothing
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:
+    target.mkdir(parents=True)
+    shutil.copy(run / "config.yaml", target / "config.yaml")
+    if (run / "provenance.json").exists():
+        shutil.copy(run / "provenance.json", target / "provenance.json")
+    summary = {k: v for k, v in load_summary(run).items() if k != "traceback"}
+    (target / "summary.json").write_text(json.dumps({**summary, **summary_changes}, indent=2) + "\n")
+    compact_curve(load_metrics(run)).to_csv(target / "curve.csv.gz", index=False, float_format="%.6g")
+
+
+# ---------------------------------------------------------------------------------------------- floors
+@torch.no_grad()
+def policy_returns(task: str, policy: str, action_repeat: int, episodes: int = 64, seed: int = 10_000) -> np.ndarray:
+    """One episode's return in each of ``episodes`` envs under uniformly ``random`` actions in [-1, 1] or
+    the ``zero`` action, held ``action_repeat`` control steps as a learner's are (fixed seeds)."""
+    env = DiffEnv(task, episodes, device="cpu", seed=seed, differentiable=False, action_repeat=action_repeat)
+    env.reset(seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    returns, alive = torch.zeros(episodes, dtype=torch.float64), torch.ones(episodes, dtype=torch.bool)
+    while alive.any():
+        action = torch.rand(episodes, env.act_dim, generator=generator) * 2 - 1
+        _, reward, terminated, truncated, _ = env.step(action if policy == "random" else torch.zeros_like(action))
+        returns += torch.where(alive, reward, torch.zeros_like(reward)).double()
+        alive &= ~(terminated | truncated)
+    return returns.numpy()
+
+
+def measure_floors(tasks: list[str], episodes: int = 64) -> pd.DataFrame:
+    rows = []
+    for task in tasks:
+        for action_repeat in (1, 2):
+            for policy in ("random", "zero"):
+                returns = policy_returns(task, policy, action_repeat, episodes)
+                rows.append({"task": task, "task_version": registry()[task].version, "policy": policy,
+                             "action_repeat": action_repeat, "episodes": episodes, "mean": returns.mean(),
+                             "std": returns.std(), "min": returns.min(), "max": returns.max()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def load_floors(reference: Path = REFERENCE) -> pd.DataFrame:
+    """The shipped floors of the current task versions (empty when none are shipped)."""
+    path = reference / FLOORS
+    if not path.exists():
+        return pd.DataFrame(columns=["task", "task_version", "policy", "action_repeat", "mean", "std"])
+    floors = pd.read_csv(path)
+    current = floors["task"].map({name: task.version for name, task in registry().items()})
+    return floors[floors["task_version"] == current].reset_index(drop=True)
+
+
+def floor(task: str, policy: str, action_repeat: int, reference: Path = REFERENCE) -> float | None:
+    floors = load_floors(reference)
+    hit = floors[(floors["task"] == task) & (floors["policy"] == policy) & (floors["action_repeat"] == action_repeat)]
+    return float(hit["mean"].iloc[0]) if len(hit) else None
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    pub = sub.add_parser("publish", help="copy finished runs into results/reference/")
+    pub.add_argument("runs", nargs="+", type=Path)
+    pub.add_argument("--allow-dirty", action="store_true", help="publish a run from a dirty tree (recorded)")
+    fl = sub.add_parser("floors", help="measure the random and zero-action floors into results/reference/")
+    fl.add_argument("--tasks", default=",".join(registry()))
+    fl.add_argument("--episodes", type=int, default=64)
+    args = parser.parse_args(argv)
+    if args.command == "floors":
+        tasks = [t for t in args.tasks.split(",") if t]
+        unknown = [t for t in tasks if t not in registry()]
+        if unknown or args.episodes < 1:
+            valid = ", ".join(registry())
+            usage_error(parser, f"--tasks {args.tasks} / --episodes {args.episodes}: tasks from {valid}, episodes >= 1")
+        torch.set_num_threads(1)
+        new = measure_floors(tasks, args.episodes)
+        old = pd.read_csv(REFERENCE / FLOORS) if (REFERENCE / FLOORS).exists() else new.iloc[:0]
+        kept = old[~old["task"].isin(tasks)]
+        REFERENCE.mkdir(parents=True, exist_ok=True)
+        pd.concat([kept, new]).sort_values(["task", "action_repeat", "policy"]).to_csv(
+            REFERENCE / FLOORS, index=False, float_format="%.2f"
+        )
+        print(new.round(1).to_string(index=False))
+        return
+    failed = False
+    for run in args.runs:
+        try:
+            print(f"published {run} -> {publish(run, allow_dirty=args.allow_dirty)}")
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+    if failed:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Results that outlive the machine: provenance on every run, the compact curves and the publishing rules
+of the reference set, campaigns that submit only what is missing, and a manifest for every figure."""
+
+import hashlib
+import importlib.metadata
+import json
+import re
+import subprocess
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import campaign as campaigns
+from benchmark.config import ConfigError, load_config
+from benchmark.figures import manifest
+from benchmark.provenance import ROOT, git_state, versions
+from benchmark.reference import compact_curve, publish
+from benchmark.run import run
+
+TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=3"]
+
+
+def tiny_run(results: Path, seed: int = 0, name: str = "r", *extra: str) -> Path:
+    return run(load_config("shac", "cartpole", [*TINY, f"seed={seed}", f"results_dir={results}", f"run_name={name}",
+                                                *extra]), progress=False)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- provenance
+def test_a_dirty_clone_records_dirty_and_the_hash_of_its_diff(tmp_path):
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True, text=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "f.py").write_text("x = 1\n")
+    git("add", "f.py")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "one")
+    clean = git_state(tmp_path)
+    assert clean["dirty"] is False and clean["diff_sha256"] is None and re.fullmatch(r"[0-9a-f]{40}", clean["commit"])
+    (tmp_path / "f.py").write_text("x = 2\n")
+    dirty = git_state(tmp_path)
+    diff = git("diff", "HEAD").stdout
+    assert dirty["dirty"] is True and dirty["commit"] == clean["commit"]
+    assert dirty["diff_sha256"] == hashlib.sha256(diff.encode()).hexdigest()
+
+
+def test_every_run_writes_its_provenance_and_completes_it(tmp_path):
+    out = tiny_run(tmp_path)
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["status"] == "complete" and record["start"] <= record["end"]
+    assert record["versions"]["torch"] == importlib.metadata.version("torch") == versions()["torch"]
+    assert record["versions"]["warp-lang"] == importlib.metadata.version("warp-lang")
+    assert record["command"][:3] == ["python", "-m", "pytest"] or record["command"][0] == "python"
+    assert record["device"]["type"] == "cpu" and record["git"]["commit"] == git_state()["commit"]
+    assert len(record["config_sha256"]) == 64
+    text = (out / "provenance.json").read_text()
+    assert str(Path.home()) not in text or str(Path.home()) in ("/", "")  # who ran it is not recorded
+
+
+# ---------------------------------------------------------------------------------------------- compact curves
+def test_the_compact_curve_keeps_the_ends_the_best_row_the_time_phases_and_every_window_mean():
+    rng = np.random.default_rng(0)
+    n = 5000
+    metrics = pd.DataFrame({"iteration": np.arange(1, n + 1), "wall_clock": np.cumsum(rng.uniform(1, 2, n)),
+                            "env_steps": 512 * np.arange(1, n + 1), "train_return": np.sin(np.arange(n) / 400) * 1000
+                            + rng.normal(0, 50, n), "time_forward": rng.uniform(0.5, 1, n)})  # fmt: skip
+    metrics.loc[::7, "train_return"] = np.nan  # iterations that finished no episode
+    compact = compact_curve(metrics)
+    assert len(compact) <= 1000 and compact["rows"].sum() == n
+    best = metrics["train_return"].idxmax()
+    for index in (0, best, n - 1):  # kept whole
+        row = compact[compact["iteration"] == metrics.loc[index, "iteration"]].iloc[0]
+        assert row["rows"] == 1 and row["train_return"] == pytest.approx(
+            metrics.loc[index, "train_return"], nan_ok=True
+        )
+    assert compact["time_forward"].sum() == pytest.approx(metrics["time_forward"].sum())
+    assert compact["wall_clock"].iloc[-1] == metrics["wall_clock"].iloc[-1]
+    spread = np.nanmax(metrics["train_return"]) - np.nanmin(metrics["train_return"])
+    for start in range(0, n - 250, 250):  # windows of 5% of the run: within 2% of the curve's range
+        window = metrics.iloc[start : start + 250]
+        inside = compact[(compact["iteration"] > start) & (compact["iteration"] <= start + 250)].dropna()
+        ours = np.average(inside["train_return"], weights=inside["rows"])
+        assert abs(ours - np.nanmean(window["train_return"])) < 0.02 * spread
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(tmp_path):
+    out = tiny_run(tmp_path / "results")
+    target = publish(out, tmp_path / "reference", allow_dirty=True)
+    task, algo, experiment, seed = target.relative_to(tmp_path / "reference").parts
+    assert (task, algo, experiment, seed) == ("cartpole", "shac", "horizon-8_num_envs-4", "seed0")  # what differs
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.yaml",
+        "curve.csv.gz",
+        "provenance.json",
+        "summary.json",
+    ]
+    assert pd.read_csv(target / "curve.csv.gz")["iteration"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("case", ["running", "interrupted", "older task version", "duplicate seed", "dirty tree"])
+def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_path, case):
+    out = tiny_run(tmp_path / "results")
+    summary = json.loads((out / "summary.json").read_text())
+    reference = tmp_path / "reference"
+    allow_dirty = True
+    if case in ("running", "interrupted"):
+        (out / "summary.json").write_text(json.dumps({**summary, "status": case}))
+    elif case == "older task version":
+        (out / "summary.json").write_text(json.dumps({**summary, "task_version": summary["task_version"] - 1}))
+    elif case == "duplicate seed":
+        publish(out, reference, allow_dirty=True)
+    else:
+        provenance = json.loads((out / "provenance.json").read_text())
+        provenance["git"].update(dirty=True, diff_sha256="ab" * 32)
+        (out / "provenance.json").write_text(json.dumps(provenance))
+        allow_dirty = False
+    before = sorted(str(p) for p in reference.rglob("*")) if reference.exists() else []
+    with pytest.raises(ConfigError) as error:
+        publish(out, reference, allow_dirty=allow_dirty)
+    assert "\n" not in str(error.value)
+    assert {"running": "publish it when it has finished", "interrupted": "publish it when it has finished",
+            "older task version": "holds version", "duplicate seed": "already holds seed 0",
+            "dirty tree": "--allow-dirty"}[case] in str(error.value)  # fmt: skip
+    assert (sorted(str(p) for p in reference.rglob("*")) if reference.exists() else []) == before
+
+
+# ---------------------------------------------------------------------------------------------- campaigns
+def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, capsys):
+    results, reference = tmp_path / "campaigns", tmp_path / "reference"
+    plan = campaigns.Campaign(name="t", learners=["shac"], tasks=["cartpole"], seeds=[0, 1, 2, 3], preset=None,
+                              budget={"cartpole": "1h"}, overrides=TINY, executor="inline", parallel=1)  # fmt: skip
+    for seed in (1, 3):  # two cells already shipped (run elsewhere, then published)
+        cfg_overrides = plan.overrides_for("shac", "cartpole", seed, tmp_path / "elsewhere")
+        out = run(load_config("shac", "cartpole", cfg_overrides), progress=False)
+        publish(out, reference, allow_dirty=True)
+    cells = campaigns.to_submit(plan, results, reference)
+    assert [(c[0], c[1], c[2]) for c in cells] == [("shac", "cartpole", 0), ("shac", "cartpole", 2)]
+    args = Namespace(wait=False, parallel=1, time_min=10)
+    assert campaigns.submit(plan, args, results, reference) == 2
+    records = pd.read_csv(results / "t" / ".sweep" / "jobs.csv")
+    assert sorted(records["run"]) == ["shac-cartpole-seed0", "shac-cartpole-seed2"]
+    capsys.readouterr()
+    grid = campaigns.print_grid(plan, results, reference)
+    assert grid.set_index("seed")["state"].to_dict() == {0: "done", 1: "published", 2: "done", 3: "published"}
+    assert "| cartpole | shac | done (complete) | published (complete) |" in capsys.readouterr().out
+    assert campaigns.to_submit(plan, results, reference) == []
+
+
+def test_the_cpu_campaign_file_loads_and_names_every_learner_task_and_budget():
+    plan = campaigns.Campaign.load("cpu")
+    assert len(plan.learners) * len(plan.tasks) * len(plan.seeds) == 56
+    assert plan.overrides_for("dagger", "hopper", 1, Path("results/campaigns"))[1] == "budget=60min"  # 30 + 30
+    with pytest.raises(ConfigError, match="unknown campaign '../cpu'"):
+        campaigns.Campaign.load("../cpu")
+
+
+# ---------------------------------------------------------------------------------------------- the manifest
+def linked_images() -> set[str]:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = set()
+    for page in pages:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text()):
+            found.add(str((page.parent / target).resolve().relative_to(ROOT)))
+    return found
+
+
+def test_the_manifest_covers_every_image_the_readme_and_docs_show_and_each_exists():
+    figures = manifest.load()
+    assert linked_images() <= set(figures), linked_images() - set(figures)
+    for out in figures:
+        assert (ROOT / out).exists(), out
