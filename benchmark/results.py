@@ -44,6 +44,7 @@ METRIC_COLUMNS = [
     "time_update",
     "time_render",
     "peak_memory_mb",
+    "iteration_memory_mb",
     "actor_grad_norm",
 ]
 
@@ -169,8 +170,8 @@ def _sound_rows(path: Path, iteration: int) -> tuple[list[str] | None, list[list
         return None, [], "not UTF-8 text"
     text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or rows[0][: len(METRIC_COLUMNS)] != METRIC_COLUMNS:
-        return None, [], "empty" if not rows else "not our header"
+    if not rows or rows[0][:1] != ["iteration"] or not {"wall_clock", "env_steps"} <= set(rows[0]):
+        return None, [], "empty" if not rows else "not our header"  # (older runs may lack newer columns)
     header, sound = rows[0], []
     for row in rows[1:]:
         try:

@@ -41,6 +41,7 @@ from benchmark.config import (
     with_defaults,
 )
 from benchmark.loggers import make_logger
+from benchmark.memory import IterationMemory
 from benchmark.provenance import start_record
 from benchmark.results import FINISHED, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, default_device
@@ -293,10 +294,16 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
                disable=not progress, file=sys.stdout)  # fmt: skip
     try:
         logger = make_logger(cfg, out.path)
+        memory = IterationMemory(device)
         for iteration in range(first, learner.config.iterations + 1):
+            # the memory this iteration adds, now and then (handing freed memory back costs the next iteration)
+            measure_memory = iteration == first + 1 or iteration % cfg.checkpoint_every == 0
+            if measure_memory:
+                memory.start()
             start = time.perf_counter()
             metrics = learner.train_iteration()
             seconds.append(time.perf_counter() - start)
+            iteration_memory = memory.added_mb() if measure_memory else math.nan
             counters["wall_clock"] += seconds[-1]
             if len(seconds) == 3:  # the first iteration compiles: estimate from the next two
                 _warn_if_long_on_cpu(cfg, device, sum(seconds[1:]) / 2, learner.config.iterations - iteration)
@@ -311,6 +318,7 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
                 "wall_clock": counters["wall_clock"],
                 "env_steps": counters["env_steps"],
                 "peak_memory_mb": peak_memory_mb(device),
+                "iteration_memory_mb": iteration_memory,
             }
             out.append_metrics(row)
             logger.log(row)

@@ -151,11 +151,15 @@ def test_scene_growth_report_keeps_the_cases_that_survived_and_marks_the_one_tha
         ("dva", 128, 830.0, ""),
         ("shac_diffrender", 128, np.nan, oom),
     ]
-    rows = [dict(algo=algo, task="cartpole", extra_shapes=shapes, backward_s=0.5, peak_memory_mb=mb, failed=why)
-            for algo, shapes, mb, why in cases]  # fmt: skip
+    rows = [dict(algo=algo, task="cartpole", extra_shapes=shapes, backward_s=0.5, iteration_memory_mb=mb - 700,
+                 peak_memory_mb=mb, failed=why) for algo, shapes, mb, why in cases]  # fmt: skip
     markdown = scene_growth_report(pd.DataFrame(rows), tmp_path)
-    cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[2:-1]] for row in markdown.splitlines()[2:]}
-    assert cells["8"][3:5] == ["810.0", "5000.0"] and cells["8"][5] == ""
-    assert cells["128"][3:5] == ["830.0", "nan"] and "out of memory" in cells["128"][5]
+    header = [c.strip() for c in markdown.splitlines()[0].split("|")[2:-1]]
+    cells = {row.split("|")[1].strip(): dict(zip(header, [c.strip() for c in row.split("|")[2:-1]], strict=True))
+             for row in markdown.splitlines()[2:]}  # fmt: skip
+    assert [cells["8"][f"iteration memory {a} (MB)"] for a in ("dva", "shac_diffrender")] == ["110.0", "4300.0"]
+    assert cells["8"]["memory ratio shac_diffrender / dva"] == "39.091" and cells["8"]["failed"] == ""
+    assert [cells["128"][f"process peak {a} (MB)"] for a in ("dva", "shac_diffrender")] == ["830.0", "nan"]
+    assert "out of memory" in cells["128"]["failed"]
     assert (tmp_path / "scene_growth.png").stat().st_size > 1000
     assert pd.read_csv(tmp_path / "scene_growth.csv")["failed"].fillna("").str.contains("SIGKILL").sum() == 1

@@ -332,3 +332,19 @@ def test_plots_survive_a_damaged_run_and_refuse_a_directory_as_out(tmp_path, cap
         and "give an image file" in result.stderr
         and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
     )
+
+
+def test_the_memory_an_iteration_adds_is_its_own_not_the_process_peak():
+    """An iteration that allocates and frees a known 200 MB reports 200 MB, whatever the process held
+    before (here a 300 MB block kept alive throughout)."""
+    from benchmark.memory import IterationMemory
+
+    held = torch.ones(300 * 2**20 // 4)  # noqa: F841 (resident before and during the iteration)
+    memory = IterationMemory(torch.device("cpu"))
+    for _ in range(2):
+        memory.start()
+        block = torch.ones(200 * 2**20 // 4)
+        del block
+        assert memory.added_mb() == pytest.approx(200, abs=10)
+    memory.start()
+    assert memory.added_mb() < 10  # an iteration that allocates nothing adds nothing

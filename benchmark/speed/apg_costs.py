@@ -32,6 +32,7 @@ import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
+from benchmark.memory import IterationMemory  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
 from benchmark.run import make_env, peak_memory_mb  # noqa: E402
 from benchmark.speed.isolated import MeasurementFailed, run_isolated  # noqa: E402
@@ -78,7 +79,10 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0, task=grown)
     agent = get_learner(cfg.learner)(env, learner_config(cfg))
     agent.train_iteration()  # warm-up: kernel compilation, allocator growth
-    rows = [agent.train_iteration() for _ in range(iterations)]
+    memory, rows = IterationMemory(torch.device("cpu")), []
+    for _ in range(iterations):
+        memory.start()
+        rows.append({**agent.train_iteration(), "iteration_memory_mb": memory.added_mb()})
     median = lambda key: float(np.median([r.get(key, 0.0) for r in rows]))  # noqa: E731
     return {
         "algo": learner,
@@ -90,6 +94,7 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
         "backward_s": median("time_backward"),
         "forward_s": median("time_forward"),
         "render_s": median("time_render"),
+        "iteration_memory_mb": median("iteration_memory_mb"),
         "peak_memory_mb": peak_memory_mb(torch.device("cpu")),
     }
 
@@ -101,8 +106,8 @@ def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dic
         return {**run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra), "failed": ""}
     except MeasurementFailed as error:
         print(f"warning: {algo} {task} with {shapes} extra shapes: {error.reason}", file=sys.stderr)
-        return {"algo": algo, "task": task, "extra_shapes": shapes, "backward_s": np.nan,
-                "peak_memory_mb": np.nan, "failed": f"{algo}: {error.reason}"}  # fmt: skip
+        nothing = dict.fromkeys(("backward_s", "iteration_memory_mb", "peak_memory_mb"), np.nan)
+        return {"algo": algo, "task": task, "extra_shapes": shapes, **nothing, "failed": f"{algo}: {error.reason}"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,13 +160,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:
-    """One row per ``index`` value: backward times, their ratios to D.Va's, peak memories, side by side."""
+    """One row per ``index`` value, side by side: backward times and their ratios to D.Va's, the memory
+    one iteration adds (``benchmark.memory``) and its ratios, and the process's peak (which also holds
+    what torch, Warp and the env keep before any iteration)."""
     learners = list(dict.fromkeys(table["algo"]))  # in measured order, the baseline first
-    wide = table.pivot(index=index, columns="algo", values=["backward_s", "peak_memory_mb"])
-    backward, memory = wide["backward_s"], wide["peak_memory_mb"]
+    wide = table.pivot(index=index, columns="algo", values=["backward_s", "iteration_memory_mb", "peak_memory_mb"])
+    backward, own, peak = wide["backward_s"], wide["iteration_memory_mb"], wide["peak_memory_mb"]
     columns = {f"backward {learner} (s)": backward[learner] for learner in learners}
     columns |= {f"ratio {learner} / {BASELINE}": backward[learner] / backward[BASELINE] for learner in learners[1:]}
-    columns |= {f"memory {learner} (MB)": memory[learner] for learner in learners}
+    columns |= {f"iteration memory {learner} (MB)": own[learner] for learner in learners}
+    columns |= {f"memory ratio {learner} / {BASELINE}": own[learner] / own[BASELINE] for learner in learners[1:]}
+    columns |= {f"process peak {learner} (MB)": peak[learner] for learner in learners}
     columns["failed"] = table.groupby(index)["failed"].agg(lambda notes: "; ".join(n for n in notes if n))
     return pd.DataFrame(columns).reindex(table[index].unique())
 
@@ -174,9 +183,9 @@ def per_task_report(table: pd.DataFrame, out: Path) -> str:
     (out / "apg_costs.md").write_text(markdown + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     summary.filter(regex="^backward").plot.bar(ax=axes[0], rot=0)
-    summary.filter(regex="^memory").plot.bar(ax=axes[1], rot=0)
+    summary.filter(regex="^iteration memory").plot.bar(ax=axes[1], rot=0)
     axes[0].set(ylabel="backward time per iteration (s)", title="Table 1")
-    axes[1].set(ylabel="peak memory of one iteration (MB)", title="Fig. 10")
+    axes[1].set(ylabel="memory one iteration adds (MB)", title="Fig. 10 (above what the process held before)")
     fig.tight_layout()
     fig.savefig(out / "apg_costs.png", dpi=120)
     plt.close(fig)
@@ -192,7 +201,7 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
     fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.5))
     ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     for algo in dict.fromkeys(table["algo"]):
-        (line,) = ax_mem.plot(summary.index, summary[f"memory {algo} (MB)"], marker="o", label=algo)
+        (line,) = ax_mem.plot(summary.index, summary[f"iteration memory {algo} (MB)"], marker="o", label=algo)
         ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
         died = table[(table["algo"] == algo) & (table["failed"] != "")]
         if len(died):  # the cases that died, marked at the RAM line and labelled once
@@ -202,7 +211,7 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
                             xytext=(-8, -14), ha="right", fontsize=8, color=line.get_color())  # fmt: skip
     if (table["failed"] != "").any():
         ax_mem.axhline(ram_mb, color="grey", ls="--", lw=1, label="this machine's RAM")
-    ax_mem.set(xlabel="extra shapes per scene", ylabel="peak memory of one iteration (MB)", ylim=(0, None))
+    ax_mem.set(xlabel="extra shapes per scene", ylabel="memory one iteration adds (MB)", ylim=(0, None))
     ax_time.set(xlabel="extra shapes per scene", ylabel="backward time per iteration (s)", ylim=(0, None))
     for ax in (ax_mem, ax_time):
         ax.grid(alpha=0.3)

@@ -1,0 +1,103 @@
+"""The memory one training iteration adds: its peak above what the process held just before it.
+
+A process's lifetime peak (what ``peak_memory_mb`` reports) carries the ~0.8 GB that torch, Warp and the
+env hold before any iteration, so it shrinks every ratio between two learners. Here, per iteration:
+
+- CPU (Linux): glibc hands freed memory back first (``malloc_trim(0)``: the runner asks it to keep freed
+  memory, so the previous iteration's working set would otherwise still be resident and the delta read
+  ~0), the high-water mark is reset (``5`` into ``/proc/self/clear_refs``), and the iteration's peak is
+  ``VmHWM`` minus the ``VmRSS`` before it. Memory allocated but never written is not resident, so it
+  does not count (as the OS sees it).
+- CUDA: torch's allocator peak above its allocation before (``reset_peak_memory_stats``), plus Warp's own
+  device allocations from its memory pool, which torch does not see (the pool's used-memory high-water
+  mark, reset through the CUDA driver). The sum is an upper bound: the two peaks may not coincide.
+
+Elsewhere (no procfs) the figure is NaN rather than a guess.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+from pathlib import Path
+
+import torch
+
+STATUS = Path("/proc/self/status")
+CLEAR_REFS = Path("/proc/self/clear_refs")
+CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8  # cuda.h: CUmemPool_attribute
+
+
+def _status_kb(field: str) -> int:
+    for line in STATUS.read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing kept to hand back
+        pass
+
+
+class IterationMemory:
+    """``start()`` just before an iteration, ``added_mb()`` right after it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cpu_ok = STATUS.exists() and CLEAR_REFS.exists()
+        self._base = 0.0
+
+    def start(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            self._warp_base = _warp_pool_reset(self.device)
+            return
+        if self.cpu_ok:
+            _malloc_trim()
+            try:
+                CLEAR_REFS.write_text("5")
+            except OSError:  # a kernel that refuses the reset: no honest figure
+                self.cpu_ok = False
+                return
+            self._base = _status_kb("VmRSS") * 1024
+
+    def added_mb(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch_added = torch.cuda.max_memory_allocated(self.device) - self._base
+            warp_added = _warp_pool_high(self.device) - self._warp_base if self._warp_base is not None else 0
+            return (torch_added + max(warp_added, 0)) / 2**20
+        if not self.cpu_ok:
+            return math.nan
+        return (_status_kb("VmHWM") * 1024 - self._base) / 2**20
+
+
+def _warp_pool_reset(device: torch.device) -> int | None:
+    """Reset Warp's pool high-water mark to its current use; returns that use (None without a pool)."""
+    import warp as wp
+
+    name = f"cuda:{device.index or 0}"
+    if not wp.is_mempool_enabled(name):
+        return None
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        handle, pool, zero = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_uint64(0)
+        ok = cuda.cuDeviceGet(ctypes.byref(handle), device.index or 0) == 0
+        ok = ok and cuda.cuDeviceGetDefaultMemPool(ctypes.byref(pool), handle) == 0
+        ok = ok and cuda.cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_USED_MEM_HIGH, ctypes.byref(zero)) == 0
+    except OSError:
+        ok = False
+    return wp.get_mempool_used_mem_current(name) if ok else None
+
+
+def _warp_pool_high(device: torch.device) -> int:
+    import warp as wp
+
+    return wp.get_mempool_used_mem_high(f"cuda:{device.index or 0}")
