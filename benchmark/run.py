@@ -161,26 +161,43 @@ def resume_seed(cfg: DictConfig, checkpoint: dict | None) -> int:
 @contextmanager
 def hold_run_dir(path: Path) -> Iterator[None]:
     """An exclusive lock on the run directory for as long as the run trains: a second start of the same
-    run (two commands, two sweep jobs) stops with one line instead of interleaving metrics and
-    checkpoints. The lock is the kernel's (``flock``), so a killed run never leaves a stale one."""
+    run (two commands, two sweep jobs) stops with one line naming the holder instead of interleaving
+    metrics and checkpoints. The lock is the kernel's (``flock`` on the directory itself): nothing is
+    written for it, and a killed run never leaves a stale one. A directory made here for a run that is
+    refused before it trains is removed again, empty."""
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        lock = open(path / ".lock", "a+")  # noqa: SIM115 (held open for the run's life)
+        handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
         raise ConfigError(f"cannot write the run directory {path} ({error.strerror}); choose a writable "
                           "results_dir") from None  # fmt: skip
-    with lock:
+    try:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise ConfigError(f"{path} is in use by {holder}; wait for it to end, or pick another run_name") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"process {os.getpid()} on this machine, since {datetime.now():%Y-%m-%d %H:%M:%S}\n")
-        lock.flush()
-        yield
+            raise ConfigError(f"{path} is in use by {_lock_holder(path)}; wait for it to end, or pick another "
+                              "run_name") from None  # fmt: skip
+        try:
+            yield
+        finally:
+            if created and not any(path.iterdir()):
+                path.rmdir()
+    finally:
+        os.close(handle)
+
+
+def _lock_holder(path: Path) -> str:
+    """``process <pid>`` holding an flock on ``path``, from ``/proc/locks`` (Linux), else a vaguer phrase."""
+    inode = os.stat(path).st_ino
+    try:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                return f"process {fields[4]} on this machine"
+    except OSError:
+        pass
+    return "another run"
 
 
 class Terminated(KeyboardInterrupt):
