@@ -36,21 +36,27 @@ class RunningMeanStd(torch.nn.Module):
 
 
 class PhaseTimer:
-    """Wall-clock seconds per named phase (forward simulation, backward, update, ...)."""
+    """Wall-clock seconds per named phase (forward simulation, backward, update, ...). On a CUDA device the
+    clock waits for the device's queued work at both ends (else a phase would be billed for the kernels
+    it only launched); it never touches a device the run does not use (a CPU run on a GPU host creates
+    no CUDA context)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
         self.seconds: dict[str, float] = defaultdict(float)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        self.sync()
         start = time.perf_counter()
         try:
             yield
         finally:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            self.sync()
             self.seconds[phase] += time.perf_counter() - start
 
     @contextmanager

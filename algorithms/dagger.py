@@ -124,7 +124,7 @@ class DAgger(Learner):
         self.state = env.state_observation()
         self.iteration = 0
         self.updates = 0  # over the run: the learning rate decays with it
-        self.timer = PhaseTimer()
+        self.timer = PhaseTimer(env.device)
         self.episodes = EpisodeStats()
 
     # ------------------------------------------------------------------ policy

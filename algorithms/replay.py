@@ -248,7 +248,7 @@ class ReplayLearner(Learner):
         self.replay = ReplayBuffer(env.num_envs, config.buffer_size, (3, *env.obs_shape[1:]), env.act_dim,
                                    env.obs_shape[0] // 3, replay_device)  # fmt: skip
         self.frames = 0  # env frames (control steps) seen so far
-        self.timer = PhaseTimer()
+        self.timer = PhaseTimer(env.device)
         self.episodes = EpisodeStats()
         self.obs = env.reset()
         self.replay.start(self.obs)

@@ -83,7 +83,7 @@ class SHAC(Learner):
         self.actor_opt = torch.optim.Adam(self.actor_params, lr=config.actor_lr, betas=betas)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=betas)
         self.iteration = 0
-        self.timer = PhaseTimer()
+        self.timer = PhaseTimer(env.device)
         self.episodes = EpisodeStats()
         self.obs = env.reset()
         self.state = env.state_observation()

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             if args.partition is not None:
                 sweeps.check_text(args.partition, "--partition")
-            args.wait, args.parallel = False, campaign.parallel
+            args.wait, args.parallel, args.gpus_per_job = False, campaign.parallel, args.gpus
             if campaign.executor == "local" and args.time_min is None:
                 args.time_min = yaml.safe_load((CONFIG_DIR / "sweep.yaml").read_text())["slurm"]["time_min"]
             print(f"submitted {submit(campaign, args, args.results_dir)} cell(s)")

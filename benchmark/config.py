@@ -149,6 +149,11 @@ def positive_ints(parser: argparse.ArgumentParser, flag: str, value: str) -> lis
 def check_device(name: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``, and a CUDA device only where torch sees one."""
     hint = "use device=auto (cuda when available, else cpu), cpu, cuda or cuda:<index>"
+    if name == "auto" or name.startswith("cuda"):
+        from envs import cuda_problem  # torch may see a GPU that Warp cannot use (an older driver)
+
+        if (problem := cuda_problem()) is not None:
+            raise ConfigError(problem)
     if name == "auto":
         return
     try:

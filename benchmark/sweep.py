@@ -323,10 +323,11 @@ def executor_for(kind: str, folder: Path, args: argparse.Namespace):
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         slurm = OmegaConf.load(CONFIG_DIR / "sweep.yaml").slurm
         pick = lambda flag, key: getattr(args, flag) if getattr(args, flag) is not None else slurm[key]  # noqa: E731
+        gpus = pick("gpus", "gpus_per_node")
         params = {
             "timeout_min": pick("time_min", "time_min"),
             "cpus_per_task": pick("cpus", "cpus_per_task"),
-            "gpus_per_node": pick("gpus", "gpus_per_node"),
+            "gpus_per_node": slurm_partition_gpus(pick("partition", "partition")) if gpus is None else gpus,
             "slurm_array_parallelism": pick("array_parallelism", "array_parallelism"),
             "slurm_signal_delay_s": pick("signal_delay_s", "signal_delay_s"),
             "name": "dva-bench",
@@ -337,6 +338,34 @@ def executor_for(kind: str, folder: Path, args: argparse.Namespace):
         executor.update_parameters(**params)
         return executor
     raise ConfigError(f"unknown executor '{kind}'; choose one of: slurm, local, inline")
+
+
+def slurm_partition_gpus(partition: str | None) -> int:
+    """1 when the partition's nodes offer GPUs (a ``gpu`` GRES in ``sinfo``), else 0: a job on a GPU node
+    must ask for one, or SLURM hides it and ``device=auto`` quietly runs on the CPU."""
+    command = ["sinfo", "-h", "-o", "%G", *(["-p", partition] if partition else [])]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return int(any("gpu" in line for line in out.splitlines()))
+
+
+def local_gpus(per_job: int | None) -> list[int]:
+    """The GPUs local jobs may get: this machine's (as torch counts them), none when ``per_job`` is 0."""
+    if per_job == 0:
+        return []
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def pick_gpu(gpus: list[int], busy: list[int], submitted: int) -> tuple[int, ...]:
+    """The GPU for the next local job: one no running job holds, else in turn; none without GPUs."""
+    if not gpus:
+        return ()
+    free = [g for g in gpus if g not in busy]
+    return (free[0] if free else gpus[submitted % len(gpus)],)
 
 
 def submit(sweep: Sweep, kind: str, args: argparse.Namespace) -> list[dict]:
@@ -384,12 +413,19 @@ def submit(sweep: Sweep, kind: str, args: argparse.Namespace) -> list[dict]:
         if args.wait:
             wait_until_settled(sweep.root)
         return entries
-    # local: this machine runs at most ``parallel`` runs at once; the jobs are this process's children
-    queue, running = list(todo), []
+    # local: this machine runs at most ``parallel`` runs at once; the jobs are this process's children. Each
+    # gets a GPU of its own where there are GPUs (submitit hides every GPU from a job that asks for none).
+    queue, running, gpu_of = list(todo), [], {}
+    gpus = local_gpus(getattr(args, "gpus_per_job", None))
     while queue or running:
         while queue and len(running) < args.parallel:
             item = queue.pop(0)
+            visible = pick_gpu(
+                gpus, [gpu_of[j.job_id] for j in running if gpu_of.get(j.job_id) is not None], len(entries)
+            )
+            executor.update_parameters(gpus_per_node=len(visible), visible_gpus=visible)
             job = executor.submit(RunJob(), item[1], item[2], item[4])
+            gpu_of[job.job_id] = visible[0] if visible else None
             entries.append(record(item, job))
             _record(sweep, entries[-1:])
             _print_jobs(sweep, entries[-1:], header=len(entries) == 1)
@@ -474,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.executor == "local":
             args.time_min = args.time_min or defaults.slurm.time_min
             args.parallel = args.parallel or defaults.local.parallel or max(1, (os.cpu_count() or 2) // 2)
+            args.gpus_per_job = args.gpus if args.gpus is not None else defaults.local.get("gpus_per_job")
         submit(sweep, args.executor, args)
         print(f"\nstatus: python -m benchmark.sweep status --name {name}   (or make sweep-status)")
     except (ConfigError, TimeoutError) as error:

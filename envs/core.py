@@ -19,7 +19,23 @@ from envs.tasks.base import Task
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The first CUDA GPU when torch and Warp both see one, else the CPU (the runner refuses a GPU that
+    only torch sees, with the fix: :func:`cuda_problem`)."""
+    return torch.device("cuda" if torch.cuda.is_available() and cuda_problem() is None else "cpu")
+
+
+def cuda_problem() -> str | None:
+    """Why Warp cannot run on the CUDA GPU torch sees (None when it can, or when there is none)."""
+    if not torch.cuda.is_available():
+        return None
+    import warp as wp
+
+    if wp.get_cuda_device_count() > 0:
+        return None
+    return (f"torch sees {torch.cuda.device_count()} CUDA GPU(s) but Warp {wp.__version__} registers none: PyPI's "
+            "warp-lang wheels are built for CUDA 13 and need an NVIDIA driver R580 or newer (nvidia-smi shows "
+            "yours) and a GPU of compute capability 7.5+; update the driver, or install a warp-lang build for "
+            "your CUDA from NVIDIA's index, or use device=cpu")  # fmt: skip
 
 
 class DiffEnv:

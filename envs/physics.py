@@ -36,7 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def warp_device(device: torch.device) -> str:
-    return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+    """Warp's name for a torch device; a bare ``cuda`` is torch's current GPU, as torch reads it (not
+    always GPU 0: Warp and torch must land on the same one)."""
+    if device.type == "cpu":
+        return "cpu"
+    return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
 
 
 @dataclass

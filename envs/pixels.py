@@ -38,6 +38,8 @@ class PixelEnv:
     def _render(self, body_q: torch.Tensor) -> torch.Tensor:
         if not self.renderer.differentiable:
             body_q = body_q.detach()
+        if body_q.is_cuda:  # the clock starts when the poses are ready, not when their kernels were queued
+            torch.cuda.synchronize(body_q.device)
         start = time.perf_counter()
         images = self.renderer.render(body_q)
         if images.is_cuda:

@@ -1,0 +1,92 @@
+"""Ready for the first GPU, checked on a CPU: a GPU only torch sees is refused with the fix, jobs get the
+GPUs they ask for, timers touch only the run's device, and Warp lands on torch's GPU."""
+
+import subprocess
+from argparse import Namespace
+
+import pytest
+import submitit
+import torch
+import warp as wp
+
+from algorithms.common import PhaseTimer
+from benchmark import sweep
+from benchmark.config import ConfigError, load_config
+from envs import cuda_problem, default_device
+from envs.physics import warp_device
+
+
+@pytest.fixture
+def torch_sees_a_gpu_warp_none(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(wp, "get_cuda_device_count", lambda: 0)
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda", "cuda:0"])
+def test_a_gpu_warp_cannot_use_is_one_line_naming_the_driver(torch_sees_a_gpu_warp_none, device):
+    with pytest.raises(ConfigError) as error:
+        load_config("shac", "cartpole", [f"device={device}"])
+    message = str(error.value)
+    assert "Warp" in message and "driver R580" in message and "device=cpu" in message and "\n" not in message
+    assert default_device() == torch.device("cpu") and cuda_problem() == message  # library users: the CPU
+
+
+def test_without_a_gpu_there_is_no_problem_and_the_cpu_is_chosen():
+    assert cuda_problem() is None and default_device() == torch.device("cpu")
+
+
+def test_a_bare_cuda_device_is_torchs_current_gpu_for_warp_too(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert warp_device(torch.device("cuda")) == "cuda:1" and warp_device(torch.device("cuda:0")) == "cuda:0"
+    assert warp_device(torch.device("cpu")) == "cpu"
+
+
+def test_timers_synchronise_only_the_runs_device(monkeypatch):
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    with PhaseTimer("cpu")("forward"):
+        pass
+    assert synced == []  # a CPU run on a GPU host touches no GPU (no CUDA context)
+    with PhaseTimer(torch.device("cuda:1"))("forward"):
+        pass
+    assert synced == [torch.device("cuda:1")] * 2
+
+
+def test_local_jobs_get_a_gpu_each_one_not_in_use(tmp_path, monkeypatch):
+    """submitit hides every GPU from a local job that asks for none (CUDA_VISIBLE_DEVICES=""): each job
+    must ask for one, and one the running jobs do not hold."""
+    assert sweep.pick_gpu([0, 1], busy=[], submitted=0) == (0,)
+    assert sweep.pick_gpu([0, 1], busy=[0], submitted=1) == (1,)
+    assert sweep.pick_gpu([0, 1], busy=[1], submitted=2) == (0,)
+    assert sweep.pick_gpu([0, 1], busy=[0, 1], submitted=3) == (1,)
+    assert sweep.pick_gpu([], busy=[], submitted=0) == ()
+    seen = []
+
+    def controller(**kwargs):
+        seen.append(kwargs["cuda_devices"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(submitit.local.local, "start_controller", controller)
+    executor = sweep.executor_for("local", tmp_path, Namespace(time_min=5))
+    executor.update_parameters(gpus_per_node=1, visible_gpus=sweep.pick_gpu([0, 1], busy=[0], submitted=1))
+    with pytest.raises(RuntimeError, match="stop here"):
+        executor.submit(print, "x")
+    assert seen == ["1"]
+    assert sweep.local_gpus(0) == []  # gpus_per_job=0: none, even on a GPU host
+
+
+def test_slurm_jobs_ask_for_gpus_where_the_partition_has_them(tmp_path, monkeypatch):
+    gres = {"gpu": "gpu:a100:4\n(null)\n", "cpu": "(null)\n"}
+    for partition, expected in (("gpu", 1), ("cpu", 0)):
+        out = gres[partition]
+        monkeypatch.setattr(
+            sweep.subprocess, "run", lambda *a, out=out, **k: subprocess.CompletedProcess(a, 0, stdout=out)
+        )
+        assert sweep.slurm_partition_gpus(partition) == expected
+    monkeypatch.setattr(sweep, "slurm_partition_gpus", lambda partition: 1)
+    args = Namespace(time_min=5, cpus=None, gpus=None, array_parallelism=None, signal_delay_s=None, partition="gpu",
+                     mem_gb=None)  # fmt: skip
+    executor = sweep.executor_for("slurm", tmp_path, args)
+    script = executor._executor._make_submission_file_text("python -c pass", "uid")
+    assert "#SBATCH --gpus-per-node=1" in script and "#SBATCH --partition=gpu" in script
