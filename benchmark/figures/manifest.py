@@ -54,8 +54,14 @@ def rebuild(runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None = N
         if entry["kind"] == "script":
             continue
         group = selected(ours, entry["select"]) if not ours.empty else ours
-        if group.empty:
-            missing.append(f"{out}: its runs are not shipped; {entry['command']}")
+        lacking = sorted(set(entry["select"].get("algos", [])) - set(group["algo"]))
+        if group.empty or lacking:  # never a figure that quietly leaves out a learner it names
+            what = (
+                f"no runs of {', '.join(lacking)} shipped"
+                if lacking and not group.empty
+                else "its runs are not shipped"
+            )
+            missing.append(f"{out}: {what}; {entry['command']}")
             continue
         if entry["draw"] == "returns":
             fig = returns_figure(group, entry["select"]["task"], floors=floors)
