@@ -30,6 +30,15 @@ TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_ever
         ("horizon=0", "horizon=0: must be at least 1"),
         ("gamma=1.5", "gamma=1.5: must be in [0, 1]"),
         ("actor_hidden=[]", "actor_hidden=[]: give one or more positive widths"),
+        ("run_name=../x", "run_name='../x': give one plain name"),
+        ("run_name=/tmp/x", "run_name='/tmp/x': give one plain name"),
+        ("preset=../shac/hopper", "unknown preset '../shac/hopper'"),
+        ("budget=0.5steps", "budget '0.5steps': env steps are whole"),
+        ("actor_lr=inf", "actor_lr=inf: must be a finite number"),
+        ("log_std_init=nan", "log_std_init=nan: must be a finite number"),
+        ("seed=4294967296", "seed=4294967296: must be at most 4294967295"),
+        ("num_envs=100000000", "num_envs=100000000: must be at most 65536"),
+        ("results_dir=${oc.env:HOME}", "override 'results_dir=${oc.env:HOME}': interpolations"),
     ],
 )
 def test_a_bad_value_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, override, message):
