@@ -48,7 +48,12 @@ class RunJob(submitit.helpers.Checkpointable):
     preemption; the run then resumes from its checkpoints, so nothing else needs saving here."""
 
     def __call__(self, algo: str, task: str, overrides: list[str]) -> dict:
-        path = run(load_config(algo, task, overrides), progress=False)
+        # the job's command line is submitit's; provenance records the run's own (python -m benchmark.run ...)
+        argv, sys.argv = sys.argv, [sys.modules[run.__module__].__file__, algo, task, *overrides]
+        try:
+            path = run(load_config(algo, task, overrides), progress=False)
+        finally:
+            sys.argv = argv
         return load_summary(path)
 
 

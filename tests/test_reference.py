@@ -140,6 +140,8 @@ def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, 
     assert campaigns.submit(plan, args, results, reference) == 2
     records = pd.read_csv(results / "t" / ".sweep" / "jobs.csv")
     assert sorted(records["run"]) == ["shac-cartpole-seed0", "shac-cartpole-seed2"]
+    command = json.loads((results / "t" / "shac-cartpole-seed0" / "provenance.json").read_text())["command"]
+    assert command[:5] == ["python", "-m", "benchmark.run", "shac", "cartpole"]  # the run's, not the job's
     capsys.readouterr()
     grid = campaigns.print_grid(plan, results, reference)
     assert grid.set_index("seed")["state"].to_dict() == {0: "done", 1: "published", 2: "done", 3: "published"}
