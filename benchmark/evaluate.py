@@ -14,23 +14,14 @@ from pathlib import Path
 import torch
 
 from benchmark.config import ConfigError, load_run_config
+from benchmark.reference import policy_returns
 from benchmark.run import evaluate, restore_learner, run_device
-from envs import DiffEnv
 
 
-@torch.no_grad()
 def random_policy_return(task: str, action_repeat: int = 1, episodes: int = 256, seed: int = 10_000) -> float:
     """Mean return of uniformly random actions in [-1, 1], one episode per env: the floor a learner
     must beat (held ``action_repeat`` control steps, as the learner's actions are)."""
-    env = DiffEnv(task, episodes, device="cpu", seed=seed, differentiable=False, action_repeat=action_repeat)
-    env.reset(seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    returns, alive = torch.zeros(episodes), torch.ones(episodes, dtype=torch.bool)
-    while alive.any():
-        _, reward, terminated, truncated, _ = env.step(torch.rand(episodes, env.act_dim, generator=generator) * 2 - 1)
-        returns += torch.where(alive, reward, torch.zeros_like(reward))
-        alive &= ~(terminated | truncated)
-    return float(returns.mean())
+    return float(policy_returns(task, "random", action_repeat, episodes, seed).mean())
 
 
 def main(argv: list[str] | None = None) -> None:

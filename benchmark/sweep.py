@@ -30,7 +30,7 @@ import submitit
 from omegaconf import OmegaConf
 from submitit.core.utils import JobPaths
 
-from benchmark.config import CONFIG_DIR, ConfigError, load_config
+from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config
 from benchmark.results import FINISHED, load_summary, markdown_table
 from benchmark.run import run
 
@@ -147,7 +147,6 @@ def check_overrides(overrides: list[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------- status
 JOB_ID = {"slurm": re.compile(r"\d+(_\d+)?"), "local": re.compile(r"[1-9]\d*"), "inline": re.compile(r"inline-[\w.-]+")}
-SAFE_NAME = re.compile(r"[\w.,=+-]+")  # a sweep's name: one path component, nothing a shell or #SBATCH line reads
 
 
 def read_records(sweep_root: Path) -> pd.DataFrame:
@@ -166,7 +165,7 @@ def read_records(sweep_root: Path) -> pd.DataFrame:
         raise ConfigError(f"{fix} (columns {list(records.columns)}, expected {RECORD_FIELDS})")
     for row in records.itertuples():
         pattern = JOB_ID.get(row.executor)
-        if pattern is None or not pattern.fullmatch(row.job_id) or not SAFE_NAME.fullmatch(row.run):
+        if pattern is None or not pattern.fullmatch(row.job_id) or not is_path_component(row.run):
             raise ConfigError(f"{fix} (line {row.Index + 2}: executor {row.executor!r}, job {row.job_id!r}, "
                               f"run {row.run!r})")  # fmt: skip
     records["logs"] = str((sweep_root / ".sweep" / "logs").resolve())
@@ -506,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.partition is not None and not re.fullmatch(r"[\w.,-]+", args.partition):
             raise ConfigError(f"--partition {args.partition!r}: give a SLURM partition name (letters, digits, ._-,)")
         name = args.name or ("_".join(o.replace("=", "-") for o in args.overrides) or "default")
-        if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        if not is_path_component(name):  # nothing a shell or an #SBATCH line would read
             raise ConfigError(f"sweep name {name!r} is not one plain path component; give --name (letters, "
                               "digits, ._,=+-)")  # fmt: skip
         sweep = Sweep(name, args.algos.split(","), args.tasks.split(","), parse_seeds(args.seeds),
