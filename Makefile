@@ -93,7 +93,9 @@ sweep-status: install
 	$(PY) -m benchmark.sweep status $(if $(NAME),--name $(NAME))
 
 campaign: install  # every cell of configs/campaigns/$(NAME).yaml not yet finished here or in the reference set
-	$(PY) -m benchmark.campaign run --name $(or $(NAME),cpu) $(SWEEP_ARGS)
+# ([TASKS=hopper,ant] [LEARNERS=shac,dva]: only those cells)
+	$(PY) -m benchmark.campaign run --name $(or $(NAME),cpu) $(if $(filter command line,$(origin TASKS)),--tasks $(TASKS)) \
+		$(if $(LEARNERS),--learners $(LEARNERS)) $(SWEEP_ARGS)
 
 campaign-status: install
 	$(PY) -m benchmark.campaign status --name $(or $(NAME),cpu)

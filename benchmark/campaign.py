@@ -124,11 +124,14 @@ def grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENC
     return pd.DataFrame(rows)
 
 
-def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> list[tuple]:
+def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE,
+              only: dict[str, list[str]] | None = None) -> list[tuple]:  # fmt: skip
     """The cells to submit now, as the sweep's (algo, task, seed, overrides): the missing or stopped ones
     of the first task that has any (a task's panel fills before the next starts), its teacher first,
-    DAgger only once its teacher is done."""
+    DAgger only once its teacher is done. ``only`` ({"task": [...], "learner": [...]}) narrows the grid."""
     cells = grid(campaign, results, reference)
+    for column, names in (only or {}).items():
+        cells = cells[cells[column].isin(names)]
     todo = cells[cells["state"].isin(["missing", "stopped"])]
     if todo.empty:
         return []
@@ -141,11 +144,12 @@ def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REF
     ]
 
 
-def submit(campaign: Campaign, args: argparse.Namespace, results: Path = RESULTS, reference: Path = REFERENCE) -> int:
+def submit(campaign: Campaign, args: argparse.Namespace, results: Path = RESULTS, reference: Path = REFERENCE,
+           only: dict[str, list[str]] | None = None) -> int:  # fmt: skip
     """Submit what can run; with the local executor, again whenever a teacher finished. Returns the
     number of cells submitted."""
     submitted = 0
-    while cells := to_submit(campaign, results, reference):
+    while cells := to_submit(campaign, results, reference, only):
         sweep = sweeps.Sweep(campaign.name, [], [], [], [], results, cells=cells)
         entries = sweeps.submit(sweep, campaign.executor, args)
         submitted += len(entries)
@@ -176,17 +180,35 @@ def print_grid(campaign: Campaign, results: Path = RESULTS, reference: Path = RE
     return cells
 
 
+def narrowing(campaign: Campaign, tasks: str | None, learners: str | None) -> dict[str, list[str]]:
+    """``--tasks a,b`` / ``--learners c,d`` as a filter on the grid; names outside the campaign are refused."""
+    only = {}
+    for column, text, allowed in (("task", tasks, campaign.tasks), ("learner", learners, campaign.learners)):
+        if text is None:
+            continue
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in allowed]
+        if unknown or not names:
+            raise ConfigError(f"--{column}s: '{','.join(unknown) or text}' is not in campaign '{campaign.name}'; "
+                              f"choose from: {', '.join(allowed)}")  # fmt: skip
+        only[column] = names
+    return only
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "status", "publish"])
     parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--tasks", help="run: only these tasks (comma-separated), e.g. hopper,ant")
+    parser.add_argument("--learners", help="run: only these learners (comma-separated), e.g. shac,dva")
     for flag, kind in (("partition", str), ("time-min", int), ("cpus", int), ("gpus", int), ("mem-gb", int),
                        ("array-parallelism", int), ("signal-delay-s", int)):  # fmt: skip
         parser.add_argument(f"--{flag}", type=kind, default=None, help="SLURM; default from configs/sweep.yaml")
     args = parser.parse_args(argv)
     try:
         campaign = Campaign.load(args.name)
+        only = narrowing(campaign, args.tasks, args.learners)
         if args.command == "status":
             print_grid(campaign, args.results_dir)
         elif args.command == "publish":
@@ -198,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             args.wait, args.parallel, args.gpus_per_job = False, campaign.parallel, args.gpus
             if campaign.executor == "local" and args.time_min is None:
                 args.time_min = yaml.safe_load((CONFIG_DIR / "sweep.yaml").read_text())["slurm"]["time_min"]
-            print(f"submitted {submit(campaign, args, args.results_dir)} cell(s)")
+            print(f"submitted {submit(campaign, args, args.results_dir, only=only)} cell(s)")
             print_grid(campaign, args.results_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

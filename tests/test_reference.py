@@ -157,6 +157,18 @@ def test_the_cpu_campaign_file_loads_and_names_every_learner_task_and_budget():
         campaigns.Campaign.load("../cpu")
 
 
+def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names_it_lacks(tmp_path):
+    plan = campaigns.Campaign.load("cpu")
+    only = campaigns.narrowing(plan, "hopper", "dva,shac")
+    cells = campaigns.to_submit(plan, tmp_path / "campaigns", tmp_path / "reference", only)
+    assert [(c[0], c[1], c[2]) for c in cells] == [("shac", "hopper", 0), ("shac", "hopper", 1),
+                                                  ("dva", "hopper", 0), ("dva", "hopper", 1)]  # fmt: skip
+    with pytest.raises(ConfigError, match="--tasks: 'hoper' is not in campaign 'cpu'"):
+        campaigns.narrowing(plan, "hoper", None)
+    with pytest.raises(ConfigError, match="--learners: 'ppo' is not in campaign 'cpu'"):
+        campaigns.narrowing(plan, None, "dva,ppo")
+
+
 # ---------------------------------------------------------------------------------------------- the manifest
 def linked_images() -> set[str]:
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
