@@ -15,6 +15,7 @@ Plots and tables read only these files.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -49,6 +50,32 @@ METRIC_COLUMNS = [
 ]
 
 
+class DiskFull(OSError):
+    """A write that failed for want of space. Nothing already written is lost (files are replaced by a
+    rename, rows appended whole), so the run is resumable once space is freed."""
+
+    def __init__(self, path: Path) -> None:
+        free = _free_mb(path.parent)
+        super().__init__(errno.ENOSPC, f"no space left to write {path} ({free:.0f} MB free there)")
+
+
+def _free_mb(folder: Path) -> float:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return float("nan")
+    return stats.f_bavail * stats.f_frsize / 2**20
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` means the disk (or quota) is full: ``OSError`` ENOSPC/EDQUOT, or what
+    ``torch.save`` raises instead ("[enforce fail at inline_container.cc] ... file write failed")."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    message = str(error)
+    return isinstance(error, RuntimeError) and "inline_container" in message and "write" in message
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,8 +86,10 @@ def atomic_write(path: Path, write) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if out_of_space(error) and not isinstance(error, DiskFull):
+            raise DiskFull(path) from error
         raise
 
 
@@ -146,6 +175,10 @@ class RunDir:
         fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, _csv_line([row.get(c, "") for c in self._columns]))
+        except OSError as error:  # a torn row is dropped by every reader and on resume
+            if out_of_space(error):
+                raise DiskFull(self.metrics_path) from error
+            raise
         finally:
             os.close(fd)
 

@@ -43,7 +43,7 @@ from benchmark.config import (
 from benchmark.loggers import make_logger
 from benchmark.memory import IterationMemory
 from benchmark.provenance import start_record
-from benchmark.results import FINISHED, RunDir, latest_checkpoint, load_summary
+from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, default_device
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
@@ -364,12 +364,16 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
             summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
     except BaseException as error:
         bar.close()
-        stopped = isinstance(error, KeyboardInterrupt | SystemExit)  # e.g. preempted: it will resume
+        # preempted, or a full disk: nothing is lost and the same command resumes it
+        stopped = isinstance(error, KeyboardInterrupt | SystemExit | DiskFull)
         summary.update(status="interrupted" if stopped else "failed", iterations=counters["iteration"])
         summary["error"] = f"{type(error).__name__}: {error}"
         summary["traceback"] = traceback.format_exc(limit=5)
-        out.write_summary(summary)
-        out.end_provenance(summary["status"])
+        try:
+            out.write_summary(summary)
+            out.end_provenance(summary["status"])
+        except DiskFull:
+            pass  # the summary on disk stays the last one written; the message below says what to do
         if logger is not None:
             logger.finish(summary)
         if stopped:
@@ -504,6 +508,10 @@ def main(argv: list[str] | None = None) -> None:
     except RunFailed as error:  # the run started; its summary says failed and keeps the traceback
         print(f"error: run failed: {error}", file=sys.stderr)
         sys.exit(1)
+    except DiskFull as error:
+        print(f"error: {error.strerror}; free space, then the same command resumes the run from its newest "
+              "checkpoint", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     except KeyboardInterrupt as error:
         print("interrupted; the same command resumes the run from its newest checkpoint", file=sys.stderr)
         sys.exit(143 if isinstance(error, Terminated) else 130)

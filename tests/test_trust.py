@@ -2,6 +2,7 @@
 files resume or are refused in one line, SIGTERM leaves a resumable run, and the same seed gives the
 same numbers."""
 
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from benchmark import config as config_module
+from benchmark import results as results_module
 from benchmark import sweep
 from benchmark.config import ConfigError, load_config
 from benchmark.results import checkpoints
@@ -199,6 +201,39 @@ def test_a_checkpoint_of_another_learner_falls_back_to_the_previous_one(tmp_path
     assert resumed["status"] == "complete" and pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(
         range(1, 12)
     )
+
+
+TORCH_FULL_DISK = (
+    "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write failed"
+)
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "metrics row"])
+def test_a_full_disk_is_one_line_loses_nothing_and_the_run_resumes(tmp_path, capsys, monkeypatch, where):
+    out = run(small(tmp_path, "iterations=5"), progress=False)  # a checkpoint at 5, then "stopped" there
+    (out / "summary.json").write_text(
+        json.dumps({**json.loads((out / "summary.json").read_text()), "status": "interrupted"})
+    )
+    kept = (out / "checkpoints" / "iter-000005.pt").read_bytes()
+    if where == "checkpoint":  # what torch.save raises on a full disk, instead of an OSError
+        monkeypatch.setattr(
+            results_module.torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(TORCH_FULL_DISK))
+        )
+    else:
+        monkeypatch.setattr(results_module.os, "write", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    argv = ["shac", "cartpole", *SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=10", "--no-progress"]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: no space left to write ") and "the same command resumes" in err[0]
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    assert (out / "checkpoints" / "iter-000005.pt").read_bytes() == kept  # nothing already written is lost
+    assert not [p.name for p in out.rglob(".*")]  # no half-written temporary files left behind
+    monkeypatch.undo()  # space freed
+    main(argv)
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete"
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 11))
 
 
 # ---------------------------------------------------------------------------------------------- bad input, one line
