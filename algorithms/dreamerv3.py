@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.base import Policy, require
-from algorithms.networks import soft_update
+from algorithms.networks import like_weights, on_device, soft_update
 from algorithms.replay import ReplayConfig, ReplayLearner, Sequences
 from envs.pixels import PixelEnv
 
@@ -259,7 +259,7 @@ class ImageEncoder(nn.Module):
         self.out_dim = channels * (size // 2**STAGES) ** 2
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.convs(frames / 255.0 - 0.5).flatten(1)
+        return self.convs(like_weights(frames / 255.0 - 0.5, self.convs[0])).flatten(1)
 
 
 class ImageDecoder(nn.Module):
@@ -282,7 +282,7 @@ class ImageDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Frames in [0, 1] (the mean of a unit Gaussian: the loss is the squared error)."""
         channels, side = self.start
-        return self.deconvs(self.linear(feat).view(-1, channels, side, side)) + 0.5
+        return self.deconvs(like_weights(self.linear(feat).view(-1, channels, side, side), self.deconvs[0])) + 0.5
 
 
 class NormGRUCell(nn.Module):
@@ -419,10 +419,10 @@ class DreamerV3(ReplayLearner):
         super().__init__(env, config)
         cfg, dev = config, env.device
         self.lookahead = cfg.batch_length  # a window is batch_length steps and the slot before them
-        self.encoder = ImageEncoder(size, cfg.cnn_depth).to(dev)
+        self.encoder = on_device(ImageEncoder(size, cfg.cnn_depth), dev)
         self.rssm = RSSM(self.encoder.out_dim, env.act_dim, cfg).to(dev)
         feat = self.rssm.feat_dim
-        self.decoder = ImageDecoder(feat, size, cfg.cnn_depth).to(dev)
+        self.decoder = on_device(ImageDecoder(feat, size, cfg.cnn_depth), dev)
         self.reward_head = dense(feat, cfg.units, 2, 255, out_scale=0.0).to(dev)
         self.continue_head = dense(feat, cfg.units, 2, 1).to(dev)
         self.actor = Actor(feat, env.act_dim, cfg).to(dev)

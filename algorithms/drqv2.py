@@ -30,7 +30,7 @@ from torch import nn
 from algorithms.augment import random_shift
 from algorithms.base import require
 from algorithms.common import linear_decay
-from algorithms.networks import ConvEncoder, TwinQ, relu_mlp, soft_update, trunk
+from algorithms.networks import ConvEncoder, TwinQ, on_device, relu_mlp, soft_update, trunk
 from algorithms.replay import ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
@@ -102,7 +102,7 @@ class DrQv2(ReplayLearner):
     def __init__(self, env: PixelEnv, config: DrQv2Config) -> None:
         super().__init__(env, config)
         dev = env.device
-        self.encoder = ConvEncoder(env.obs_shape).to(dev)
+        self.encoder = on_device(ConvEncoder(env.obs_shape), dev)
         dims = (self.encoder.repr_dim, env.act_dim, config.feature_dim, config.hidden_dim)
         self.actor = Actor(*dims).to(dev)
         self.critic = Critic(*dims).to(dev)
@@ -140,8 +140,9 @@ class DrQv2(ReplayLearner):
         cfg = self.config
         batch = self.replay.sample(cfg.batch_size, cfg.n_step, cfg.gamma)
         device = self.env.device
-        obs = random_shift(batch.obs.to(device).float(), cfg.shift_pad)
-        next_obs = random_shift(batch.next_obs.to(device).float(), cfg.shift_pad)
+        # uint8 throughout: the encoder scales pixels to [-0.5, 0.5] here as when acting
+        obs = random_shift(batch.obs.to(device), cfg.shift_pad)
+        next_obs = random_shift(batch.next_obs.to(device), cfg.shift_pad)
         h = self.encoder(obs)
         with torch.no_grad():
             h_next = self.encoder(next_obs)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algorithms.augment import center_crop, random_crop, random_shift
+from algorithms import get_learner
+from algorithms.augment import _crop_by_gather, _crop_by_slices, center_crop, random_crop, random_shift
 from algorithms.replay import ReplayBuffer
 from envs.pixels import PixelEnv
 
@@ -190,6 +191,33 @@ def test_memory_is_reported_and_a_too_small_buffer_is_refused():
         ReplayBuffer(16, 100, (3, 8, 8), 2, 3)
 
 
+# ---------------------------------------------------------------------------- one pixel scale
+SMALL_LEARNERS = {
+    "drqv2": dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=32),
+    "curl": dict(crop_size=16, feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=32),
+    "dreamerv3": dict(deter=16, units=16, stoch=4, classes=4, cnn_depth=4, batch_size=4, batch_length=8,
+                      buffer_size=2000, seed_frames=16, train_ratio=8, pretrain=0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", sorted(SMALL_LEARNERS))
+def test_the_encoder_sees_pixels_on_the_same_scale_when_learning_and_when_acting(pixel_bandit, algo):
+    """The first convolution's input in updates spans what it spans when acting (a learner that fed
+    0..255 to its updates and 0..1 to its actions trained on images its policy never saw)."""
+    env = pixel_bandit(4, frames=1 if algo == "dreamerv3" else 3)
+    agent = get_learner(algo)(env, get_learner(algo).Config(**SMALL_LEARNERS[algo]))
+    seen: dict[str, list[float]] = {"act": [], "update": []}
+    phase = "act"
+    agent.encoder.convs[0].register_forward_pre_hook(lambda _, args: seen[phase].append(args[0].abs().max().item()))
+    with torch.no_grad():
+        agent.act(env.reset())
+    phase = "update"
+    while not agent.ready():
+        agent.train_iteration()
+    agent.update()
+    assert seen["update"] and max(seen["update"]) == pytest.approx(max(seen["act"])) and max(seen["act"]) <= 1.0
+
+
 # ---------------------------------------------------------------------------- augmentation
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_random_shift_is_an_exact_slice_of_the_replicate_padded_image(dtype):
@@ -210,6 +238,14 @@ def test_random_shift_is_an_exact_slice_of_the_replicate_padded_image(dtype):
         offsets.update(hits)
     assert len(offsets) > 5  # offsets vary across the batch
     assert torch.equal(random_shift(images, pad=0), images)
+
+
+def test_the_cpu_and_the_accelerator_crop_cut_the_same_windows():
+    images = torch.randint(0, 256, (64, 9, 20, 20), dtype=torch.uint8)
+    top, left = torch.randint(0, 9, (2, 64), generator=torch.Generator().manual_seed(0))
+    by_slices, by_gather = _crop_by_slices(images, top, left, 12, 11), _crop_by_gather(images, top, left, 12, 11)
+    assert by_slices.shape == (64, 9, 12, 11) and torch.equal(by_slices, by_gather)
+    assert torch.equal(by_slices[5], images[5, :, top[5] : top[5] + 12, left[5] : left[5] + 11])
 
 
 def test_random_crop_and_center_crop_are_exact_slices():

@@ -1,4 +1,5 @@
-"""Run one measurement in a fresh Python process, so its peak RSS is its own."""
+"""Run one measurement in a fresh Python process, so its peak RSS is its own; optionally against the
+code of another commit (``--before <ref>`` in the speed scripts: before and after measured in one run)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class MeasurementFailed(RuntimeError):
@@ -37,3 +43,25 @@ def run_isolated(module: str, *args: str, code_root: Path | None = None) -> dict
         last = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
         raise MeasurementFailed(cmd, last[0])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def require_commit(ref: str) -> None:
+    """Exit 2 with one line unless ``ref`` names a commit of this repository."""
+    known = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                           capture_output=True)  # fmt: skip
+    if known.returncode != 0:
+        print(f"error: --before {ref}: not a commit of this repository (git log shows them)", file=sys.stderr)
+        sys.exit(2)
+
+
+@contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """A temporary git worktree of ``ref`` (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="before-") as tmp:
+        root = Path(tmp) / "suite"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(root), ref], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield root
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(root)], capture_output=True)

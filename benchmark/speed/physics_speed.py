@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,21 +26,7 @@ from envs import DiffEnv, get_task
 from envs.tasks import registry as task_registry
 from envs.tasks.base import MJCFTask
 
-REPO = Path(__file__).resolve().parents[2]
 WAYS = {"eager": False, "captured": True}  # capture_graphs; "before" is a git ref's env layer, as it was
-
-
-@contextmanager
-def checkout(ref: str):
-    """A temporary git worktree of ``ref`` (removed afterwards)."""
-    with tempfile.TemporaryDirectory(prefix="before-") as tmp:
-        root = Path(tmp) / "suite"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(root), ref], check=True,
-                       capture_output=True)  # fmt: skip
-        try:
-            yield root
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(root)], capture_output=True)
 
 
 def taped_window(env: DiffEnv, window: int) -> tuple[float, float]:
@@ -123,15 +105,10 @@ def main() -> None:
     num_envs = positive_ints(parser, "--num-envs", args.num_envs)
     ways = parse_names(parser, "--ways", args.ways, list(WAYS))
     if args.before:
-        known = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{args.before}^{{commit}}"],
-            capture_output=True,
-        )
-        if known.returncode != 0:
-            print(
-                f"error: --before {args.before}: not a commit of this repository (git log shows them)", file=sys.stderr
-            )
-            sys.exit(2)
+        # imported here: the measuring processes run this file against an older checkout's modules
+        from benchmark.speed.isolated import checkout, require_commit
+
+        require_commit(args.before)
         with checkout(args.before) as root:
             table(tasks, num_envs, ["before", *ways], args, root)
     else:

@@ -5,6 +5,9 @@ measuring process's peak memory. Each case runs in its own process, one thread, 
 
 The buffer is measured as configured (``ReplayBuffer.nbytes``), but allocated at ``--fill`` frames so
 the paper's 1e6-frame buffers (~21 GB at 84 x 84) need not fit in this machine's memory.
+
+``--before <ref>`` also measures the learners as they were at a git commit, each case right before the
+current code's, and adds the speed-up per update: before and after from one run on one machine.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", default="cpu,paper")
     parser.add_argument("--fill", type=int, default=20_000, help="frames actually allocated for the measurement")
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--before", metavar="REF", help="also measure the learners of this git commit")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -87,21 +92,42 @@ def main(argv: list[str] | None = None) -> None:
                     load_config(algo, task, SETTINGS[setting])
     except ConfigError as error:
         usage_error(parser, str(error))
+    if args.before:
+        # imported here: the measuring processes run this file against an older checkout's modules
+        from benchmark.speed.isolated import checkout, require_commit
+
+        require_commit(args.before)
+        with checkout(args.before) as root:
+            table(learners, tasks, settings, args, root)
+    else:
+        table(learners, tasks, settings, args, None)
+
+
+def table(learners: list[str], tasks: list[str], settings: list[str], args: argparse.Namespace,
+          before: Path | None) -> None:  # fmt: skip
+    """One row per case (and per code, with ``before``: the commit's, then the current)."""
     header = None
     for algo in learners:
         for task in tasks:
             for setting in settings:
-                try:
-                    row = run_isolated("benchmark.speed.update_costs", algo, task, setting, "--fill", str(args.fill),
-                                       "--iterations", str(args.iterations))  # fmt: skip
-                except MeasurementFailed as error:
-                    print(f"warning: {algo} {task} {setting}: {error.reason}", file=sys.stderr)
-                    continue
-                if header is None:
-                    header = list(row)
-                    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-                cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()]
-                print("| " + " | ".join(cells) + " |", flush=True)
+                first = None
+                for code in ["before", "now"] if before else ["now"]:
+                    try:
+                        row = run_isolated("benchmark.speed.update_costs", algo, task, setting, "--fill",
+                                           str(args.fill), "--iterations", str(args.iterations),
+                                           code_root=before if code == "before" else None)  # fmt: skip
+                    except MeasurementFailed as error:
+                        print(f"warning: {algo} {task} {setting} ({code}): {error.reason}", file=sys.stderr)
+                        continue
+                    if before:
+                        first = first or row["s / update"]
+                        row = {"code": args.before if code == "before" else "now", **row,
+                               "speed-up": first / row["s / update"]}  # fmt: skip
+                    if header is None:
+                        header = list(row)
+                        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+                    cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()]
+                    print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
