@@ -127,7 +127,11 @@ class CURL(ReplayLearner):
     # ------------------------------------------------------------------ acting
     def policy(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(sampled action, its log pi, mean action) at crops; the encoder gets no gradient from here."""
-        mean, log_std = self.actor(self.encoder.conv_features(pixels).detach())
+        return self.policy_at(self.encoder.conv_features(pixels).detach())
+
+    def policy_at(self, conv_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`policy` on the encoder's convolution features, computed once by the caller."""
+        mean, log_std = self.actor(conv_features)
         action, log_pi = squashed_gaussian(mean, log_std)
         return action, log_pi, torch.tanh(mean)
 
@@ -177,8 +181,11 @@ class CURL(ReplayLearner):
         return loss.item()
 
     def update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
-        action, log_pi, _ = self.policy(obs)
-        q1, q2 = self.q(self.encoder(obs).detach(), action)
+        with torch.no_grad():  # the actor's loss trains neither the encoder nor the critic's trunk
+            conv = self.encoder.conv_features(obs)
+            features = self.encoder.trunk(conv)
+        action, log_pi, _ = self.policy_at(conv)
+        q1, q2 = self.q(features, action)
         actor_loss = (self.alpha.detach() * log_pi - torch.minimum(q1, q2)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()  # reaches the Q heads too; only the actor's step uses it

@@ -110,8 +110,9 @@ class ConvEncoder(nn.Module):
             self.repr_dim = self.convs(torch.zeros(1, *obs_shape)).numel()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels / 255.0 if pixels.dtype == torch.uint8 else pixels
-        return self.convs(like_weights(x - self.pixel_offset, self.convs[0])).flatten(1)
+        x = like_weights(pixels, self.convs[0])  # before scaling: a uint8 copy is 4x smaller
+        x = x / 255.0 if x.dtype == torch.uint8 else x
+        return self.convs(x - self.pixel_offset if self.pixel_offset else x).flatten(1)
 
 
 def trunk(in_dim: int, feature_dim: int, squash: bool = True) -> nn.Sequential:

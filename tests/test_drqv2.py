@@ -101,6 +101,6 @@ def test_cpu_preset_layers_the_algos_own_file_over_the_shared_one():
     paper = load_config("drqv2", "cartpole")
     cpu = load_config("drqv2", "cartpole", ["preset=cpu"])
     assert (paper.num_envs, paper.batch_size, paper.buffer_size) == (16, 256, 1_000_000)
-    assert (cpu.num_envs, cpu.image_size, cpu.batch_size, cpu.buffer_size) == (16, 84, 64, 100_000)  # its own size
+    assert (cpu.num_envs, cpu.image_size, cpu.batch_size, cpu.buffer_size) == (16, 48, 64, 100_000)  # batch: its own
     assert load_config("drqv2", "cartpole", ["preset=cpu", "batch_size=32"]).batch_size == 32
     assert load_config("dva", "cartpole", ["preset=cpu"]).image_size == 48  # no file of its own: shared only

@@ -37,16 +37,16 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def measure(algo: str, task: str, setting: str, fill: int, iterations: int) -> dict:
+def measure(algo: str, task: str, setting: str, fill: int, iterations: int, extra: list[str]) -> dict:
     torch.set_num_threads(1)
     keep_freed_memory()
-    cfg = load_config(algo, task, [*SETTINGS[setting], "device=cpu"])
+    cfg = load_config(algo, task, [*SETTINGS[setting], *extra, "device=cpu"])
     env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
     frame_shape = (3, cfg.image_size, cfg.image_size)
     configured = ReplayBuffer.bytes_for(cfg.buffer_size, cfg.num_envs, frame_shape, env.act_dim)
     no_burst = ["pretrain=0"] if algo == "dreamerv3" else []  # DreamerV3's one-off pretrain updates are not its rate
     small = learner_config(
-        load_config(algo, task, [*SETTINGS[setting], f"buffer_size={fill}", "seed_frames=0", *no_burst])
+        load_config(algo, task, [*SETTINGS[setting], *extra, f"buffer_size={fill}", "seed_frames=0", *no_burst])
     )
     learner = get_learner(algo)(env, small)
     while not learner.ready():
@@ -74,22 +74,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", default="cpu,paper")
     parser.add_argument("--fill", type=int, default=20_000, help="frames actually allocated for the measurement")
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="measure each case this many times (median)")
     parser.add_argument("--before", metavar="REF", help="also measure the learners of this git commit")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every case")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(*args.one, args.fill, args.iterations)))
+        print(json.dumps(measure(*args.one, args.fill, args.iterations, args.set)))
         return
     learners = parse_names(parser, "--learners", args.learners, LEARNERS)
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     settings = parse_names(parser, "--settings", args.settings, SETTINGS)
-    if args.iterations < 1 or args.fill < 1:
-        usage_error(parser, "--iterations and --fill must be positive")
+    if min(args.iterations, args.fill, args.rounds) < 1:
+        usage_error(parser, "--iterations, --fill and --rounds must be positive")
     try:
         for algo in learners:
             for task in tasks:
                 for setting in settings:
-                    load_config(algo, task, SETTINGS[setting])
+                    load_config(algo, task, [*SETTINGS[setting], *args.set])
     except ConfigError as error:
         usage_error(parser, str(error))
     if args.before:
@@ -105,20 +107,29 @@ def main(argv: list[str] | None = None) -> None:
 
 def table(learners: list[str], tasks: list[str], settings: list[str], args: argparse.Namespace,
           before: Path | None) -> None:  # fmt: skip
-    """One row per case (and per code, with ``before``: the commit's, then the current)."""
+    """One row per case (and per code with ``before``: the commit's, then the current). Codes alternate
+    for ``--rounds`` rounds and each row is the round of median seconds per update, so a load that
+    comes and goes on the machine falls on both alike."""
     header = None
+    codes = ["before", "now"] if before else ["now"]
     for algo in learners:
         for task in tasks:
             for setting in settings:
+                rounds: dict[str, list[dict]] = {code: [] for code in codes}
+                for _ in range(args.rounds):
+                    for code in codes:
+                        try:
+                            rounds[code].append(run_isolated(
+                                "benchmark.speed.update_costs", algo, task, setting, "--fill", str(args.fill),
+                                "--iterations", str(args.iterations), "--set", *args.set,
+                                code_root=before if code == "before" else None))  # fmt: skip
+                        except MeasurementFailed as error:
+                            print(f"warning: {algo} {task} {setting} ({code}): {error.reason}", file=sys.stderr)
                 first = None
-                for code in ["before", "now"] if before else ["now"]:
-                    try:
-                        row = run_isolated("benchmark.speed.update_costs", algo, task, setting, "--fill",
-                                           str(args.fill), "--iterations", str(args.iterations),
-                                           code_root=before if code == "before" else None)  # fmt: skip
-                    except MeasurementFailed as error:
-                        print(f"warning: {algo} {task} {setting} ({code}): {error.reason}", file=sys.stderr)
+                for code in codes:
+                    if not rounds[code]:
                         continue
+                    row = sorted(rounds[code], key=lambda r: r["s / update"])[len(rounds[code]) // 2]
                     if before:
                         first = first or row["s / update"]
                         row = {"code": args.before if code == "before" else "now", **row,
