@@ -100,6 +100,17 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
     return "missing", ""
 
 
+def experiment_dirs(campaign: Campaign, results: Path = RESULTS,
+                    reference: Path = REFERENCE) -> dict[tuple[str, str], Path]:  # fmt: skip
+    """Where each (task, learner) of the campaign is shipped: its experiment's folder in the reference set."""
+    dirs = {}
+    for task in campaign.tasks:
+        for algo in campaign.learners:
+            cfg = load_config(algo, task, campaign.overrides_for(algo, task, campaign.seeds[0], results))
+            dirs[task, algo] = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg)))
+    return dirs
+
+
 def _finished(run: Path) -> bool:
     return (run / "summary.json").exists() and load_summary(run)["status"] == "complete"
 

@@ -15,7 +15,7 @@ import pytest
 
 from benchmark import campaign as campaigns
 from benchmark.config import ConfigError, load_config
-from benchmark.figures import manifest
+from benchmark.figures import manifest, report
 from benchmark.provenance import ROOT, git_state, versions
 from benchmark.reference import compact_curve, publish
 from benchmark.run import run
@@ -167,6 +167,43 @@ def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names
         campaigns.narrowing(plan, "hoper", None)
     with pytest.raises(ConfigError, match="--learners: 'ppo' is not in campaign 'cpu'"):
         campaigns.narrowing(plan, None, "dva,ppo")
+
+
+def test_a_campaign_table_normalises_by_hand_and_its_figure_names_the_learners_not_yet_run(tmp_path):
+    reference = tmp_path / "reference"
+    plan = campaigns.Campaign(
+        name="t",
+        learners=["shac", "dva"],
+        tasks=["cartpole"],
+        seeds=[0, 1],
+        preset=None,
+        budget={"cartpole": "1h"},
+        overrides=[*TINY, "iterations=40"],
+        executor="inline",
+        parallel=1,
+    )  # fmt: skip  (40 x 8 steps: an episode of 240 ends)
+    for seed in (0, 1):
+        out = run(load_config("shac", "cartpole", plan.overrides_for("shac", "cartpole", seed, tmp_path / "c")),
+                  progress=False)  # fmt: skip
+        publish(out, reference, allow_dirty=True)
+    cells = report.campaign_runs(report.collect(tmp_path), plan, reference)  # the local copies are not cells
+    assert sorted(cells["seed"]) == [0, 1] and all(Path(p).is_relative_to(reference) for p in cells["path"])
+    floors = pd.DataFrame(
+        {"task": ["cartpole"], "action_repeat": [1], "random_return": [900.0], "zero_return": [2100.0]}
+    )
+    table = report.campaign_table(cells, plan, floors).set_index("learner")
+    finals = []
+    for seed in (0, 1):  # the mean training return over the last 10% of the run's wall-clock, by hand
+        metrics = pd.read_csv(tmp_path / "c" / "t" / f"shac-cartpole-seed{seed}" / "metrics.csv")
+        finals.append(metrics.loc[metrics["wall_clock"] >= 0.9 * metrics["wall_clock"].iloc[-1], "train_return"].mean())
+    final = np.nanmean(finals)  # over the seeds that ended an episode in their last 10%
+    assert np.isfinite(final) and table.loc["shac", "train_return"] == pytest.approx(final, rel=1e-4)
+    assert table.loc["shac", "normalised"] == pytest.approx((final - 900) / (1850 - 900), rel=1e-4)
+    assert table.loc["shac", "seeds"] == "2 of 2" and table.loc["dva", "seeds"] == "0 of 2"
+    assert np.isnan(table.loc["dva", "normalised"])
+    fig = report.comparison_figure(cells, plan, floors)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["not yet run: dva"] and fig.axes[0].get_xlim()[1] >= 60  # the axis spans the budget
 
 
 # ---------------------------------------------------------------------------------------------- the manifest

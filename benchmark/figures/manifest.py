@@ -13,12 +13,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
+from benchmark.campaign import Campaign
 from benchmark.figures.plots import plot_grad_norms
-from benchmark.figures.report import returns_figure
+from benchmark.figures.report import campaign_runs, campaign_table, comparison_figure, returns_figure
 from benchmark.provenance import ROOT
+from benchmark.results import markdown_table
 
 MANIFEST = ROOT / "docs" / "figures.yaml"
-DRAWERS = ("returns", "grad_norms")
+DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table")
+CAMPAIGN_DRAWERS = ("comparison", "comparison_table")  # select: {campaign: <name>}; they fill as cells ship
 
 
 def load(path: Path = MANIFEST) -> dict[str, dict]:
@@ -26,8 +29,9 @@ def load(path: Path = MANIFEST) -> dict[str, dict]:
     for out, entry in figures.items():
         if entry.get("kind") not in ("runs", "script") or "command" not in entry:
             raise ValueError(f"{path}: {out} needs kind (runs or script) and command")
-        if entry["kind"] == "runs" and (entry.get("draw") not in DRAWERS or "task" not in entry.get("select", {})):
-            raise ValueError(f"{path}: {out} draws from runs: give draw ({', '.join(DRAWERS)}) and select.task")
+        needs = "campaign" if entry.get("draw") in CAMPAIGN_DRAWERS else "task"
+        if entry["kind"] == "runs" and (entry.get("draw") not in DRAWERS or needs not in entry.get("select", {})):
+            raise ValueError(f"{path}: {out} draws from runs: give draw ({', '.join(DRAWERS)}) and select.{needs}")
     return figures
 
 
@@ -53,6 +57,14 @@ def rebuild(runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None = N
     for out, entry in load(path).items():
         if entry["kind"] == "script":
             continue
+        if entry["draw"] in CAMPAIGN_DRAWERS:
+            if _draw_campaign(out, entry, ours, reference, floors, root):
+                made.append(out)
+            else:
+                missing.append(
+                    f"{out}: no cell of campaign '{entry['select']['campaign']}' shipped; {entry['command']}"
+                )
+            continue
         group = selected(ours, entry["select"]) if not ours.empty else ours
         lacking = sorted(set(entry["select"].get("algos", [])) - set(group["algo"]))
         if group.empty or lacking:  # never a figure that quietly leaves out a learner it names
@@ -74,3 +86,39 @@ def rebuild(runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None = N
         plt.close(fig)
         made.append(out)
     return made, missing
+
+
+def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None,
+                   root: Path) -> bool:  # fmt: skip
+    """A campaign's comparison figure or its table page from the cells shipped so far; False when none is."""
+    campaign = Campaign.load(entry["select"]["campaign"])
+    cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
+    if cells.empty:
+        return False
+    target = root / out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if entry["draw"] == "comparison":
+        fig = comparison_figure(cells, campaign, floors)
+        fig.savefig(target, dpi=120)
+        plt.close(fig)
+        return True
+    table = campaign_table(cells, campaign, floors if floors is not None else pd.DataFrame(columns=["task"]))
+    shown = table.assign(**{
+        "final training return [95% CI]": [f"{r.train_return:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]"
+                                           if pd.notna(r.train_return) else "" for r in table.itertuples()],
+        "evaluation": table["eval_return"].map(lambda v: f"{v:.0f}" if pd.notna(v) else ""),
+        "random policy": table["random"].map(lambda v: f"{v:.0f}" if pd.notna(v) else ""),
+        "normalised": table["normalised"].map(lambda v: f"{v:.2f}" if pd.notna(v) else ""),
+        "minutes": table["minutes"].map(lambda v: f"{v:.0f}" if pd.notna(v) else ""),
+    })  # fmt: skip
+    columns = ["task", "learner", "seeds", "not complete", "final training return [95% CI]", "evaluation",
+               "random policy", "published", "normalised", "minutes"]  # fmt: skip
+    target.write_text(
+        f"<!-- written by `make plots` from results/reference/ (campaign '{campaign.name}'); do not edit -->\n"
+        f"# Campaign '{campaign.name}': final returns\n\n"
+        "Final training return: the mean over the last 10% of each run's wall-clock (sampled actions, as the "
+        "paper's curves), mean over seeds with a 95% bootstrap interval. Evaluation: the final policy's mean "
+        "action. Normalised: (final training return - random policy) / (D.Va's published return - random "
+        "policy), the random policy at the learner's action repeat.\n\n" + markdown_table(shown[columns]) + "\n"
+    )
+    return True

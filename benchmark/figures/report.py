@@ -33,7 +33,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from benchmark.config import ConfigError, load_config, with_defaults  # noqa: E402
+from benchmark.campaign import Campaign, experiment_dirs  # noqa: E402
+from benchmark.config import ConfigError, load_config, parse_budget, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors  # noqa: E402
@@ -210,31 +211,9 @@ def returns_figure(runs: pd.DataFrame, task: str, points: int = 100, floors: pd.
     """Return vs wall-clock and vs env steps, one line per learner: mean over seeds, 95% bootstrap band;
     dashed, the random policy's return (``floors``, per action repeat)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    repeats = set(runs["action_repeat"])
-    for floor in [] if floors is None else floors[floors["task"] == task].itertuples():
-        if floor.action_repeat in repeats:
-            style = "--" if floor.action_repeat == 1 else ":"
-            for value, what, color in ((floor.random_return, "random policy", "grey"),
-                                       (getattr(floor, "zero_return", np.nan), "zero action", "tan")):  # fmt: skip
-                if np.isfinite(value):
-                    label = f"{what} (action repeat {floor.action_repeat})"
-                    for ax in axes:
-                        ax.axhline(value, color=color, ls=style, lw=1, label=label if ax is axes[0] else None)
     for ax, x, xlabel in ((axes[0], "wall_clock", "wall-clock (min)"), (axes[1], "env_steps", "env steps")):
-        for learner, group in runs.groupby("learner"):
-            scale = 60 if x == "wall_clock" else 1
-            spans = [load_metrics(p)[x].iloc[[0, -1]].to_numpy() / scale for p in group["path"]]
-            grid = np.linspace(min(s[0] for s in spans), max(s[1] for s in spans), points)
-            ys = np.stack([curve(p, x, grid) for p in group["path"]])
-            bands = np.array([mean_ci(col) if np.isfinite(col).any() else (np.nan,) * 3 for col in ys.T])
-            (line,) = ax.plot(grid, bands[:, 0], label=f"{learner} ({len(group)} seed{'s' * (len(group) > 1)})")
-            ax.fill_between(grid, bands[:, 1], bands[:, 2], color=line.get_color(), alpha=0.2)
-            teachers = group["teacher_run"].dropna().unique()
-            if len(teachers):  # the student's clock starts where its teacher's stopped: draw the teacher before
-                end = min(load_metrics(p)[x].iloc[-1] for p in teachers) / scale
-                before = np.linspace(0, end, points)
-                mean = np.stack([curve(p, x, before) for p in teachers]).mean(axis=0)
-                ax.plot(before, mean, ls="--", color=line.get_color(), label=f"{learner}: its state teacher")
+        draw_floors(ax, floors, task, set(runs["action_repeat"]), legend=ax is axes[0])
+        draw_learners(ax, runs, x, points)
         ax.set(xlabel=xlabel)
         ax.grid(alpha=0.3)
     axes[0].set(ylabel="training return (mean over seeds, 95% CI)")
@@ -242,6 +221,105 @@ def returns_figure(runs: pd.DataFrame, task: str, points: int = 100, floors: pd.
     fig.suptitle(f"{task}: return vs wall-clock and env steps")
     fig.tight_layout()
     return fig
+
+
+def draw_floors(ax, floors: pd.DataFrame | None, task: str, repeats: set, legend: bool = True) -> None:
+    """The random policy's and the zero action's returns on ``task``, per action repeat among ``repeats``."""
+    for floor in [] if floors is None else floors[floors["task"] == task].itertuples():
+        if floor.action_repeat in repeats:
+            style = "--" if floor.action_repeat == 1 else ":"
+            for value, what, color in ((floor.random_return, "random policy", "grey"),
+                                       (getattr(floor, "zero_return", np.nan), "zero action", "tan")):  # fmt: skip
+                if np.isfinite(value):
+                    label = f"{what} (action repeat {floor.action_repeat})" if legend else None
+                    ax.axhline(value, color=color, ls=style, lw=1, label=label)
+
+
+def draw_learners(ax, runs: pd.DataFrame, x: str, points: int = 100, colors: dict[str, str] | None = None) -> None:
+    """One line per learner against ``x`` (wall_clock in minutes, or env_steps): mean over seeds with a
+    95% bootstrap band; a student's state teacher dashed before it (its clock starts at the teacher's end)."""
+    scale = 60 if x == "wall_clock" else 1
+    for learner, group in runs.groupby("learner", sort=False):
+        spans = [load_metrics(p)[x].iloc[[0, -1]].to_numpy() / scale for p in group["path"]]
+        grid = np.linspace(min(s[0] for s in spans), max(s[1] for s in spans), points)
+        ys = np.stack([curve(p, x, grid) for p in group["path"]])
+        bands = np.array([mean_ci(col) if np.isfinite(col).any() else (np.nan,) * 3 for col in ys.T])
+        color = (colors or {}).get(learner)
+        (line,) = ax.plot(grid, bands[:, 0], color=color,
+                          label=f"{learner} ({len(group)} seed{'s' * (len(group) > 1)})")  # fmt: skip
+        ax.fill_between(grid, bands[:, 1], bands[:, 2], color=line.get_color(), alpha=0.2)
+        teachers = group["teacher_run"].dropna().unique()
+        if len(teachers):
+            end = min(load_metrics(p)[x].iloc[-1] for p in teachers) / scale
+            before = np.linspace(0, end, points)
+            mean = np.stack([curve(p, x, before) for p in teachers]).mean(axis=0)
+            ax.plot(before, mean, ls="--", color=line.get_color(), label=f"{learner}: its state teacher")
+
+
+def campaign_runs(runs: pd.DataFrame, campaign: Campaign, reference: Path) -> pd.DataFrame:
+    """The campaign's shipped cells among ``runs``, each labelled by its learner's bare name."""
+    where = {path.resolve(): key for key, path in experiment_dirs(campaign, reference=reference).items()}
+    keys = [where.get(Path(p).resolve().parent) for p in runs["path"]]
+    picked = runs[[k is not None for k in keys]].copy()
+    picked["learner"] = picked["algo"]
+    return picked
+
+
+def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame | None = None) -> Figure:
+    """The paper's Fig. 4 from a campaign: a panel per task, training return against wall-clock, every
+    learner (mean over seeds, 95% band), the floors drawn; a panel names the learners not shipped yet."""
+    fig, axes = plt.subplots(1, len(campaign.tasks), figsize=(4.2 * len(campaign.tasks), 4.2), squeeze=False)
+    colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
+    for ax, task in zip(axes[0], campaign.tasks, strict=True):
+        cells = runs[runs["task"] == task]
+        order = [a for a in campaign.learners if a in set(cells["algo"])]
+        cells = cells.set_index("algo").loc[order].reset_index() if order else cells
+        draw_floors(ax, floors, task, set(cells["action_repeat"]) or {1, 2}, legend=False)
+        draw_learners(ax, cells, "wall_clock", colors=colors)
+        missing = [a for a in campaign.learners if a not in order]
+        if missing:
+            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        budget_minutes = parse_budget(campaign.budget[task])[0] / 60
+        ax.set_xlim(0, max(budget_minutes, ax.get_xlim()[1] if len(cells) else 0))
+        ax.set(title=f"{task} ({campaign.budget[task]} per run)", xlabel="wall-clock (min)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set(ylabel="training return (mean over seeds, 95% CI)")
+    handles = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label.split(" (")[0], handle)
+    grey = [plt.Line2D([], [], color="grey", ls="--", lw=1), plt.Line2D([], [], color="tan", ls="--", lw=1)]
+    fig.legend([*handles.values(), *grey], [*handles, "random policy", "zero action"], loc="lower center",
+               ncol=min(len(handles) + 2, 9), fontsize=8)  # fmt: skip
+    fig.suptitle(f"campaign '{campaign.name}': return against wall-clock (floors dashed: action repeat 1, dotted: 2)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def campaign_table(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame) -> pd.DataFrame:
+    """Per task and learner: seeds shipped, the final sampled training return (mean and 95% CI, like
+    the paper's curves), the deterministic evaluation, the published value, and the normalised score
+    ``(return - random) / (published D.Va - random)``, with the random policy at the learner's action
+    repeat and D.Va's published return per task (``normalise_by`` in ``published.yaml``)."""
+    published = yaml.safe_load(PUBLISHED.read_text())
+    rows = []
+    for task in campaign.tasks:
+        for algo in campaign.learners:
+            cells = runs[(runs["task"] == task) & (runs["algo"] == algo)]
+            done = cells[cells["status"] == "complete"]
+            train, low, high = mean_ci(done["train_return"].to_numpy())
+            evaluation, _, _ = mean_ci(done["eval_return"].to_numpy())
+            repeat = cells["action_repeat"].iloc[0] if len(cells) else np.nan
+            floor = floors[(floors["task"] == task) & (floors["action_repeat"] == repeat)]["random_return"]
+            random = float(floor.iloc[0]) if len(floor) else np.nan
+            scale = published["normalise_by"].get(task, np.nan) - random
+            rows.append({"task": task, "learner": algo, "seeds": f"{len(done)} of {len(campaign.seeds)}",
+                         "not complete": ", ".join(sorted(set(cells["status"]) - {"complete"})),
+                         "train_return": train, "ci_low": low, "ci_high": high, "eval_return": evaluation,
+                         "random": random, "published": published.get(algo, {}).get(task, ""),
+                         "normalised": (train - random) / scale, "minutes": done["hours"].mean() * 60})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def phase_shares(runs: pd.DataFrame) -> pd.DataFrame:
