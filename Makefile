@@ -16,21 +16,15 @@ ifneq ($(wildcard $(LAVAPIPE_ICD)),)
 export VK_ICD_FILENAMES := $(LAVAPIPE_ICD)
 endif
 endif
-# CUDA machine: PyPI's default torch wheel (CUDA). No GPU: PyTorch's CPU wheel index when it is
-# reachable, else the configured index (mirrors such as this project's CI serve the CPU build there).
+# torch's build: GPU=1 the CUDA one (PyPI's default wheel), GPU=0 the CPU one (PyTorch's CPU index when
+# it is reachable, else the configured index: mirrors such as this project's CI serve the CPU build
+# there). Unset: this machine's (CUDA where nvidia-smi lists a GPU). `make install GPU=1` on a login node
+# without a GPU installs the CUDA build for the GPU nodes, and replaces a CPU build already installed.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+GPU ?= $(if $(HAS_GPU),1,0)
 CPU_INDEX := https://download.pytorch.org/whl/cpu
-TORCH_INDEX = $(if $(HAS_GPU),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
-
-.PHONY: help install bench test lint campaign campaign-status campaign-publish publish floors gradcheck contact-laws bench-physics render bench-render apg-costs update-costs scene-growth apg-vs-dpg \
-	sweep sweep-status plots slurm-up slurm-down vulkan pytorch3d clean
-
-help:
-	@echo "make bench ALGO=shac TASK=cartpole [BUDGET=30min] [PRESET=cpu] [ARGS=\"num_envs=16 seed=3\"]"
-	@echo "make test | make lint | make gradcheck | make contact-laws | make bench-physics"
-	@echo "make render TASK=ant [BACKENDS=newton,diff] | make bench-render | make pytorch3d"
-	@echo "make sweep ALGOS=dva,shac TASKS=cartpole SEEDS=0-4 EXECUTOR=local|slurm|inline | make sweep-status"
-	@echo "make plots | make slurm-up | make apg-costs | make apg-vs-dpg | make scene-growth | make update-costs"
+TORCH_INDEX = $(if $(filter 1,$(GPU)),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))
+TORCH_IS_WANTED = $(PY) -c "import sys, torch; sys.exit((torch.version.cuda is None) == ('$(GPU)' == '1'))"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +34,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+ifneq ($(filter command line environment,$(origin GPU)),)
+	@$(TORCH_IS_WANTED) 2>/dev/null || { echo "installing torch's $(if $(filter 1,$(GPU)),CUDA,CPU) build (GPU=$(GPU))"; \
+		$(PY) -m pip uninstall -q -y torch && $(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_INDEX); }
+endif
 
 bench: install
 	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(BUDGET),budget=$(BUDGET)) $(if $(PRESET),preset=$(PRESET))

@@ -44,7 +44,7 @@ from benchmark.loggers import make_logger
 from benchmark.memory import IterationMemory
 from benchmark.provenance import start_record
 from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
-from envs import DiffEnv, default_device
+from envs import DiffEnv, cpu_torch_on_gpu_host, default_device
 from envs.pixels import PixelEnv
 from envs.render import make_renderer
 from envs.tasks.base import Task
@@ -245,6 +245,8 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
     checkpoint are dropped (that work is redone, not counted twice). A complete run is left as it is.
     """
     device = run_device(cfg)
+    if cfg.device == "auto" and device.type == "cpu" and (warning := cpu_torch_on_gpu_host()):
+        print(warning, file=sys.stderr)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     keep_freed_memory()

@@ -8,6 +8,8 @@ records a graph through the actions or the state, and takes the cheaper tape-fre
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import newton
@@ -36,6 +38,21 @@ def cuda_problem() -> str | None:
             "warp-lang wheels are built for CUDA 13 and need an NVIDIA driver R580 or newer (nvidia-smi shows "
             "yours) and a GPU of compute capability 7.5+; update the driver, or install a warp-lang build for "
             "your CUDA from NVIDIA's index, or use device=cpu")  # fmt: skip
+
+
+def cpu_torch_on_gpu_host() -> str | None:
+    """A one-line warning when ``nvidia-smi`` lists a GPU but torch is a CPU-only build (installed on a
+    machine without one, say): ``device=auto`` would then quietly run on the CPU."""
+    if torch.version.cuda is not None or shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return None
+    return (f"warning: nvidia-smi lists a GPU but torch {torch.__version__} is a CPU-only build, so this runs on "
+            "the CPU; `make install GPU=1` installs torch's CUDA build")  # fmt: skip
 
 
 class DiffEnv:

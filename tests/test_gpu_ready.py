@@ -12,7 +12,8 @@ import warp as wp
 from algorithms.common import PhaseTimer
 from benchmark import sweep
 from benchmark.config import ConfigError, load_config
-from envs import cuda_problem, default_device
+from benchmark.run import run
+from envs import core, cpu_torch_on_gpu_host, cuda_problem, default_device
 from envs.physics import warp_device
 
 
@@ -90,3 +91,19 @@ def test_slurm_jobs_ask_for_gpus_where_the_partition_has_them(tmp_path, monkeypa
     executor = sweep.executor_for("slurm", tmp_path, args)
     script = executor._executor._make_submission_file_text("python -c pass", "uid")
     assert "#SBATCH --gpus-per-node=1" in script and "#SBATCH --partition=gpu" in script
+
+
+def test_a_cpu_torch_on_a_machine_with_a_gpu_is_named_with_the_fix(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(core.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(core.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "GPU 0: NVIDIA L4\n"))
+    monkeypatch.setattr(torch.version, "cuda", None)
+    warning = cpu_torch_on_gpu_host()
+    assert "CPU-only build" in warning and "make install GPU=1" in warning and "\n" not in warning
+    run(load_config("shac", "cartpole", ["iterations=1", "num_envs=2", "horizon=4", "eval_envs=1", "eval_max_steps=2",
+                                         f"results_dir={tmp_path}"]), progress=False)  # fmt: skip
+    assert warning in capsys.readouterr().err  # device=auto said it before running on the CPU
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert cpu_torch_on_gpu_host() is None  # a CUDA build: nothing to say
+    monkeypatch.setattr(core.shutil, "which", lambda name: None)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert cpu_torch_on_gpu_host() is None  # no GPU here: a CPU build is right
