@@ -13,6 +13,11 @@ env hold before any iteration, so it shrinks every ratio between two learners. H
   mark, reset through the CUDA driver). The sum is an upper bound: the two peaks may not coincide.
 
 Elsewhere (no procfs) the figure is NaN rather than a guess.
+
+Resetting a high-water mark also resets what the process's peak reads (``ru_maxrss`` is the same mark), so
+the run's peak is kept here too: :meth:`IterationMemory.peak_mb` is the highest mark seen before any reset
+and since. On CUDA it is torch's allocator peak plus Warp's pool high-water (the model, states and step
+slots of the APG family live there, not in torch's allocator).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import math
+import resource
 from pathlib import Path
 
 import torch
@@ -43,15 +49,43 @@ def _malloc_trim() -> None:
         pass
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """The high-water mark since the process started or since the last reset: on CUDA torch's allocator
+    plus Warp's memory pool, on the CPU the process's resident set."""
+    if device.type == "cuda":
+        pool = _warp_pool_high(device) if _warp_pool_enabled(device) else 0
+        return (torch.cuda.max_memory_allocated(device) + pool) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 class IterationMemory:
-    """``start()`` just before an iteration, ``added_mb()`` right after it."""
+    """One run's memory: ``start()`` just before an iteration and ``added_mb()`` right after it give what
+    the iteration adds; ``peak_mb()`` the run's peak. Made at the run's start, it starts that peak afresh
+    where the device allows (a DAgger student's run is not charged its teacher's, trained in the same
+    process; on the CPU what the teacher left resident still counts, as the OS sees it)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_ok = STATUS.exists() and CLEAR_REFS.exists()
         self._base = 0.0
+        self._peak_before = 0.0  # MB: the highest mark that start() reset
+        self._reset_marks()
+
+    def peak_mb(self) -> float:
+        return max(self._peak_before, peak_memory_mb(self.device))
+
+    def _reset_marks(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._warp_base = _warp_pool_reset(self.device)
+        elif self.cpu_ok:
+            try:
+                CLEAR_REFS.write_text("5")
+            except OSError:  # a kernel that refuses the reset: no honest per-iteration figure
+                self.cpu_ok = False
 
     def start(self) -> None:
+        self._peak_before = self.peak_mb()
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -95,6 +129,12 @@ def _warp_pool_reset(device: torch.device) -> int | None:
     except OSError:
         ok = False
     return wp.get_mempool_used_mem_current(name) if ok else None
+
+
+def _warp_pool_enabled(device: torch.device) -> bool:
+    import warp as wp
+
+    return wp.is_mempool_enabled(f"cuda:{device.index or 0}")
 
 
 def _warp_pool_high(device: torch.device) -> int:

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import random
-import resource
 import signal
 import sys
 import threading
@@ -41,7 +40,7 @@ from benchmark.config import (
     with_defaults,
 )
 from benchmark.loggers import make_logger
-from benchmark.memory import IterationMemory
+from benchmark.memory import IterationMemory, peak_memory_mb  # noqa: F401 (the speed scripts import it here)
 from benchmark.provenance import start_record
 from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, cpu_torch_on_gpu_host, default_device
@@ -68,13 +67,6 @@ class RunFailed(RuntimeError):
     def __init__(self, run_dir: Path, error: BaseException) -> None:
         super().__init__(f"{type(error).__name__}: {error} (traceback in {run_dir}/summary.json)")
         self.run_dir = run_dir
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak CUDA allocator memory on GPU; peak resident set size of this process on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def make_env(
@@ -311,9 +303,9 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
     seconds: list[float] = []  # per iteration, this session
     bar = tqdm(total=learner.config.iterations, initial=first - 1, desc=f"{cfg.algo}/{cfg.task}",
                disable=not progress, file=sys.stdout)  # fmt: skip
+    memory = IterationMemory(device)  # the run's own peak from here
     try:
         logger = make_logger(cfg, out.path)
-        memory = IterationMemory(device)
         for iteration in range(first, learner.config.iterations + 1):
             # the memory this iteration adds, now and then (handing freed memory back costs the next iteration)
             measure_memory = iteration == first + 1 or iteration % cfg.checkpoint_every == 0
@@ -336,7 +328,7 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
                 "iteration": iteration,
                 "wall_clock": counters["wall_clock"],
                 "env_steps": counters["env_steps"],
-                "peak_memory_mb": peak_memory_mb(device),
+                "peak_memory_mb": memory.peak_mb(),
                 "iteration_memory_mb": iteration_memory,
             }
             out.append_metrics(row)
@@ -387,7 +379,7 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
         env_steps=counters["env_steps"],
         wall_clock=counters["wall_clock"],
         skipped_updates=counters["skipped_updates"],
-        peak_memory_mb=peak_memory_mb(device),
+        peak_memory_mb=memory.peak_mb(),
     )
     out.write_summary(summary)
     out.end_provenance(status)

@@ -361,3 +361,22 @@ def test_the_memory_an_iteration_adds_is_its_own_not_the_process_peak():
         assert memory.added_mb() == pytest.approx(200, abs=10)
     memory.start()
     assert memory.added_mb() < 10  # an iteration that allocates nothing adds nothing
+
+
+def test_the_runs_peak_survives_the_per_iteration_resets_and_counts_warps_pool_on_cuda(monkeypatch):
+    """Resetting the high-water mark for an iteration also resets what the process's peak reads: the run's
+    peak must still hold a 400 MB block freed before the reset. On CUDA it adds Warp's pool to torch's."""
+    from benchmark import memory as memory_module
+
+    memory = memory_module.IterationMemory(torch.device("cpu"))
+    start = memory.peak_mb()
+    block = torch.ones(400 * 2**20 // 4)
+    del block
+    memory.start()  # resets the mark
+    memory.added_mb()
+    assert memory_module.peak_memory_mb(torch.device("cpu")) < start + 100  # the process's mark forgot it
+    assert memory.peak_mb() >= start + 390  # the run's did not
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 300 * 2**20)
+    monkeypatch.setattr(memory_module, "_warp_pool_enabled", lambda device: True)
+    monkeypatch.setattr(memory_module, "_warp_pool_high", lambda device: 500 * 2**20)
+    assert memory_module.peak_memory_mb(torch.device("cuda:0")) == 800
