@@ -39,8 +39,13 @@ ifneq ($(filter command line environment,$(origin GPU)),)
 		$(PY) -m pip uninstall -q -y torch && $(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_INDEX); }
 endif
 
+# Without a GPU, and with neither PRESET nor BUDGET (nor preset=/budget= in ARGS), the CPU preset for an
+# hour: the paper's settings take days on a CPU. PRESET=paper runs the paper's settings anywhere.
+AUTO_CPU = $(if $(HAS_GPU),,$(if $(PRESET)$(BUDGET)$(findstring preset=,$(ARGS))$(findstring budget=,$(ARGS)),,1))
 bench: install
-	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(BUDGET),budget=$(BUDGET)) $(if $(PRESET),preset=$(PRESET))
+	$(if $(AUTO_CPU),@echo "no GPU: PRESET=cpu BUDGET=1h; PRESET=paper runs the paper's settings" >&2)
+	$(PY) -m benchmark.run $(ALGO) $(TASK) $(ARGS) $(if $(AUTO_CPU),preset=cpu budget=1h,$(if $(BUDGET),budget=$(BUDGET)) \
+		$(if $(PRESET),preset=$(PRESET)))
 
 test: install
 	$(PY) -m pytest -q tests

@@ -61,7 +61,7 @@ class RunConfig:
     torch_threads: int = 0  # 0: torch's default
     max_skipped_updates: int = 20  # this many non-finite gradients in a row end the run as "diverged"
     logger: str = "none"  # none | wandb (offline unless WANDB_API_KEY / wandb login); results/ stays the record
-    preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu)
+    preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu); paper: none
     # a learner that distils another (dagger) names its teacher: an algo the runner trains first
     teacher: str | None = None  # configs/<teacher>/<task>.yaml, with the student's seed, device and threads
     teacher_overrides: list[str] = dataclasses.field(default_factory=list)  # the teacher's key=value overrides
@@ -291,6 +291,8 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         cli = OmegaConf.from_dotlist(list(overrides or []))
     except Exception as error:  # omegaconf's grammar errors
         raise ConfigError(f"cannot parse overrides {overrides}: {error}; write them as key=value") from None
+    if cli.get("preset") == "paper":  # the paper's settings: no preset (``make bench PRESET=paper``)
+        cli.preset = None
     preset = cli.get("preset", file_cfg.get("preset"))
     if preset is not None:
         file_cfg = OmegaConf.merge(file_cfg, *_preset_files(algo, preset))

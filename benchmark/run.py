@@ -301,8 +301,17 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
     skipped_in_a_row, status = 0, "complete"
     first = counters["iteration"] + 1
     seconds: list[float] = []  # per iteration, this session
-    bar = tqdm(total=learner.config.iterations, initial=first - 1, desc=f"{cfg.algo}/{cfg.task}",
-               disable=not progress, file=sys.stdout)  # fmt: skip
+    # the bar follows what ends the run: the time budget, the step budget, or the iterations
+    if budget_seconds:
+        total, done, unit = budget_seconds, counters["wall_clock"], "s"
+    elif budget_steps:
+        total, done, unit = budget_steps, counters["env_steps"], "steps"
+    else:
+        total, done, unit = learner.config.iterations, first - 1, "it"
+    clock = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of budget [{elapsed}<{remaining}{postfix}]"
+    bar = tqdm(total=total, initial=min(done, total), unit=unit, desc=f"{cfg.algo}/{cfg.task}",
+               bar_format=clock if unit == "s" else None, disable=not progress, file=sys.stdout)  # fmt: skip
+    bar.set_postfix_str("first iteration: building kernels and graphs (once)")
     memory = IterationMemory(device)  # the run's own peak from here
     try:
         logger = make_logger(cfg, out.path)
@@ -333,9 +342,12 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
             }
             out.append_metrics(row)
             logger.log(row)
+            shown = {"it": iteration} if unit != "it" else {}
             if not math.isnan(metrics.get("train_return", math.nan)):
-                bar.set_postfix(ret=f"{metrics['train_return']:.1f}", refresh=False)
-            bar.update()
+                shown["ret"] = f"{metrics['train_return']:.1f}"
+            bar.set_postfix(shown, refresh=False)
+            step = {"s": seconds[-1], "steps": int(metrics["env_steps"]), "it": 1}[unit]
+            bar.update(min(step, total - bar.n))
             if skipped_in_a_row >= cfg.max_skipped_updates:
                 status = "diverged"
                 break

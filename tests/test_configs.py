@@ -1,10 +1,14 @@
 """Every config file says where its values come from, on its first line: the upstream file it follows
-(repository and path, readable by anyone), or that it is this suite's own (presets, campaigns, sweep defaults)."""
+(repository and path, readable by anyone), or that it is this suite's own (presets, campaigns, sweep
+defaults); and the mission command picks settings a CPU can run."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from benchmark.config import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 UPSTREAM = re.compile(r"^# source: [\w.-]+/[\w.-]+ \S+\.yaml")  # owner/repo path/to/file.yaml
@@ -22,3 +26,20 @@ def test_learner_configs_follow_an_upstream_file_and_only_presets_are_ours():
     ours = [p for p in CONFIGS if OURS.match(p.read_text().splitlines()[0])]
     assert all(p.parent.name in ("presets", "campaigns") or p.name == "sweep.yaml" for p in ours), ours
     assert len(CONFIGS) - len(ours) == 32  # 8 algos x 4 tasks
+
+
+def test_make_bench_without_a_gpu_runs_the_cpu_preset_for_an_hour_and_says_so_first():
+    def dry_run(*args: str) -> tuple[str, str]:
+        done = subprocess.run(["make", "-n", "bench", "ALGO=dva", "TASK=hopper", *args], cwd=Path(__file__).parents[1],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        command = next(line for line in done.stdout.splitlines() if "benchmark.run" in line)
+        return done.stdout, command
+
+    printed, command = dry_run("HAS_GPU=")
+    assert "no GPU: PRESET=cpu BUDGET=1h; PRESET=paper runs the paper's settings" in printed
+    assert command.split()[-2:] == ["preset=cpu", "budget=1h"]
+    for given in (["PRESET=paper"], ["BUDGET=10min"], ["ARGS=preset=cpu"]):  # what the user says is honoured
+        printed, command = dry_run("HAS_GPU=", *given)
+        assert "no GPU" not in printed and "budget=1h" not in command
+    assert "preset=" not in dry_run("HAS_GPU=1")[1]  # a GPU: the paper's settings, as before
+    assert load_config("dva", "hopper", ["preset=paper"]) == load_config("dva", "hopper")
