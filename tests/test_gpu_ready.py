@@ -1,7 +1,9 @@
 """Ready for the first GPU, checked on a CPU: a GPU only torch sees is refused with the fix, jobs get the
 GPUs they ask for, timers touch only the run's device, and Warp lands on torch's GPU."""
 
+import importlib
 import subprocess
+import sys
 from argparse import Namespace
 
 import pytest
@@ -107,3 +109,19 @@ def test_a_cpu_torch_on_a_machine_with_a_gpu_is_named_with_the_fix(monkeypatch, 
     monkeypatch.setattr(core.shutil, "which", lambda name: None)
     monkeypatch.setattr(torch.version, "cuda", None)
     assert cpu_torch_on_gpu_host() is None  # no GPU here: a CPU build is right
+
+
+@pytest.mark.parametrize("script", ["apg_costs", "update_costs", "physics_speed", "render_speed"])
+def test_every_speed_script_takes_a_device_and_refuses_one_this_machine_lacks_in_one_line(script, monkeypatch, capsys):
+    module = importlib.import_module(f"benchmark.speed.{script}")
+    monkeypatch.setattr(sys, "argv", [script, "--device", "cuda:3"])
+    with pytest.raises(SystemExit) as stop:
+        module.main() if script in ("physics_speed", "render_speed") else module.main(["--device", "cuda:3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "--device cuda:3" in err[0] and "no CUDA GPU" in err[0]
+
+
+def test_a_speed_measurement_records_its_device():
+    from benchmark.speed.physics_speed import measure
+
+    assert measure("cartpole", 2, "eager", window=2, no_grad_steps=2, device="cpu")["device"] == "cpu"

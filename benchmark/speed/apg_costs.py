@@ -34,8 +34,8 @@ from algorithms import get_learner  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.memory import IterationMemory  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
-from benchmark.run import make_env, peak_memory_mb  # noqa: E402
-from benchmark.speed.isolated import MeasurementFailed, run_isolated  # noqa: E402
+from benchmark.run import make_env  # noqa: E402
+from benchmark.speed.isolated import MeasurementFailed, chosen_device, run_isolated  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
@@ -69,17 +69,18 @@ def with_extra_shapes(task: str, count: int) -> Task:
     return type(f"{base.__name__}With{count}Shapes", (base,), {"build": build})()
 
 
-def measure(learner: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0) -> dict:
+def measure(learner: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0,
+            device: str = "cpu") -> dict:  # fmt: skip
     algo, renderer = learner_overrides(learner)
-    cfg = load_config(algo, task, [*overrides, *renderer, "device=cpu"])
+    cfg = load_config(algo, task, [*overrides, *renderer, f"device={device}"])
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(0)
     grown = with_extra_shapes(task, extra_shapes) if extra_shapes else None
-    env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0, task=grown)
+    env = make_env(cfg, cfg.num_envs, torch.device(device), 0, task=grown)
     agent = get_learner(cfg.learner)(env, learner_config(cfg))
     agent.train_iteration()  # warm-up: kernel compilation, allocator growth
-    memory, rows = IterationMemory(torch.device("cpu")), []
+    memory, rows = IterationMemory(torch.device(device)), []
     for _ in range(iterations):
         memory.start()
         rows.append({**agent.train_iteration(), "iteration_memory_mb": memory.added_mb()})
@@ -95,7 +96,8 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
         "forward_s": median("time_forward"),
         "render_s": median("time_render"),
         "iteration_memory_mb": median("iteration_memory_mb"),
-        "peak_memory_mb": peak_memory_mb(torch.device("cpu")),
+        "peak_memory_mb": memory.peak_mb(),
+        "device": device,
     }
 
 
@@ -120,13 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     parser.add_argument("--scene-growth", metavar="TASK", help="sweep extra scene shapes on this task instead")
     parser.add_argument("--shapes", default="0,8,32,128", help="extra shapes per scene for --scene-growth")
+    parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SHAPES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     overrides = [*([f"preset={args.preset}"] if args.preset else []), *args.set]
     if args.one:
         algo, task, shapes = args.one
-        print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes))))
+        print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes), args.device)))
         return
+    args.device = chosen_device(args.device)
     try:  # every case's config, before anything runs or is overwritten
         if args.iterations < 1:
             raise ConfigError(f"--iterations={args.iterations}: measure at least 1 iteration")
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    extra = ["--iterations", str(args.iterations), *(["--preset", args.preset] if args.preset else [])]
+    extra = ["--iterations", str(args.iterations), "--device", args.device,
+             *(["--preset", args.preset] if args.preset else [])]  # fmt: skip
     extra += ["--set", *args.set] if args.set else []
     rows = [measure_isolated(learner, task, shapes, extra) for task, shapes in cases for learner in learners]
     if all(row["failed"] for row in rows):  # keep the figures of an earlier, good run

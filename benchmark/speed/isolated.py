@@ -65,3 +65,21 @@ def checkout(ref: str) -> Iterator[Path]:
             yield root
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(root)], capture_output=True)
+
+
+def chosen_device(name: str) -> str:
+    """A speed script's ``--device`` resolved once by the script that runs the cases (``auto`` becomes
+    ``cuda:0`` or ``cpu``), so every measuring process gets a concrete device; a bad or absent one exits
+    2 with the fix."""
+    import torch
+
+    from benchmark.config import ConfigError, check_device
+    from envs import default_device
+
+    try:
+        check_device(name)
+    except ConfigError as error:
+        print(f"error: --device {name}: {error}", file=sys.stderr)
+        sys.exit(2)
+    device = default_device() if name == "auto" else torch.device(name)
+    return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"

@@ -29,32 +29,42 @@ from envs.tasks.base import MJCFTask
 WAYS = {"eager": False, "captured": True}  # capture_graphs; "before" is a git ref's env layer, as it was
 
 
-def taped_window(env: DiffEnv, window: int) -> tuple[float, float]:
+def taped_window(env: DiffEnv, window: int, sync=lambda: None) -> tuple[float, float]:
     """Forward and backward seconds of one SHAC-like window of differentiable steps from a reset."""
     env.reset(seed=0)
     env.cut_graph()
-    actions = torch.zeros(env.num_envs, env.act_dim, requires_grad=True)
+    actions = torch.zeros(env.num_envs, env.act_dim, requires_grad=True, device=env.device)
+    sync()
     start = time.perf_counter()
     total = sum(env.step(actions)[1].sum() for _ in range(window))
+    sync()
     forward = time.perf_counter() - start
     start = time.perf_counter()
     total.backward()
+    sync()
     return forward, time.perf_counter() - start
 
 
-def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int) -> dict:
+def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int, device: str = "cpu") -> dict:
     torch.set_num_threads(1)
     stepping = {} if way == "before" else {"capture_graphs": WAYS[way]}  # a ref before graphs has no such option
-    env = DiffEnv(task, num_envs, device="cpu", seed=0, **stepping)
+    env = DiffEnv(task, num_envs, device=device, seed=0, **stepping)
+    sync = (lambda: torch.cuda.synchronize(env.device)) if env.device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        env.step(torch.zeros(num_envs, env.act_dim))  # warm-up: kernel loading, the no-grad graph
+        env.step(torch.zeros(num_envs, env.act_dim, device=env.device))  # warm-up: kernel loading, the no-grad graph
+        noise = [
+            0.2 * torch.randn(num_envs, env.act_dim, generator=generator).clamp(-1, 1) for _ in range(no_grad_steps)
+        ]
+        noise = [n.to(env.device) for n in noise]
+        sync()
         start = time.perf_counter()
-        for _ in range(no_grad_steps):
-            env.step(0.2 * torch.randn(num_envs, env.act_dim, generator=generator).clamp(-1, 1))
+        for actions in noise:
+            env.step(actions)
+        sync()
         fwd_rate = no_grad_steps * num_envs / (time.perf_counter() - start)
-    first_fwd, first_bwd = taped_window(env, window)
-    windows = torch.tensor([taped_window(env, window) for _ in range(3)])
+    first_fwd, first_bwd = taped_window(env, window, sync)
+    windows = torch.tensor([taped_window(env, window, sync) for _ in range(3)])
     window_fwd, window_bwd = windows.median(dim=0).values.tolist()
     return {
         "fwd_steps_per_s": fwd_rate,
@@ -62,6 +72,7 @@ def measure(task: str, num_envs: int, way: str, window: int, no_grad_steps: int)
         "window_fwd_s": window_fwd,
         "window_bwd_s": window_bwd,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "device": device,
     }
 
 
@@ -94,12 +105,16 @@ def main() -> None:
     parser.add_argument("--before", metavar="REF", help="also measure the env layer of this git ref")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--no-grad-steps", type=int, default=50)
+    parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
     parser.add_argument("--one", nargs=3, metavar=("TASK", "N", "WAY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         task, n, way = args.one
-        print(json.dumps(measure(task, int(n), way, args.window, args.no_grad_steps)))
+        print(json.dumps(measure(task, int(n), way, args.window, args.no_grad_steps, args.device)))
         return
+    from benchmark.speed.isolated import chosen_device  # here: measuring processes may run an older checkout
+
+    args.device = chosen_device(args.device)
 
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     num_envs = positive_ints(parser, "--num-envs", args.num_envs)
@@ -120,15 +135,22 @@ def table(tasks: list[str], num_envs: list[int], ways: list[str], args: argparse
     print(
         "| task | N | stepping | fwd env-steps/s (no grad) | MuJoCo (1 thread) | Newton / MuJoCo "
         "| 32-step window fwd / bwd (s) "
-        "| window speed-up | first window, with capture (s) | peak RSS (GB) |"
+        "| window speed-up | first window, with capture (s) | peak RSS (GB) | device |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for task in tasks:
         reference = mujoco_rate(task)
         for n in num_envs:
             baseline = None
             for way in ways:
-                extra = ("--window", str(args.window), "--no-grad-steps", str(args.no_grad_steps))
+                extra = (
+                    "--window",
+                    str(args.window),
+                    "--no-grad-steps",
+                    str(args.no_grad_steps),
+                    "--device",
+                    args.device,
+                )
                 r = run_isolated("benchmark.speed.physics_speed", task, str(n), way, *extra,
                                  code_root=root if way == "before" else None)  # fmt: skip
                 seconds = r["window_fwd_s"] + r["window_bwd_s"]
@@ -141,7 +163,7 @@ def table(tasks: list[str], num_envs: list[int], ways: list[str], args: argparse
                 print(
                     f"| {task} | {n} | {way} | {r['fwd_steps_per_s']:.0f} | {mujoco} | {ratio} "
                     f"| {r['window_fwd_s']:.3f} / {r['window_bwd_s']:.3f} | {baseline / seconds:.1f}x "
-                    f"| {r['first_window_s']:.2f} | {r['peak_rss_gb']:.2f} |",
+                    f"| {r['first_window_s']:.2f} | {r['peak_rss_gb']:.2f} | {r.get('device', 'cpu')} |",
                     flush=True,
                 )
 

@@ -37,16 +37,20 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
-def measure(algo: str, task: str, setting: str, fill: int, iterations: int, extra: list[str]) -> dict:
+def measure(algo: str, task: str, setting: str, fill: int, iterations: int, extra: list[str], device: str) -> dict:
     torch.set_num_threads(1)
     keep_freed_memory()
-    cfg = load_config(algo, task, [*SETTINGS[setting], *extra, "device=cpu"])
-    env = make_env(cfg, cfg.num_envs, torch.device("cpu"), 0)
+    cfg = load_config(algo, task, [*SETTINGS[setting], *extra, f"device={device}"])
+    env = make_env(cfg, cfg.num_envs, torch.device(device), 0)
     frame_shape = (3, cfg.image_size, cfg.image_size)
     configured = ReplayBuffer.bytes_for(cfg.buffer_size, cfg.num_envs, frame_shape, env.act_dim)
     no_burst = ["pretrain=0"] if algo == "dreamerv3" else []  # DreamerV3's one-off pretrain updates are not its rate
     small = learner_config(
-        load_config(algo, task, [*SETTINGS[setting], *extra, f"buffer_size={fill}", "seed_frames=0", *no_burst])
+        load_config(
+            algo,
+            task,
+            [*SETTINGS[setting], *extra, f"buffer_size={fill}", "seed_frames=0", *no_burst, f"device={device}"],
+        )  # fmt: skip
     )
     learner = get_learner(algo)(env, small)
     while not learner.ready():
@@ -63,7 +67,7 @@ def measure(algo: str, task: str, setting: str, fill: int, iterations: int, extr
         "batch": batch, "updates per iteration": learner.updates_per_step,
         "s / update": median(per_update), "s / iteration": per_iteration,
         "replay GB (configured)": configured / 1e9, "buffer frames": cfg.buffer_size,
-        "peak RSS GB": peak_memory_mb(torch.device("cpu")) / 1024,
+        "device": device, "peak memory GB": peak_memory_mb(torch.device(device)) / 1024,
     }  # fmt: skip
 
 
@@ -75,13 +79,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fill", type=int, default=20_000, help="frames actually allocated for the measurement")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="measure each case this many times (median)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
     parser.add_argument("--before", metavar="REF", help="also measure the learners of this git commit")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every case")
+    parser.add_argument("--one-device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(*args.one, args.fill, args.iterations, args.set)))
+        print(json.dumps(measure(*args.one, args.fill, args.iterations, args.set, args.one_device)))
         return
+    from benchmark.speed.isolated import chosen_device  # here: measuring processes may run an older checkout
+
+    args.device = chosen_device(args.device)
+    if args.before and args.device != "cpu":
+        usage_error(
+            parser, f"--before measures on the CPU only (older code takes no device); drop --device {args.device}"
+        )
     learners = parse_names(parser, "--learners", args.learners, LEARNERS)
     tasks = parse_names(parser, "--tasks", args.tasks, task_registry())
     settings = parse_names(parser, "--settings", args.settings, SETTINGS)
@@ -122,6 +135,7 @@ def table(learners: list[str], tasks: list[str], settings: list[str], args: argp
                             rounds[code].append(run_isolated(
                                 "benchmark.speed.update_costs", algo, task, setting, "--fill", str(args.fill),
                                 "--iterations", str(args.iterations), "--set", *args.set,
+                                *(["--one-device", args.device] if args.device != "cpu" else []),
                                 code_root=before if code == "before" else None))  # fmt: skip
                         except MeasurementFailed as error:
                             print(f"warning: {algo} {task} {setting} ({code}): {error.reason}", file=sys.stderr)
