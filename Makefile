@@ -9,18 +9,19 @@ BUDGET ?=
 PRESET ?=
 TORCH_VERSION := 2.13.0
 EXTRAS ?= dev,mujoco
-# SAPIEN (renderer=maniskill) finds a private lavapipe (tests/vulkan/setup-lavapipe.sh) here by default
-LAVAPIPE_ICD ?= /opt/lavapipe/lvp_icd.json
-ifeq ($(origin VK_ICD_FILENAMES),undefined)
-ifneq ($(wildcard $(LAVAPIPE_ICD)),)
-export VK_ICD_FILENAMES := $(LAVAPIPE_ICD)
-endif
-endif
 # torch's build: GPU=1 the CUDA one (PyPI's default wheel), GPU=0 the CPU one (PyTorch's CPU index when
 # it is reachable, else the configured index: mirrors such as this project's CI serve the CPU build
 # there). Unset: this machine's (CUDA where nvidia-smi lists a GPU). `make install GPU=1` on a login node
 # without a GPU installs the CUDA build for the GPU nodes, and replaces a CPU build already installed.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+# SAPIEN (renderer=maniskill) finds a private lavapipe (tests/vulkan/setup-lavapipe.sh) here, on machines
+# without a GPU only: with one, its own Vulkan driver renders (lavapipe there would render on the CPU)
+LAVAPIPE_ICD ?= /opt/lavapipe/lvp_icd.json
+ifeq ($(origin VK_ICD_FILENAMES)$(HAS_GPU),undefined)
+ifneq ($(wildcard $(LAVAPIPE_ICD)),)
+export VK_ICD_FILENAMES := $(LAVAPIPE_ICD)
+endif
+endif
 GPU ?= $(if $(HAS_GPU),1,0)
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_INDEX = $(if $(filter 1,$(GPU)),,$(shell curl -sfI --max-time 5 $(CPU_INDEX)/torch/ >/dev/null 2>&1 && echo --index-url $(CPU_INDEX)))

@@ -43,3 +43,16 @@ def test_make_bench_without_a_gpu_runs_the_cpu_preset_for_an_hour_and_says_so_fi
         assert "no GPU" not in printed and "budget=1h" not in command
     assert "preset=" not in dry_run("HAS_GPU=1")[1]  # a GPU: the paper's settings, as before
     assert load_config("dva", "hopper", ["preset=paper"]) == load_config("dva", "hopper")
+
+
+def test_sapien_is_pointed_at_lavapipe_only_on_machines_without_a_gpu(monkeypatch):
+    if not Path("/opt/lavapipe/lvp_icd.json").exists():
+        pytest.skip("no lavapipe here (make vulkan)")
+    monkeypatch.delenv("VK_ICD_FILENAMES", raising=False)
+
+    def exported(*args: str) -> bool:
+        database = subprocess.run(["make", "-p", "-n", "lint", *args], cwd=Path(__file__).parents[1],
+                                  capture_output=True, text=True).stdout  # fmt: skip
+        return any(line.startswith("VK_ICD_FILENAMES :=") for line in database.splitlines())
+
+    assert exported("HAS_GPU=") and not exported("HAS_GPU=1")

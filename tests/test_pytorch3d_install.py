@@ -1,5 +1,7 @@
 """``make pytorch3d`` picks its install path in order, and says in one line what a build lacks."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -45,3 +47,29 @@ def test_no_compiler_is_one_line_naming_the_package(vendor, monkeypatch):
     with pytest.raises(SystemExit, match="needs a C\\+\\+ compiler: apt install g\\+\\+") as error:
         installer.choose()
     assert "\n" not in str(error.value)
+
+
+def test_a_cpu_only_build_is_not_installed_for_a_gpu_and_is_rebuilt(vendor, monkeypatch, capsys):
+    monkeypatch.setattr(installer, "installed_version", lambda: installer.VERSION)
+    monkeypatch.setattr(installer, "built_with_cuda", lambda: False)
+    monkeypatch.setattr(installer, "choose", lambda: (_ for _ in ()).throw(SystemExit("stop: would build")))
+    installer.main()  # no GPU: the CPU build is the right one
+    assert "already installed" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(SystemExit, match="would build"):
+        installer.main()
+    assert "CPU kernels only and torch sees a GPU: rebuilding" in capsys.readouterr().out
+
+
+def test_the_vendored_cpu_wheel_carries_no_cuda_kernels():
+    pytest.importorskip("pytorch3d", reason="PyTorch3D is not installed here (make pytorch3d)")
+    assert installer.built_with_cuda() is False
+
+
+def test_a_cuda_build_is_told_by_its_fat_binary_registration(tmp_path, monkeypatch):
+    library = tmp_path / "_C.so"
+    library.write_bytes(b"\x7fELF...__cudaRegisterFatBinary...")
+    monkeypatch.setattr(installer.importlib.util, "find_spec", lambda name: SimpleNamespace(origin=str(library)))
+    assert installer.built_with_cuda() is True
+    library.write_bytes(b"\x7fELF...at::Tensor rasterize_meshes_cpu...")
+    assert installer.built_with_cuda() is False

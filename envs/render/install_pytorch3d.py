@@ -7,12 +7,15 @@
 3. PyTorch3D's own documented install: a build from its git tag v0.7.9.
 
 One line says which path was taken; a missing compiler or CUDA toolkit is one line that says what to
-install. PyTorch3D's one runtime dependency from PyPI (iopath) comes along.
+install. PyTorch3D's one runtime dependency from PyPI (iopath) comes along. An installed build with CPU
+kernels only does not count as installed where torch sees a GPU (its rasteriser would fail on CUDA
+tensors): it is rebuilt with CUDA kernels.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -40,6 +43,16 @@ def installed_version() -> str | None:
         return importlib.metadata.version("pytorch3d")
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def built_with_cuda() -> bool:
+    """Whether the installed PyTorch3D's compiled extension carries CUDA kernels: a CUDA build registers
+    them at load time through ``__cudaRegisterFatBinary``, a CPU build has no such symbol."""
+    try:
+        spec = importlib.util.find_spec("pytorch3d._C")
+    except ImportError:
+        return False
+    return spec is not None and spec.origin is not None and b"__cudaRegisterFatBinary" in Path(spec.origin).read_bytes()
 
 
 def pip(*args: str, env: dict | None = None) -> None:
@@ -72,15 +85,19 @@ def choose() -> tuple[str, str, dict]:
 
 
 def main() -> None:
+    replace = []
     if installed_version() == VERSION:
-        print(f"pytorch3d: {VERSION} is already installed")
-        return
+        if not torch.cuda.is_available() or built_with_cuda():
+            print(f"pytorch3d: {VERSION} is already installed")
+            return
+        print(f"pytorch3d: the installed {VERSION} has CPU kernels only and torch sees a GPU: rebuilding it")
+        replace = ["--force-reinstall"]
     source, message, env = choose()
     print(message, flush=True)
     start = time.perf_counter()
     try:
         pip("iopath")
-        pip("--no-deps", "--no-build-isolation", source, env=env or None)
+        pip(*replace, "--no-deps", "--no-build-isolation", source, env=env or None)
     except subprocess.CalledProcessError as error:
         raise SystemExit(f"error: pip failed ({error}); its output above says what is missing") from None
     if installed_version() != VERSION:
