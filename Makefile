@@ -13,6 +13,10 @@ EXTRAS ?= dev,mujoco
 # it is reachable, else the configured index: mirrors such as this project's CI serve the CPU build
 # there). Unset: this machine's (CUDA where nvidia-smi lists a GPU). `make install GPU=1` on a login node
 # without a GPU installs the CUDA build for the GPU nodes, and replaces a CPU build already installed.
+# DETERMINISTIC=1: GPU runs that repeat bit for bit (Warp's run-to-run atomics, deterministic torch); see envs/__init__.py
+ifeq ($(DETERMINISTIC),1)
+export DVA_DETERMINISTIC := 1
+endif
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 # SAPIEN (renderer=maniskill) finds a private lavapipe (tests/vulkan/setup-lavapipe.sh) here, on machines
 # without a GPU only: with one, its own Vulkan driver renders (lavapipe there would render on the CPU)

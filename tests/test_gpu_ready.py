@@ -2,6 +2,7 @@
 GPUs they ask for, timers touch only the run's device, and Warp lands on torch's GPU."""
 
 import importlib
+import os
 import subprocess
 import sys
 from argparse import Namespace
@@ -125,3 +126,19 @@ def test_a_speed_measurement_records_its_device():
     from benchmark.speed.physics_speed import measure
 
     assert measure("cartpole", 2, "eager", window=2, no_grad_steps=2, device="cpu")["device"] == "cpu"
+
+
+def test_deterministic_mode_reaches_every_newton_kernel_module_and_torch():
+    probe = (
+        "import envs, torch, warp._src.context as c; envs.DiffEnv('cartpole', 2, device='cpu'); "
+        "modes = {m.options['deterministic'].name for k, m in c.user_modules.items() if k.startswith('newton')}; "
+        "print(*sorted(modes), torch.are_deterministic_algorithms_enabled(), torch.backends.cuda.matmul.allow_tf32)"
+    )
+    out = {}
+    for flag in ("1", "0"):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              env={**os.environ, "DVA_DETERMINISTIC": flag})  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        out[flag] = done.stdout.split()
+    assert out["1"] == ["RUN_TO_RUN", "True", "False"]  # every Newton module, and torch
+    assert out["0"][0] == "NOT_GUARANTEED" and out["0"][-2] == "False"
