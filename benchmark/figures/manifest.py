@@ -10,18 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import yaml
 
 from benchmark.campaign import Campaign
+from benchmark.figures import aggregate
 from benchmark.figures.plots import plot_grad_norms
-from benchmark.figures.report import campaign_runs, campaign_table, comparison_figure, returns_figure
+from benchmark.figures.report import PUBLISHED, campaign_runs, campaign_table, comparison_figure, returns_figure
 from benchmark.provenance import ROOT
 from benchmark.results import markdown_table
 
 MANIFEST = ROOT / "docs" / "figures.yaml"
-DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table")
-CAMPAIGN_DRAWERS = ("comparison", "comparison_table")  # select: {campaign: <name>}; they fill as cells ship
+DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table", "aggregate", "aggregate_table")
+CAMPAIGN_DRAWERS = DRAWERS[2:]  # select: {campaign: <name>}; they fill as cells ship
 
 
 def load(path: Path = MANIFEST) -> dict[str, dict]:
@@ -102,6 +104,8 @@ def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, f
         fig.savefig(target, dpi=120)
         plt.close(fig)
         return True
+    if entry["draw"].startswith("aggregate"):
+        return _draw_aggregate(target, entry["draw"], cells, campaign, floors)
     table = campaign_table(cells, campaign, floors if floors is not None else pd.DataFrame(columns=["task"]))
     shown = table.assign(**{
         "final training return [95% CI]": [f"{r.train_return:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]"
@@ -121,4 +125,50 @@ def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, f
         "action. Normalised: (final training return - random policy) / (D.Va's published return - random "
         "policy), the random policy at the learner's action repeat.\n\n" + markdown_table(shown[columns]) + "\n"
     )
+    return True
+
+
+def _draw_aggregate(target: Path, draw: str, cells: pd.DataFrame, campaign: Campaign,
+                    floors: pd.DataFrame | None) -> bool:  # fmt: skip
+    """The aggregate statistics of a campaign over the tasks every learner with a run has run."""
+    if floors is None or floors.empty:
+        return False
+    reference = yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
+    done = cells[cells["status"] == "complete"]
+    scored = aggregate.normalised_scores(done, floors, reference)
+    tasks = aggregate.common_tasks(scored)
+    scores = aggregate.by_task(scored, tasks)
+    if not tasks or len(scores) < 2:
+        return False
+    order = [a for a in campaign.learners if a in scores]
+    scores = {a: scores[a] for a in order}
+    table = aggregate.aggregate_table(scores)
+    if draw == "aggregate":
+        shares = np.linspace(0.05, 1.0, 20)
+        over = aggregate.score_over_budget(done[done["task"].isin(tasks)], floors, reference, shares)
+        colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
+        fig = aggregate.aggregate_figure(scores, table, over, shares, colors, tasks)
+        fig.savefig(target, dpi=120)
+        plt.close(fig)
+        return True
+    shown = table[["learner", "runs"]].copy()
+    for name in aggregate.STATISTICS:
+        shown[name] = [f"{r[name]:.2f} [{r[name + ' low']:.2f}, {r[name + ' high']:.2f}]" for _, r in table.iterrows()]
+    improvement = aggregate.improvement_table(scores) if aggregate.BASELINE in scores else pd.DataFrame()
+    lines = [
+        f"<!-- written by `make plots` from results/reference/ (campaign '{campaign.name}'); do not edit -->",
+        f"# Campaign '{campaign.name}': aggregate statistics", "",
+        f"Over {', '.join(tasks)}: the tasks every learner below has finished runs on (the others wait for "
+        "their cells). Normalised score: (final training return - random policy) / (D.Va's published return "
+        "- random policy), with D.Va's published returns " + ", ".join(f"{t} {reference[t]}" for t in tasks)
+        + ". 95% stratified-bootstrap intervals (runs resampled within each task, 2000 resamples, seed 0); "
+        "see `benchmark/figures/aggregate.py`.", "", markdown_table(shown), "",
+    ]  # fmt: skip
+    if not improvement.empty:
+        improvement = improvement.assign(**{"probability [95% CI]": [
+            f"{r.probability:.2f} [{r.low:.2f}, {r.high:.2f}]" for r in improvement.itertuples()]})  # fmt: skip
+        lines += ["Probability of improvement (a D.Va run scores above the other learner's, per task by the "
+                  "Mann-Whitney U statistic, then averaged over tasks):", "",
+                  markdown_table(improvement[["comparison", "probability [95% CI]"]]), ""]  # fmt: skip
+    target.write_text("\n".join(lines))
     return True

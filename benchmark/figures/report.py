@@ -110,12 +110,15 @@ FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a ru
 
 def final_training(run: Path) -> dict[str, float]:
     """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
-    the paper's curves show at their end), with its total env steps and hours."""
+    the paper's curves show at their end; the last episode's return when none ended in that share, as
+    with long episodes and few iterations), with its total env steps and hours."""
     metrics = load_metrics(run)
     if metrics.empty:
         return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
     end = metrics["wall_clock"].iloc[-1]
     last = metrics.loc[metrics["wall_clock"] >= (1 - FINAL_SHARE) * end, "train_return"]
+    if last.isna().all():
+        last = metrics["train_return"].dropna().tail(1)
     return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,
             "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}  # fmt: skip
 
