@@ -325,6 +325,12 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
             seconds.append(time.perf_counter() - start)
             iteration_memory = memory.added_mb() if measure_memory else math.nan
             counters["wall_clock"] += seconds[-1]
+            if len(seconds) == 1:  # kernels load (or build, the first time on a machine) and graphs are captured
+                summary["first_iteration_s"] = seconds[0]
+                if progress:
+                    bar.write(
+                        f"first iteration: {seconds[0]:.1f} s, once (Warp kernels loaded or built, graphs captured)"
+                    )
             if len(seconds) == 3:  # the first iteration compiles: estimate from the next two
                 _warn_if_long_on_cpu(cfg, device, sum(seconds[1:]) / 2, learner.config.iterations - iteration)
             counters["env_steps"] += int(metrics["env_steps"])
