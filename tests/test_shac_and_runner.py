@@ -64,7 +64,7 @@ def test_results_follow_the_schema(cartpole_run):
     assert config["num_envs"] == 16 and config["actor_lr"] == 1e-2  # YAML value + override
 
     assert [p.name for p in checkpoints(cartpole_run)] == ["iter-000030.pt", "iter-000040.pt"]
-    state = torch.load(checkpoints(cartpole_run)[-1], weights_only=False)
+    state = torch.load(checkpoints(cartpole_run)[-1], weights_only=True)
     cfg = load_config("shac", "cartpole", ["num_envs=4"])
     learner = get_learner("shac")(DiffEnv("cartpole", 4, device="cpu"), learner_config(cfg))
     learner.load_state_dict(state["learner"])
