@@ -117,6 +117,9 @@ publish: install  # one finished run into results/reference/ (ALLOW_DIRTY=1: fro
 floors: install  # the random-policy and zero-action returns of every task, into results/reference/floors.csv
 	$(PY) -m benchmark.reference floors
 
+video: install  # make video RUN=results/<run> [ENVS=4] [EPISODES=1]: the trained policy as WebM, MP4 and PNG
+	$(PY) -m benchmark.figures.video $(RUN) --envs $(or $(ENVS),4) --episodes $(or $(EPISODES),1)
+
 plots: install  # every figure and table the runs in results/ allow, into results/figures/
 	$(PY) -m benchmark.figures.report
 

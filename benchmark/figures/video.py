@@ -1,0 +1,143 @@
+"""``make video RUN=<run dir> [ENVS=4] [EPISODES=1]``: what a trained policy does.
+
+The run's newest checkpoint acts with its mean action (deterministic) in ``ENVS`` fresh envs, one
+episode each by default. Every frame tiles the envs; each tile shows the learner's own view (its newest
+rendered frame, for a pixel learner) beside a larger third-person view (Newton's ray tracer, the task's
+camera), with the step and the running return drawn on it. Written beside each other in
+``<run dir>/video/``: a VP9 WebM and an H.264 MP4 (imageio with ``imageio-ffmpeg``, whose wheel carries
+its own ffmpeg) and a PNG poster (the middle frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from benchmark.config import ConfigError, check_device
+from benchmark.run import make_env, restore_learner
+from envs.render import make_renderer
+
+VIEW = 192  # pixels of the third-person view (and of the learner's view, scaled up)
+FPS = 30
+MAX_FRAMES = 300  # frames kept per video: a few hundred KB
+
+
+def _uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) uint8 or float in [0, 1] -> (N, H, W, 3) uint8 on the host."""
+    if images.is_floating_point():
+        images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _tile(learner_view: np.ndarray | None, third: np.ndarray, label: str) -> Image.Image:
+    """One env's tile: the learner's view (scaled up, nearest) beside the third-person view, labelled."""
+    parts = [Image.fromarray(third)]
+    if learner_view is not None:
+        parts.insert(0, Image.fromarray(learner_view).resize((VIEW, VIEW), Image.NEAREST))
+    tile = Image.new("RGB", (VIEW * len(parts), VIEW))
+    for k, part in enumerate(parts):
+        tile.paste(part, (k * VIEW, 0))
+    draw = ImageDraw.Draw(tile)
+    draw.rectangle((0, 0, tile.width, 14), fill=(0, 0, 0))
+    draw.text((4, 1), label, fill=(255, 255, 255))
+    return tile
+
+
+def record(run_dir: Path, num_envs: int = 4, episodes: int = 1, device: str = "cpu",
+           max_frames: int = MAX_FRAMES) -> list[np.ndarray]:  # fmt: skip
+    """The frames of ``episodes`` deterministic episodes per env (envs that finish early hold their last
+    frame), every k-th step so that at most ``max_frames`` remain (and the last step)."""
+    learner, cfg, _ = restore_learner(run_dir, torch.device(device))
+    env = make_env(cfg, num_envs, torch.device(device), cfg.seed + 20_000, differentiable=False)
+    physics = env.env if hasattr(env, "env") else env  # a pixel env wraps the physics
+    camera = make_renderer("newton", physics.task, num_envs, VIEW, VIEW, physics.device)
+    obs = env.reset()
+    policy = learner.new_policy(num_envs, deterministic=True)
+    returns = torch.zeros(num_envs, device=physics.device)
+    done_episodes = torch.zeros(num_envs, dtype=torch.long, device=physics.device)
+    steps = env.episode_length * episodes
+    stride = max(1, -(-steps // max_frames))
+    frames, last = [], [None] * num_envs
+    is_first = torch.ones(num_envs, dtype=torch.bool, device=physics.device)
+    with torch.no_grad():
+        for step in range(steps):
+            obs, reward, terminated, truncated, info = env.step(policy(obs, is_first))
+            running = done_episodes < episodes
+            returns += torch.where(running, reward, torch.zeros_like(reward))
+            is_first = terminated | truncated
+            done_episodes += is_first.long()
+            if step % stride and step != steps - 1 and not (is_first & running).any():
+                continue  # between kept frames, unless an episode ends here: its last frame is shown
+            third = _uint8(camera.render(info["body_q_before_reset"]))  # the pose each env ended the step in
+            seen = info["obs_before_reset"]
+            own = _uint8(seen[:, -3:]) if seen.dim() == 4 else None
+            for k in range(num_envs):
+                if running[k]:
+                    label = f"env {k}  step {step + 1}  return {returns[k]:.0f}"
+                    last[k] = _tile(None if own is None else own[k], third[k], label)
+            frames.append(_grid(last))
+            if not running.any():
+                break
+    return frames
+
+
+def _grid(tiles: list[Image.Image]) -> np.ndarray:
+    columns = 2 if len(tiles) > 1 else 1
+    rows = -(-len(tiles) // columns)
+    width, height = tiles[0].size
+    canvas = Image.new("RGB", (columns * width, rows * height))
+    for k, tile in enumerate(tiles):
+        canvas.paste(tile, ((k % columns) * width, (k // columns) * height))
+    return np.asarray(canvas)
+
+
+def write(frames: list[np.ndarray], out: Path) -> list[Path]:
+    """``policy.webm`` (VP9), ``policy.mp4`` (H.264) and ``policy.png`` (the middle frame) in ``out``."""
+    import imageio.v2 as imageio
+
+    try:
+        import imageio_ffmpeg  # noqa: F401 (imageio's ffmpeg plugin needs it)
+    except ImportError:
+        raise ConfigError("videos need imageio-ffmpeg: pip install 'dva-bench[video]' (or imageio-ffmpeg)") from None
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, codec in (("policy.webm", "libvpx-vp9"), ("policy.mp4", "libx264")):
+        path = out / name
+        with imageio.get_writer(path, fps=FPS, codec=codec, quality=None, bitrate="400k", macro_block_size=16,
+                                pixelformat="yuv420p", ffmpeg_log_level="error") as writer:  # fmt: skip
+            for frame in frames:
+                writer.append_data(frame)
+        written.append(path)
+    poster = out / "policy.png"
+    imageio.imwrite(poster, frames[len(frames) // 2])
+    return [*written, poster]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a run directory with checkpoints (results/<run>/)")
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index> (auto: cuda when there is one)")
+    args = parser.parse_args(argv)
+    try:
+        if args.envs < 1 or args.episodes < 1:
+            raise ConfigError(f"--envs {args.envs} --episodes {args.episodes}: both must be at least 1")
+        if not (args.run / "config.yaml").exists():
+            raise ConfigError(f"{args.run} is not a run directory (no config.yaml); give results/<run>/")
+        check_device(args.device)
+        paths = write(record(args.run, args.envs, args.episodes, args.device), args.run / "video")
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for path in paths:
+        print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+if __name__ == "__main__":
+    main()
