@@ -176,8 +176,22 @@ def publish_finished(campaign: Campaign, results: Path = RESULTS, reference: Pat
     cells = grid(campaign, results, reference)
     for cell in cells[cells["state"].isin(["done", "failed"])].itertuples():
         run = campaign.root(results) / campaign.run_name(cell.learner, cell.task, cell.seed)
+        film(run)
         published.append(publish(run, reference))
     return published
+
+
+def film(run: Path, frames: int = 150) -> None:
+    """A short video of a finished run's policy (``make video``) to ship with it; skipped, with one line,
+    where imageio-ffmpeg is missing or the run has no checkpoint (a failed run may not)."""
+    if (run / "video" / "policy.webm").exists():
+        return
+    from benchmark.figures import video
+
+    try:
+        video.write(video.record(run, num_envs=4, max_frames=frames), run / "video")
+    except ConfigError as error:
+        print(f"note: {run.name} is published without a video: {error}", file=sys.stderr)
 
 
 def print_grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> pd.DataFrame:

@@ -88,6 +88,9 @@ def experiment_name(config: dict) -> str:
     return name or "paper"
 
 
+SHIPPED_VIDEO = ("policy.webm", "policy.png")  # the MP4 stays on the machine: the WebM plays in browsers
+
+
 def published_path(run: Path, reference: Path = REFERENCE) -> Path:
     config = with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
     return reference / config["task"] / config["algo"] / experiment_name(config) / f"seed{config['seed']}"
@@ -139,6 +142,10 @@ def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:
     summary = {k: v for k, v in load_summary(run).items() if k != "traceback"}
     (target / "summary.json").write_text(json.dumps({**summary, **summary_changes}, indent=2) + "\n")
     compact_curve(load_metrics(run)).to_csv(target / "curve.csv.gz", index=False, float_format="%.6g")
+    for name in SHIPPED_VIDEO:  # what the policy does (``make video``), when the run has one: small files
+        if (run / "video" / name).is_file():
+            (target / "video").mkdir(exist_ok=True)
+            shutil.copy(run / "video" / name, target / "video" / name)
 
 
 # ---------------------------------------------------------------------------------------------- floors

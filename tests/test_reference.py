@@ -96,6 +96,13 @@ def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(t
         "summary.json",
     ]
     assert pd.read_csv(target / "curve.csv.gz")["iteration"].tolist() == [1, 2, 3]
+    filmed = tiny_run(tmp_path / "results", 1, "filmed")  # a run with a video ships its WebM and poster only
+    (filmed / "video").mkdir()
+    for name in ("policy.webm", "policy.mp4", "policy.png"):
+        (filmed / "video" / name).write_bytes(name.encode())
+    shipped = publish(filmed, tmp_path / "reference", allow_dirty=True) / "video"
+    assert sorted(p.name for p in shipped.iterdir()) == ["policy.png", "policy.webm"]
+    assert (shipped / "policy.webm").read_bytes() == b"policy.webm"
 
 
 @pytest.mark.parametrize("case", ["running", "interrupted", "older task version", "duplicate seed", "dirty tree"])
