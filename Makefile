@@ -120,6 +120,9 @@ floors: install  # the random-policy and zero-action returns of every task, into
 video: install  # make video RUN=results/<run> [ENVS=4] [EPISODES=1]: the trained policy as WebM, MP4 and PNG
 	$(PY) -m benchmark.figures.video $(RUN) --envs $(or $(ENVS),4) --episodes $(or $(EPISODES),1)
 
+site: install  # results/site/index.html: one offline page of a campaign (NAME=cpu) from the reference set
+	$(PY) -m benchmark.figures.site --name $(or $(NAME),cpu) $(ARGS)
+
 plots: install  # every figure and table the runs in results/ allow, into results/figures/
 	$(PY) -m benchmark.figures.report
 

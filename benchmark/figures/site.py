@@ -1,0 +1,178 @@
+"""``make site``: ``results/site/index.html``, one self-contained page of a campaign's results.
+
+It opens offline from ``file://`` (no CDN: figures and videos are inlined as data URIs) and holds: when
+and from which commit it was built; the task x learner table (final training return with its interval,
+evaluation, random policy, published value, normalised score); the comparison figure (the paper's Fig. 4)
+and the aggregate statistics; the cost figures where ``docs/`` has them (Table 1, Fig. 10); per run, its
+video, its provenance (commit, date, device) and a link to its raw curve in the reference set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from benchmark.campaign import Campaign
+from benchmark.config import ConfigError
+from benchmark.figures import aggregate
+from benchmark.figures.report import PUBLISHED, campaign_runs, campaign_table, collect, comparison_figure
+from benchmark.provenance import ROOT, git_state
+from benchmark.reference import REFERENCE, load_floors
+
+COST_FIGURES = ("docs/apg_costs_cpu.png", "docs/fig10_scene_growth_cpu.png")
+STYLE = """body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}
+th{background:#f3f3f3}img{max-width:100%}video{width:380px;margin:4px}.run{margin:1em 0}
+.small{color:#666;font-size:85%}"""
+
+
+def data_uri(payload: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
+
+
+def figure_uri(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return data_uri(buffer.getvalue(), "image/png")
+
+
+def table_html(frame: pd.DataFrame, table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.itertuples(False)
+    )
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.3g}" if abs(value) < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def build(campaign: Campaign, reference: Path, out: Path) -> Path:
+    """Write ``out/index.html`` from the campaign's cells shipped in ``reference``; returns its path."""
+    runs = collect(reference) if reference.exists() else pd.DataFrame()
+    cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
+    if cells.empty:
+        raise ConfigError(f"no cell of campaign '{campaign.name}' is shipped in {reference}; make campaign first")
+    floors = load_floors(reference).pivot_table(index=["task", "task_version", "action_repeat"], columns="policy",
+                                                values="mean").reset_index()  # fmt: skip
+    floors = floors.rename(columns={"random": "random_return", "zero": "zero_return"})
+    table = campaign_table(cells, campaign, floors).drop(columns=["ci_low", "ci_high"])
+    git = git_state()
+    parts = [
+        f"<h1>Campaign '{html.escape(campaign.name)}'</h1>",
+        f'<p class="small" id="built">built {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from commit '
+        f"{html.escape(str(git.get('commit', '?')))[:12]}{' (dirty)' if git.get('dirty') else ''}; "
+        f"{len(cells)} runs from {html.escape(str(reference))}</p>",
+        "<h2>Final returns</h2>", table_html(table, "returns"),
+        f'<img alt="comparison" src="{figure_uri(comparison_figure(cells, campaign, floors))}">',
+    ]  # fmt: skip
+    parts += _aggregate_section(cells, campaign, floors)
+    parts += ["<h2>Floors</h2>", table_html(load_floors(reference), "floors")]
+    costs = [path for path in COST_FIGURES if (ROOT / path).exists()]
+    if costs:
+        parts.append("<h2>Costs (Table 1, Fig. 10)</h2>")
+        parts += [f'<img alt="{p}" src="{data_uri((ROOT / p).read_bytes(), "image/png")}">' for p in costs]
+    parts.append("<h2>Runs</h2>")
+    for run in cells.sort_values(["task", "algo", "seed"]).itertuples():
+        parts.append(_run_html(Path(run.path), out, run))
+    page = out / "index.html"
+    out.mkdir(parents=True, exist_ok=True)
+    body = "\n".join(parts)
+    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"><title>{campaign.name}</title>'
+                    f"<style>{STYLE}</style></head><body>{body}</body></html>\n")  # fmt: skip
+    return page
+
+
+def _aggregate_section(cells: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame) -> list[str]:
+    import numpy as np
+    import yaml
+
+    reference = yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
+    done = cells[cells["status"] == "complete"]
+    scored = aggregate.normalised_scores(done, floors, reference)
+    tasks = aggregate.common_tasks(scored)
+    scores = {a: s for a, s in aggregate.by_task(scored, tasks).items()}
+    scores = {a: scores[a] for a in campaign.learners if a in scores}
+    if not tasks or len(scores) < 2:
+        return []
+    table = aggregate.aggregate_table(scores)
+    shares = np.linspace(0.05, 1.0, 20)
+    over = aggregate.score_over_budget(done[done["task"].isin(tasks)], floors, reference, shares)
+    colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
+    fig = aggregate.aggregate_figure(scores, table, over, shares, colors, tasks)
+    return [f"<h2>Aggregate over {', '.join(tasks)}</h2>", table_html(table.round(3), "aggregate"),
+            f'<img alt="aggregate" src="{figure_uri(fig)}">']  # fmt: skip
+
+
+def _run_html(run: Path, out: Path, row) -> str:
+    provenance = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else {}
+    commit = str(provenance.get("git", {}).get("commit", "?"))[:12]
+    started = provenance.get("start", "?")
+    host = (provenance.get("device") or {}).get("name") or (provenance.get("device") or {}).get("model") or "?"
+    curve = os.path.relpath(run / "curve.csv.gz", out)
+    parts = [f'<div class="run"><b>{html.escape(row.algo)} / {html.escape(row.task)} / seed {row.seed}</b> '
+             f"({html.escape(str(row.status))}; evaluation {_cell(row.eval_return)}) "
+             f'<span class="small">commit {html.escape(commit)}, {html.escape(str(started))}, '
+             f"on {html.escape(str(host))}; "
+             f'<a class="curve" href="{html.escape(curve)}">raw curve</a></span><br>']  # fmt: skip
+    webm = run / "video" / "policy.webm"
+    if webm.exists():
+        poster = run / "video" / "policy.png"
+        cover = f' poster="{data_uri(poster.read_bytes(), "image/png")}"' if poster.exists() else ""
+        parts.append(f'<video controls muted preload="auto"{cover} src="{data_uri(webm.read_bytes(), "video/webm")}">'
+                     "</video>")  # fmt: skip
+    return "".join(parts) + "</div>"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--out", type=Path, default=Path("results/site"))
+    parser.add_argument("--screenshot", type=Path, help="also save a full-page PNG (Playwright + chromium)")
+    args = parser.parse_args(argv)
+    try:
+        page = build(Campaign.load(args.name), args.reference, args.out)
+        if args.screenshot:
+            screenshot(page, args.screenshot)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {page} ({page.stat().st_size / 2**20:.1f} MB; opens offline)")
+
+
+def screenshot(page: Path, target: Path) -> None:
+    """A full-page PNG of ``page`` in headless chromium (Debian's: Playwright cannot download one here)."""
+    import shutil
+
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise ConfigError("screenshots need Playwright: pip install 'dva-bench[site]'") from None
+    if browser_path is None:
+        raise ConfigError("screenshots need chromium: apt install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        view = browser.new_page(viewport={"width": 1300, "height": 900})
+        view.goto(page.resolve().as_uri())
+        view.screenshot(path=str(target), full_page=False)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
