@@ -229,3 +229,24 @@ def test_the_manifest_covers_every_image_the_readme_and_docs_show_and_each_exist
     assert linked_images() <= set(figures), linked_images() - set(figures)
     for out in figures:
         assert (ROOT / out).exists(), out
+
+
+def test_every_link_of_the_readme_and_docs_resolves_to_a_file_and_its_heading():
+    def slug(title: str) -> str:  # GitHub's anchors
+        return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            headings = (
+                re.findall(r"^#{1,6} (.*)$", dest.read_text(), flags=re.M)
+                if dest.suffix == ".md" and dest.exists()
+                else []
+            )
+            if not dest.exists() or (anchor and anchor not in {slug(h) for h in headings}):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
