@@ -76,7 +76,7 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
         f"<h1>Campaign '{html.escape(campaign.name)}'</h1>",
         f'<p class="small" id="built">built {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from commit '
         f"{html.escape(str(git.get('commit', '?')))[:12]}{' (dirty)' if git.get('dirty') else ''}; "
-        f"{len(cells)} runs from {html.escape(str(reference))}</p>",
+        f"{len(cells)} runs from {html.escape(os.path.relpath(reference))}</p>",
         "<h2>Final returns</h2>", table_html(table, "returns"),
         f'<img alt="comparison" src="{figure_uri(comparison_figure(cells, campaign, floors))}">',
     ]  # fmt: skip
