@@ -59,6 +59,9 @@ lint: install
 	$(VENV)/bin/ruff check envs algorithms benchmark tests
 	$(VENV)/bin/ruff format --check envs algorithms benchmark tests
 
+gpu-check: install  # a minute's check of devices, builds, a captured step, a frame, a raster, repeatability
+	$(PY) -m benchmark.diagnostics.gpu_check $(ARGS)
+
 gradcheck: install
 	$(PY) -m benchmark.diagnostics.gradient_check
 

@@ -142,3 +142,17 @@ def test_deterministic_mode_reaches_every_newton_kernel_module_and_torch():
         out[flag] = done.stdout.split()
     assert out["1"] == ["RUN_TO_RUN", "True", "False"]  # every Newton module, and torch
     assert out["0"][0] == "NOT_GUARANTEED" and out["0"][-2] == "False"
+
+
+def test_the_gpu_check_runs_every_check_here_and_says_what_it_skipped(capsys):
+    from benchmark.diagnostics import gpu_check
+
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--device", "cpu"])
+    lines = capsys.readouterr().out.splitlines()
+    assert stop.value.code == 0 and not [line for line in lines if line.startswith("FAIL")]
+    names = [line.split(":")[0] for line in lines]
+    pytorch3d = "ok    PyTorch3D build" if "ok    PyTorch3D build" in names else "skip  PyTorch3D build"
+    assert names[:4] == ["ok    devices", "ok    device problems", pytorch3d, "ok    captured step on cpu"]
+    assert lines[-1].startswith("skip  GPU checks: this machine")
+    assert any(line.startswith("ok    repeatable on cpu: ant, two identical 2-step runs: identical") for line in lines)
