@@ -4,7 +4,9 @@ of the reference set, campaigns that submit only what is missing, and a manifest
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
+import shutil
 import subprocess
 from argparse import Namespace
 from pathlib import Path
@@ -250,3 +252,12 @@ def test_every_link_of_the_readme_and_docs_resolves_to_a_file_and_its_heading():
             if not dest.exists() or (anchor and anchor not in {slug(h) for h in headings}):
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert broken == []
+
+
+def test_a_teacher_shipped_inside_its_student_is_not_a_seed_of_its_own_experiment(tmp_path):
+    teacher = tiny_run(tmp_path / "results", 0, "teacher")
+    student = tiny_run(tmp_path / "results", 1, "student")
+    shutil.copytree(teacher, student / "teacher")  # as a published DAgger cell carries its teacher
+    os.utime(student / "teacher" / "summary.json")  # written later than the original
+    runs = report.collect(tmp_path / "results")
+    assert sorted(map(str, runs["path"])) == sorted([str(student), str(teacher)])  # the original, once

@@ -68,8 +68,8 @@ def collect(results: Path) -> pd.DataFrame:
         except Exception as error:
             print(f"note: {run} left out: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             continue
-        if summary.get("role") == "teacher":  # trained for a student: drawn and tabled with it
-            continue
+        if summary.get("role") == "teacher" or (run.parent / "summary.json").exists():
+            continue  # trained for a student, or a teacher shipped inside its student: drawn and tabled with it
         rows.append(
             {
                 "algo": config["algo"],
