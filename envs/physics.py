@@ -133,6 +133,11 @@ class Simulation:
         self._pipeline = newton.CollisionPipeline(model) if with_contacts else None
         # no-gradient path: two states ping-pong, one contact buffer, no tape
         self._ping, self._pong = model.state(), model.state()
+        # allocated now what their first step would: its work arrays, and a mass-matrix buffer set of
+        # their own (no tape keeps it): the no-grad graph's capture then allocates nothing
+        for state in (self._ping, self._pong):
+            self.solver.augment(state)
+        self._no_grad_mass_matrix = self.solver.mass_matrix_buffers()
         self._contacts = self._pipeline.contacts() if self._pipeline else None
         self._control = model.control()
         self._recording: list | None = None
@@ -243,12 +248,19 @@ class Simulation:
         if self._graphs_allowed:
             wp.capture_launch(self._no_grad_graph)
         else:
-            self._substeps(self._ping_pong, self._control, self._step_contacts(self._ping, fresh=False))
+            self._no_grad_substeps(self._step_contacts(self._ping, fresh=False))
         return StepOutput(*(out.clone() for out in self._no_grad_outputs))
 
     def _no_grad_control_step(self) -> None:
         self._detect_contacts(self._ping, self._contacts)
-        self._substeps(self._ping_pong, self._control, self._contacts)
+        self._no_grad_substeps(self._contacts)
+
+    def _no_grad_substeps(self, contacts) -> None:
+        """The ping-pong states come from a differentiable model, so the solver would give each mass-matrix
+        rebuild a fresh buffer set (for a tape): here it reuses one, and nothing allocates per step or
+        inside the no-grad graph's capture (a CUDA graph without memory pools cannot hold one)."""
+        with self.solver.pinned(self._no_grad_mass_matrix):
+            self._substeps(self._ping_pong, self._control, contacts)
 
     def record_step(self, joint_q, joint_qd, joint_f):
         """Eager taped step: fresh buffers and a fresh tape; returns (tape, states, control)."""

@@ -88,3 +88,31 @@ def test_a_failed_capture_falls_back_to_kernel_by_kernel_with_one_warning(monkey
     ]
     expected = trajectory(DiffEnv("cartpole", 2, device="cpu", seed=0, capture_graphs=False))
     assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("task", ["cartpole", "ant"])
+def test_nothing_allocates_inside_a_capture(task, monkeypatch, caplog):
+    """A CUDA graph cannot hold an allocation without memory pools: a capture that allocates fails there.
+    Here every Warp CPU allocation made while a capture is open raises, and the no-grad and taped steps
+    must still run as graphs (no fallback warning) and give the same numbers as kernel by kernel."""
+    from warp._src import context
+
+    capturing = []
+    allocate = context.CpuDefaultAllocator.allocate
+
+    def refuse_while_capturing(self, size_in_bytes):
+        if capturing:
+            raise RuntimeError(f"allocated {size_in_bytes} bytes inside a capture")
+        return allocate(self, size_in_bytes)
+
+    begin, end = wp.capture_begin, wp.capture_end
+    monkeypatch.setattr(context.CpuDefaultAllocator, "allocate", refuse_while_capturing)
+    monkeypatch.setattr(wp, "capture_begin", lambda *a, **k: (capturing.append(1), begin(*a, **k))[1])
+    monkeypatch.setattr(wp, "capture_end", lambda *a, **k: (capturing.clear(), end(*a, **k))[1])
+    eager = trajectory(DiffEnv(task, 2, device="cpu", seed=0, capture_graphs=False))
+    with caplog.at_level(logging.WARNING, logger="envs.physics"):
+        env = DiffEnv(task, 2, device="cpu", seed=0, capture_graphs=True)
+        captured = trajectory(env)
+    assert env.sim.capture_graphs and "graph capture failed" not in caplog.text
+    for e, c in zip(eager, captured, strict=True):
+        assert torch.equal(e, c)
