@@ -43,6 +43,16 @@ def warp_device(device: torch.device) -> str:
     return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
 
 
+def same_stream_as_warp(device: torch.device) -> None:
+    """Torch's tensors and Warp's kernels share buffers with no event between them: that is ordered only
+    while torch runs on the device's legacy default stream, which Warp's stream waits for. A torch stream
+    of its own would race; refuse it in one line (and do not move Warp onto a torch stream: the legacy
+    stream cannot be captured)."""
+    if torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
+        raise RuntimeError("envs: torch runs on a non-default CUDA stream; step the env outside `torch.cuda."
+                           "stream(...)` blocks (Warp's kernels are ordered after torch's default stream)")  # fmt: skip
+
+
 @dataclass
 class StepOutput:
     joint_q: torch.Tensor  # (N, nq)
@@ -142,6 +152,9 @@ class Simulation:
         self._control = model.control()
         self._recording: list | None = None
         self._replay: Iterator | None = None
+        if capture_graphs and device.type == "cuda" and wp.config.verify_cuda:
+            log.warning("envs: wp.config.verify_cuda=True cannot be captured: stepping kernel by kernel")
+            capture_graphs = False
         self.capture_graphs = capture_graphs
         self._no_grad_graph: wp.Graph | None = None
         self._ping_pong = [(self._ping, self._pong)[i % 2] for i in range(substeps + 1)]  # state i -> i + 1
@@ -298,7 +311,7 @@ class Simulation:
                 seed.zero_()
             else:
                 seed.copy_(grad)
-        if slot.backward_graph is None:
+        if slot.backward_graph is None and self.capture_graphs:  # not after graphs were given up
             try:
                 slot.backward_graph, _ = self._capture(lambda: self._adjoint(slot))
             except GraphCaptureError as error:
@@ -324,6 +337,8 @@ class Simulation:
 
     def step(self, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_f: torch.Tensor) -> StepOutput:
         """Advance one control step; differentiable when torch records a graph through the inputs."""
+        if self.device.type == "cuda":
+            same_stream_as_warp(self.device)
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (joint_q, joint_qd, joint_f))
         if not needs_grad:
             return self.step_without_grad(joint_q, joint_qd, joint_f)

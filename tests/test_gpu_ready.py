@@ -16,7 +16,7 @@ from algorithms.common import PhaseTimer
 from benchmark import sweep
 from benchmark.config import ConfigError, load_config
 from benchmark.run import run
-from envs import core, cpu_torch_on_gpu_host, cuda_problem, default_device
+from envs import DiffEnv, core, cpu_torch_on_gpu_host, cuda_problem, default_device
 from envs.physics import warp_device
 
 
@@ -156,3 +156,26 @@ def test_the_gpu_check_runs_every_check_here_and_says_what_it_skipped(capsys):
     assert names[:4] == ["ok    devices", "ok    device problems", pytorch3d, "ok    captured step on cpu"]
     assert lines[-1].startswith("skip  GPU checks: this machine")
     assert any(line.startswith("ok    repeatable on cpu: ant, two identical 2-step runs: identical") for line in lines)
+
+
+def test_a_torch_stream_of_its_own_is_refused_before_it_races_warp(monkeypatch):
+    from envs.physics import same_stream_as_warp
+
+    monkeypatch.setattr(torch.cuda, "default_stream", lambda device=None: "legacy")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: "legacy")
+    same_stream_as_warp(torch.device("cuda:0"))  # the default stream: ordered, nothing to say
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: "side stream")
+    with pytest.raises(RuntimeError, match="non-default CUDA stream"):
+        same_stream_as_warp(torch.device("cuda:0"))
+
+
+def test_a_backward_after_graphs_were_given_up_is_not_captured_again(monkeypatch):
+    env = DiffEnv("cartpole", 2, device="cpu", seed=0)
+    env.reset(seed=0)
+    actions = torch.zeros(2, env.act_dim, requires_grad=True)
+    reward = env.step(actions)[1].sum()  # a captured forward
+    env.sim.capture_graphs = False  # graphs given up (a later capture failed)
+    captures = []
+    monkeypatch.setattr(env.sim, "_capture", lambda body: captures.append(body))
+    reward.backward()
+    assert captures == [] and torch.isfinite(actions.grad).all()
