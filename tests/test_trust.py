@@ -380,3 +380,17 @@ def test_the_runs_peak_survives_the_per_iteration_resets_and_counts_warps_pool_o
     monkeypatch.setattr(memory_module, "_warp_pool_enabled", lambda device: True)
     monkeypatch.setattr(memory_module, "_warp_pool_high", lambda device: 500 * 2**20)
     assert memory_module.peak_memory_mb(torch.device("cuda:0")) == 800
+
+
+def test_the_memory_probe_counts_a_warp_array_allocated_in_the_iteration():
+    import warp as wp
+
+    from benchmark.memory import IterationMemory
+
+    wp.zeros(1, device="cpu")  # Warp's runtime loads before the iteration, as in a run
+    memory = IterationMemory(torch.device("cpu"))
+    memory.start()
+    block = wp.zeros(200 * 2**20 // 4, dtype=wp.float32, device="cpu")  # written: resident
+    added = memory.added_mb()
+    del block
+    assert added == pytest.approx(200, abs=15)
