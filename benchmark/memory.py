@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from envs.physics import warp_device  # Warp's name for the device: a bare ``cuda`` is torch's current GPU
+
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8  # cuda.h: CUmemPool_attribute
@@ -89,17 +91,12 @@ class IterationMemory:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-            self._warp_base = _warp_pool_reset(self.device)
-            return
-        if self.cpu_ok:
+        elif self.cpu_ok:
             _malloc_trim()
-            try:
-                CLEAR_REFS.write_text("5")
-            except OSError:  # a kernel that refuses the reset: no honest figure
-                self.cpu_ok = False
-                return
+        self._reset_marks()
+        if self.device.type == "cuda":
+            self._base = torch.cuda.memory_allocated(self.device)
+        elif self.cpu_ok:  # (a kernel that refused the reset left no honest figure: added_mb is NaN)
             self._base = _status_kb("VmRSS") * 1024
 
     def added_mb(self) -> float:
@@ -117,13 +114,13 @@ def _warp_pool_reset(device: torch.device) -> int | None:
     """Reset Warp's pool high-water mark to its current use; returns that use (None without a pool)."""
     import warp as wp
 
-    name = f"cuda:{device.index or 0}"
+    name = warp_device(device)
     if not wp.is_mempool_enabled(name):
         return None
     try:
         cuda = ctypes.CDLL("libcuda.so.1")
         handle, pool, zero = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_uint64(0)
-        ok = cuda.cuDeviceGet(ctypes.byref(handle), device.index or 0) == 0
+        ok = cuda.cuDeviceGet(ctypes.byref(handle), int(name.split(":")[1])) == 0
         ok = ok and cuda.cuDeviceGetDefaultMemPool(ctypes.byref(pool), handle) == 0
         ok = ok and cuda.cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_USED_MEM_HIGH, ctypes.byref(zero)) == 0
     except OSError:
@@ -134,10 +131,10 @@ def _warp_pool_reset(device: torch.device) -> int | None:
 def _warp_pool_enabled(device: torch.device) -> bool:
     import warp as wp
 
-    return wp.is_mempool_enabled(f"cuda:{device.index or 0}")
+    return wp.is_mempool_enabled(warp_device(device))
 
 
 def _warp_pool_high(device: torch.device) -> int:
     import warp as wp
 
-    return wp.get_mempool_used_mem_high(f"cuda:{device.index or 0}")
+    return wp.get_mempool_used_mem_high(warp_device(device))

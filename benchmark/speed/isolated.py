@@ -69,12 +69,13 @@ def checkout(ref: str) -> Iterator[Path]:
 
 def chosen_device(name: str) -> str:
     """A speed script's ``--device`` resolved once by the script that runs the cases (``auto`` becomes
-    ``cuda:0`` or ``cpu``), so every measuring process gets a concrete device; a bad or absent one exits
-    2 with the fix."""
+    ``cpu`` or ``cuda:<torch's current GPU>``), so every measuring process gets a concrete device; a bad
+    or absent one exits 2 with the fix."""
     import torch
 
     from benchmark.config import ConfigError, check_device
     from envs import default_device
+    from envs.physics import warp_device
 
     try:
         check_device(name)
@@ -82,4 +83,4 @@ def chosen_device(name: str) -> str:
         print(f"error: --device {name}: {error}", file=sys.stderr)
         sys.exit(2)
     device = default_device() if name == "auto" else torch.device(name)
-    return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+    return warp_device(device)
