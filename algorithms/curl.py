@@ -101,9 +101,8 @@ class CURL(ReplayLearner):
         super().__init__(env, config)
         dev, cfg = env.device, config
         crop_shape = (env.obs_shape[0], cfg.crop_size, cfg.crop_size)
-        self.encoder = on_device(
-            PixelEncoder(crop_shape, cfg.feature_dim, squash=False, curl=True), dev
-        )  # query encoder
+        query_encoder = PixelEncoder(crop_shape, cfg.feature_dim, squash=False, curl=True)
+        self.encoder = on_device(query_encoder, dev)
         self.q = TwinQ(cfg.feature_dim, env.act_dim, [cfg.hidden_dim, cfg.hidden_dim]).to(dev)
         self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)  # the key encoder
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)

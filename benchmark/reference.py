@@ -187,6 +187,13 @@ def load_floors(reference: Path = REFERENCE) -> pd.DataFrame:
     return floors[floors["task_version"] == current].reset_index(drop=True)
 
 
+def wide_floors(floors: pd.DataFrame) -> pd.DataFrame:
+    """:func:`load_floors`' rows as one row per task, version and action repeat, with ``random_return``
+    and ``zero_return`` columns (the figures' layout)."""
+    wide = floors.pivot_table(index=["task", "task_version", "action_repeat"], columns="policy", values="mean")
+    return wide.rename(columns={"random": "random_return", "zero": "zero_return"}).reset_index()
+
+
 def floor(task: str, policy: str, action_repeat: int, reference: Path = REFERENCE) -> float | None:
     floors = load_floors(reference)
     hit = floors[(floors["task"] == task) & (floors["policy"] == policy) & (floors["action_repeat"] == action_repeat)]

@@ -3,7 +3,6 @@ driven headless by Playwright): no console errors, every image and video loads, 
 learner, every run's curve link resolves."""
 
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,7 +15,7 @@ from benchmark.figures import site, video
 from benchmark.reference import publish
 from benchmark.run import run
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = site.chromium()
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=12"]
 
 

@@ -42,7 +42,7 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
 }  # fmt: skip
 
 
-def random_floors(floors: pd.DataFrame) -> dict[tuple[str, int], float]:
+def random_by_repeat(floors: pd.DataFrame) -> dict[tuple[str, int], float]:
     """(task, action repeat) -> the random policy's mean return."""
     return {(f.task, int(f.action_repeat)): float(f.random_return) for f in floors.itertuples()}
 
@@ -54,7 +54,7 @@ def normalised(values: np.ndarray, task: str, repeat: int, floors: dict, referen
 
 def normalised_scores(cells: pd.DataFrame, floors: pd.DataFrame, reference: dict[str, float]) -> pd.DataFrame:
     """``cells`` (one row per run: task, algo, action_repeat, train_return) with its ``score``."""
-    low = random_floors(floors)
+    low = random_by_repeat(floors)
     scores = [float(normalised(r.train_return, r.task, r.action_repeat, low, reference)) for r in cells.itertuples()]
     return cells.assign(score=scores)
 
@@ -128,7 +128,7 @@ def score_over_budget(cells: pd.DataFrame, floors: pd.DataFrame, reference: dict
                       shares: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
     """learner -> (runs, shares): each run's normalised training return (10-iteration mean) at each share
     of its own wall-clock."""
-    low, curves = random_floors(floors), {}
+    low, curves = random_by_repeat(floors), {}
     for run in cells.itertuples():
         metrics = load_metrics(run.path)
         returns = metrics["train_return"].interpolate(limit_direction="both").rolling(10, min_periods=1).mean()
@@ -170,3 +170,27 @@ def aggregate_figure(scores: dict[str, Scores], table: pd.DataFrame, over_budget
     fig.suptitle(f"aggregate over {', '.join(tasks)} (the tasks every learner shown has run)")
     fig.tight_layout()
     return fig
+
+
+def of_campaign(cells: pd.DataFrame, learners: list[str], floors: pd.DataFrame,
+                reference: dict[str, float]) -> tuple[list[str], dict[str, Scores], pd.DataFrame] | None:  # fmt: skip
+    """A campaign's complete cells as (common tasks, learner -> scores in the campaign's order, statistics
+    table); None while fewer than two learners share a task."""
+    done = cells[cells["status"] == "complete"]
+    scored = normalised_scores(done, floors, reference)
+    tasks = common_tasks(scored)
+    found = by_task(scored, tasks)
+    scores = {algo: found[algo] for algo in learners if algo in found}
+    if not tasks or len(scores) < 2:
+        return None
+    return tasks, scores, aggregate_table(scores)
+
+
+def campaign_figure(cells: pd.DataFrame, learners: list[str], floors: pd.DataFrame, reference: dict[str, float],
+                    tasks: list[str], scores: dict[str, Scores], table: pd.DataFrame) -> Figure:  # fmt: skip
+    """:func:`aggregate_figure` of a campaign (:func:`of_campaign`), colours as in its comparison figure."""
+    shares = np.linspace(0.05, 1.0, 20)
+    done = cells[(cells["status"] == "complete") & cells["task"].isin(tasks)]
+    over = score_over_budget(done, floors, reference, shares)
+    colors = {algo: f"C{k}" for k, algo in enumerate(learners)}
+    return aggregate_figure(scores, table, over, shares, colors, tasks)

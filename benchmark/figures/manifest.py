@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import yaml
 
 from benchmark.campaign import Campaign
 from benchmark.figures import aggregate
 from benchmark.figures.plots import plot_grad_norms
-from benchmark.figures.report import PUBLISHED, campaign_runs, campaign_table, comparison_figure, returns_figure
+from benchmark.figures.report import campaign_runs, campaign_table, comparison_figure, normalise_by, returns_figure
 from benchmark.provenance import ROOT
 from benchmark.results import markdown_table
 
@@ -133,21 +132,13 @@ def _draw_aggregate(target: Path, draw: str, cells: pd.DataFrame, campaign: Camp
     """The aggregate statistics of a campaign over the tasks every learner with a run has run."""
     if floors is None or floors.empty:
         return False
-    reference = yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
-    done = cells[cells["status"] == "complete"]
-    scored = aggregate.normalised_scores(done, floors, reference)
-    tasks = aggregate.common_tasks(scored)
-    scores = aggregate.by_task(scored, tasks)
-    if not tasks or len(scores) < 2:
+    reference = normalise_by()
+    found = aggregate.of_campaign(cells, campaign.learners, floors, reference)
+    if found is None:
         return False
-    order = [a for a in campaign.learners if a in scores]
-    scores = {a: scores[a] for a in order}
-    table = aggregate.aggregate_table(scores)
+    tasks, scores, table = found
     if draw == "aggregate":
-        shares = np.linspace(0.05, 1.0, 20)
-        over = aggregate.score_over_budget(done[done["task"].isin(tasks)], floors, reference, shares)
-        colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
-        fig = aggregate.aggregate_figure(scores, table, over, shares, colors, tasks)
+        fig = aggregate.campaign_figure(cells, campaign.learners, floors, reference, tasks, scores, table)
         fig.savefig(target, dpi=120)
         plt.close(fig)
         return True

@@ -36,8 +36,9 @@ from scipy import stats  # noqa: E402
 from benchmark.campaign import Campaign, experiment_dirs  # noqa: E402
 from benchmark.config import ConfigError, load_config, parse_budget, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
+from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
-from benchmark.reference import load_floors  # noqa: E402
+from benchmark.reference import load_floors, wide_floors  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
 from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
 from envs.tasks import registry  # noqa: E402
@@ -193,8 +194,7 @@ def random_floors(runs: pd.DataFrame, out: Path, shipped: pd.DataFrame | None = 
     table = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
     table = table.reindex(columns=columns)
     if shipped is not None and not shipped.empty:
-        wide = shipped.pivot_table(index=["task", "task_version", "action_repeat"], columns="policy", values="mean")
-        wide = wide.rename(columns={"random": "random_return", "zero": "zero_return"}).reset_index()
+        wide = wide_floors(shipped)
         keys = ["task", "task_version", "action_repeat"]
         table = pd.concat([wide.reindex(columns=columns), table]).drop_duplicates(keys, keep="first")
     code = {name: task.version for name, task in registry().items()}
@@ -300,28 +300,32 @@ def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFra
     return fig
 
 
+def normalise_by() -> dict[str, float]:
+    """D.Va's published return per task: a normalised score's 1 (``published.yaml``)."""
+    return yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
+
+
 def campaign_table(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame) -> pd.DataFrame:
     """Per task and learner: seeds shipped, the final sampled training return (mean and 95% CI, like
     the paper's curves), the deterministic evaluation, the published value, and the normalised score
     ``(return - random) / (published D.Va - random)``, with the random policy at the learner's action
     repeat and D.Va's published return per task (``normalise_by`` in ``published.yaml``)."""
     published = yaml.safe_load(PUBLISHED.read_text())
+    low = aggregate.random_by_repeat(floors) if len(floors) else {}
     rows = []
     for task in campaign.tasks:
         for algo in campaign.learners:
             cells = runs[(runs["task"] == task) & (runs["algo"] == algo)]
             done = cells[cells["status"] == "complete"]
-            train, low, high = mean_ci(done["train_return"].to_numpy())
+            train, ci_low, ci_high = mean_ci(done["train_return"].to_numpy())
             evaluation, _, _ = mean_ci(done["eval_return"].to_numpy())
-            repeat = cells["action_repeat"].iloc[0] if len(cells) else np.nan
-            floor = floors[(floors["task"] == task) & (floors["action_repeat"] == repeat)]["random_return"]
-            random = float(floor.iloc[0]) if len(floor) else np.nan
-            scale = published["normalise_by"].get(task, np.nan) - random
+            repeat = int(cells["action_repeat"].iloc[0]) if len(cells) else -1
+            normalised = float(aggregate.normalised(train, task, repeat, low, published["normalise_by"]))
             rows.append({"task": task, "learner": algo, "seeds": f"{len(done)} of {len(campaign.seeds)}",
                          "not complete": ", ".join(sorted(set(cells["status"]) - {"complete"})),
-                         "train_return": train, "ci_low": low, "ci_high": high, "eval_return": evaluation,
-                         "random": random, "published": published.get(algo, {}).get(task, ""),
-                         "normalised": (train - random) / scale, "minutes": done["hours"].mean() * 60})  # fmt: skip
+                         "train_return": train, "ci_low": ci_low, "ci_high": ci_high, "eval_return": evaluation,
+                         "random": low.get((task, repeat), np.nan), "published": published.get(algo, {}).get(task, ""),
+                         "normalised": normalised, "minutes": done["hours"].mean() * 60})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -15,6 +15,7 @@ import html
 import io
 import json
 import os
+import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +26,9 @@ import pandas as pd
 from benchmark.campaign import Campaign
 from benchmark.config import ConfigError
 from benchmark.figures import aggregate
-from benchmark.figures.report import PUBLISHED, campaign_runs, campaign_table, collect, comparison_figure
+from benchmark.figures.report import campaign_runs, campaign_table, collect, comparison_figure, normalise_by
 from benchmark.provenance import ROOT, git_state
-from benchmark.reference import REFERENCE, load_floors
+from benchmark.reference import REFERENCE, load_floors, wide_floors
 
 COST_FIGURES = ("docs/apg_costs_cpu.png", "docs/fig10_scene_growth_cpu.png")
 STYLE = """body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
@@ -67,9 +68,7 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
     cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
     if cells.empty:
         raise ConfigError(f"no cell of campaign '{campaign.name}' is shipped in {reference}; make campaign first")
-    floors = load_floors(reference).pivot_table(index=["task", "task_version", "action_repeat"], columns="policy",
-                                                values="mean").reset_index()  # fmt: skip
-    floors = floors.rename(columns={"random": "random_return", "zero": "zero_return"})
+    floors = wide_floors(load_floors(reference))
     table = campaign_table(cells, campaign, floors).drop(columns=["ci_low", "ci_high"])
     git = git_state()
     parts = [
@@ -98,22 +97,12 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
 
 
 def _aggregate_section(cells: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame) -> list[str]:
-    import numpy as np
-    import yaml
-
-    reference = yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
-    done = cells[cells["status"] == "complete"]
-    scored = aggregate.normalised_scores(done, floors, reference)
-    tasks = aggregate.common_tasks(scored)
-    scores = {a: s for a, s in aggregate.by_task(scored, tasks).items()}
-    scores = {a: scores[a] for a in campaign.learners if a in scores}
-    if not tasks or len(scores) < 2:
+    reference = normalise_by()
+    found = aggregate.of_campaign(cells, campaign.learners, floors, reference)
+    if found is None:
         return []
-    table = aggregate.aggregate_table(scores)
-    shares = np.linspace(0.05, 1.0, 20)
-    over = aggregate.score_over_budget(done[done["task"].isin(tasks)], floors, reference, shares)
-    colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
-    fig = aggregate.aggregate_figure(scores, table, over, shares, colors, tasks)
+    tasks, scores, table = found
+    fig = aggregate.campaign_figure(cells, campaign.learners, floors, reference, tasks, scores, table)
     return [f"<h2>Aggregate over {', '.join(tasks)}</h2>", table_html(table.round(3), "aggregate"),
             f'<img alt="aggregate" src="{figure_uri(fig)}">']  # fmt: skip
 
@@ -143,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--out", type=Path, default=Path("results/site"))
-    parser.add_argument("--screenshot", type=Path, help="also save a full-page PNG (Playwright + chromium)")
+    parser.add_argument("--screenshot", type=Path, help="also save a PNG of its first screen (Playwright + chromium)")
     args = parser.parse_args(argv)
     try:
         page = build(Campaign.load(args.name), args.reference, args.out)
@@ -155,11 +144,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {page} ({page.stat().st_size / 2**20:.1f} MB; opens offline)")
 
 
-def screenshot(page: Path, target: Path) -> None:
-    """A full-page PNG of ``page`` in headless chromium (Debian's: Playwright cannot download one here)."""
-    import shutil
+def chromium() -> str | None:
+    """Debian's chromium (``apt install chromium``): Playwright drives it, as it cannot download its own here."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+
+def screenshot(page: Path, target: Path) -> None:
+    """A PNG of ``page`` (its first screen) in headless chromium."""
+    browser_path = chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -19,19 +19,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from benchmark.config import ConfigError, check_device
+from benchmark.figures.render_views import grid, to_uint8
 from benchmark.run import make_env, restore_learner
 from envs.render import make_renderer
 
 VIEW = 192  # pixels of the third-person view (and of the learner's view, scaled up)
 FPS = 30
 MAX_FRAMES = 300  # frames kept per video: a few hundred KB
-
-
-def _uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) uint8 or float in [0, 1] -> (N, H, W, 3) uint8 on the host."""
-    if images.is_floating_point():
-        images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _tile(learner_view: np.ndarray | None, third: np.ndarray, label: str) -> Image.Image:
@@ -73,27 +67,17 @@ def record(run_dir: Path, num_envs: int = 4, episodes: int = 1, device: str = "c
             done_episodes += is_first.long()
             if step % stride and step != steps - 1 and not (is_first & running).any():
                 continue  # between kept frames, unless an episode ends here: its last frame is shown
-            third = _uint8(camera.render(info["body_q_before_reset"]))  # the pose each env ended the step in
+            third = to_uint8(camera.render(info["body_q_before_reset"]))  # the pose each env ended the step in
             seen = info["obs_before_reset"]
-            own = _uint8(seen[:, -3:]) if seen.dim() == 4 else None
+            own = to_uint8(seen[:, -3:]) if seen.dim() == 4 else None
             for k in range(num_envs):
                 if running[k]:
                     label = f"env {k}  step {step + 1}  return {returns[k]:.0f}"
                     last[k] = _tile(None if own is None else own[k], third[k], label)
-            frames.append(_grid(last))
+            frames.append(grid(np.stack([np.asarray(tile) for tile in last]), columns=min(2, num_envs)))
             if not running.any():
                 break
     return frames
-
-
-def _grid(tiles: list[Image.Image]) -> np.ndarray:
-    columns = 2 if len(tiles) > 1 else 1
-    rows = -(-len(tiles) // columns)
-    width, height = tiles[0].size
-    canvas = Image.new("RGB", (columns * width, rows * height))
-    for k, tile in enumerate(tiles):
-        canvas.paste(tile, ((k % columns) * width, (k // columns) * height))
-    return np.asarray(canvas)
 
 
 def write(frames: list[np.ndarray], out: Path) -> list[Path]:

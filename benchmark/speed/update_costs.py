@@ -82,11 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
     parser.add_argument("--before", metavar="REF", help="also measure the learners of this git commit")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every case")
-    parser.add_argument("--one-device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(*args.one, args.fill, args.iterations, args.set, args.one_device)))
+        print(json.dumps(measure(*args.one, args.fill, args.iterations, args.set, args.device)))
         return
     from benchmark.speed.isolated import chosen_device  # here: measuring processes may run an older checkout
 
@@ -135,7 +134,7 @@ def table(learners: list[str], tasks: list[str], settings: list[str], args: argp
                             rounds[code].append(run_isolated(
                                 "benchmark.speed.update_costs", algo, task, setting, "--fill", str(args.fill),
                                 "--iterations", str(args.iterations), "--set", *args.set,
-                                *(["--one-device", args.device] if args.device != "cpu" else []),
+                                "--device", args.device,
                                 code_root=before if code == "before" else None))  # fmt: skip
                         except MeasurementFailed as error:
                             print(f"warning: {algo} {task} {setting} ({code}): {error.reason}", file=sys.stderr)
