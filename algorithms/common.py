@@ -79,24 +79,25 @@ class PhaseTimer:
 
 
 class EpisodeStats:
-    """Collects returns and lengths of episodes that finished (from the env's ``info``)."""
+    """Sums the returns and lengths of episodes that finished (from the env's ``info``) on the env's device,
+    in float64: recording every step reads nothing on the host; :meth:`pop` reads once per iteration."""
 
     def __init__(self) -> None:
-        self.returns: list[float] = []
-        self.lengths: list[float] = []
+        self.sums: torch.Tensor | None = None  # (episodes, return sum, length sum)
 
     def record(self, info: dict) -> None:
-        finished = ~torch.isnan(info["episode_return"])
-        if finished.any():
-            self.returns += info["episode_return"][finished].tolist()
-            self.lengths += info["episode_length"][finished].tolist()
+        returns, lengths = info["episode_return"].double(), info["episode_length"].double()
+        finished = ~torch.isnan(returns)
+        step = torch.stack([finished.sum().double(), returns.nan_to_num().sum(), lengths.nan_to_num().sum()])
+        self.sums = step if self.sums is None else self.sums + step
 
     def pop(self) -> dict[str, float]:
         """Mean return and length of episodes finished since the last pop (NaN when none did)."""
-        mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
-        out = {"train_return": mean(self.returns), "train_episode_length": mean(self.lengths)}
-        self.returns, self.lengths = [], []
-        return out
+        episodes, returns, lengths = (0.0, 0.0, 0.0) if self.sums is None else self.sums.tolist()
+        self.sums = None
+        if not episodes:
+            return {"train_return": math.nan, "train_episode_length": math.nan}
+        return {"train_return": returns / episodes, "train_episode_length": lengths / episodes}
 
 
 def linear_decay(start: float, end: float, progress: float) -> float:

@@ -35,7 +35,7 @@ from torch import nn
 from algorithms.augment import center_crop, random_crop
 from algorithms.base import require
 from algorithms.networks import PixelEncoder, TwinQ, on_device, relu_mlp, soft_update, squashed_gaussian, trunk
-from algorithms.replay import ReplayConfig, ReplayLearner
+from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # CURL's (and SAC-AE's) bounds on the policy's log std
@@ -150,7 +150,7 @@ class CURL(ReplayLearner):
                     metrics.update(self.update())
         return self.iteration_metrics(steps, metrics)
 
-    def update(self) -> dict[str, float]:
+    def update(self) -> Metrics:
         """One CURL update (steps 1-3 of the module docstring)."""
         cfg, device = self.config, self.env.device
         batch = self.replay.sample(cfg.batch_size, n_step=1, gamma=cfg.gamma)
@@ -167,7 +167,7 @@ class CURL(ReplayLearner):
         self.updates += 1
         return out
 
-    def update_critic(self, obs, action, reward, discount, next_obs) -> float:
+    def update_critic(self, obs, action, reward, discount, next_obs) -> torch.Tensor:
         with torch.no_grad():
             next_action, next_log_pi, _ = self.policy(next_obs)
             q1, q2 = self.q_target(self.encoder_target(next_obs), next_action)
@@ -177,9 +177,9 @@ class CURL(ReplayLearner):
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
-        return loss.item()
+        return loss.detach()
 
-    def update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+    def update_actor_and_alpha(self, obs: torch.Tensor) -> Metrics:
         with torch.no_grad():  # the actor's loss trains neither the encoder nor the critic's trunk
             conv = self.encoder.conv_features(obs)
             features = self.encoder.trunk(conv)
@@ -193,7 +193,7 @@ class CURL(ReplayLearner):
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.item()}
+        return {"actor_loss": actor_loss.detach(), "alpha": self.alpha.detach()}
 
     def alpha_loss(self, log_pi: torch.Tensor) -> torch.Tensor:
         """alpha * (entropy - target entropy): alpha falls while the policy's entropy exceeds the target."""
@@ -204,7 +204,7 @@ class CURL(ReplayLearner):
         logits = queries @ self.W @ keys.T
         return logits - logits.max(dim=1, keepdim=True).values.detach()
 
-    def update_contrastive(self, anchor: torch.Tensor, positive: torch.Tensor) -> dict[str, float]:
+    def update_contrastive(self, anchor: torch.Tensor, positive: torch.Tensor) -> Metrics:
         queries = self.encoder(anchor)
         with torch.no_grad():
             keys = self.encoder_target(positive)
@@ -216,8 +216,8 @@ class CURL(ReplayLearner):
         loss.backward()
         self.encoder_opt.step()  # two Adam steps on the encoder from one loss, as CURL's code takes them
         self.contrastive_opt.step()
-        accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
-        return {"contrastive_loss": loss.item(), "contrastive_accuracy": accuracy}
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        return {"contrastive_loss": loss.detach(), "contrastive_accuracy": accuracy}
 
     # ------------------------------------------------------------------ checkpoints
     MODULES = ("encoder", "q", "encoder_target", "q_target", "actor", "critic_opt", "actor_opt", "encoder_opt",

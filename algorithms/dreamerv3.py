@@ -44,7 +44,7 @@ from torch import nn
 
 from algorithms.base import Policy, require
 from algorithms.networks import like_weights, on_device, soft_update
-from algorithms.replay import ReplayConfig, ReplayLearner, Sequences
+from algorithms.replay import Metrics, ReplayConfig, ReplayLearner, Sequences
 from envs.pixels import PixelEnv
 
 STAGES = 4  # the image encoder halves the resolution this many times (64 -> 4, 48 -> 3)
@@ -479,7 +479,7 @@ class DreamerV3(ReplayLearner):
                     self.update_credit -= 1
         return self.iteration_metrics(steps, metrics)
 
-    def update(self) -> dict[str, float]:
+    def update(self) -> Metrics:
         """One DreamerV3 update (steps 1-4 of the module docstring)."""
         cfg = self.config
         batch = self.replay.sample_sequences(cfg.batch_size, cfg.batch_length + 1)
@@ -488,7 +488,7 @@ class DreamerV3(ReplayLearner):
         soft_update(self.slow_critic, self.critic, 1 - cfg.critic_ema)
         return metrics
 
-    def world_model_loss(self, batch: Sequences) -> tuple[torch.Tensor, Latent, dict[str, float]]:
+    def world_model_loss(self, batch: Sequences) -> tuple[torch.Tensor, Latent, Metrics]:
         """Slots 1..T of the window are observed; slot t-1 gives the action a_{t-1} that led to slot t,
         the reward it earned and whether it terminated the episode (the slot before a first one holds
         none of them: zeros)."""
@@ -506,17 +506,17 @@ class DreamerV3(ReplayLearner):
         continue_loss = F.binary_cross_entropy_with_logits(self.continue_head(feat).squeeze(-1), cont)
         loss = image_loss + reward_loss + continue_loss + kl_balance(posterior, prior, self.config)
         kl = categorical_kl(posterior, prior).mean()
-        metrics = {"image_loss": image_loss.item(), "reward_loss": reward_loss.item(),
-                   "continue_loss": continue_loss.item(), "kl": kl.item()}  # fmt: skip
+        metrics = {"image_loss": image_loss.detach(), "reward_loss": reward_loss.detach(),
+                   "continue_loss": continue_loss.detach(), "kl": kl.detach()}  # fmt: skip
         return loss, Latent(states.h.detach().flatten(0, 1), states.z.detach().flatten(0, 1)), metrics
 
-    def update_world_model(self, batch: Sequences) -> tuple[Latent, dict[str, float]]:
+    def update_world_model(self, batch: Sequences) -> tuple[Latent, Metrics]:
         loss, start, metrics = self.world_model_loss(batch)
         self.model_opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.world_model.parameters(), self.config.model_grad_clip)
         self.model_opt.step()
-        return start, {"model_loss": loss.item(), **metrics}
+        return start, {"model_loss": loss.detach(), **metrics}
 
     def imagine(self, start: Latent) -> torch.Tensor:
         """Features (H + 1, N, feat) of the imagined states; the actor sees detached features, its
@@ -527,7 +527,7 @@ class DreamerV3(ReplayLearner):
             feats.append(state.feat)
         return torch.stack(feats)
 
-    def update_actor_critic(self, start: Latent) -> dict[str, float]:
+    def update_actor_critic(self, start: Latent) -> Metrics:
         cfg = self.config
         with frozen(self.world_model, self.critic):
             feats = self.imagine(start)
@@ -551,8 +551,8 @@ class DreamerV3(ReplayLearner):
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.actor_critic_grad_clip)
         self.critic_opt.step()
-        return {"actor_loss": loss.item(), "critic_loss": critic_loss.item(),
-                "entropy": entropy.mean().item(), "return_scale": float(scale)}  # fmt: skip
+        return {"actor_loss": loss.detach(), "critic_loss": critic_loss.detach(),
+                "entropy": entropy.detach().mean(), "return_scale": scale}  # fmt: skip
 
     def critic_loss(self, feats: torch.Tensor, returns: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Twohot NLL of the lambda-returns plus of the slow critic's prediction (its regulariser)."""

@@ -31,7 +31,7 @@ from algorithms.augment import random_shift
 from algorithms.base import require
 from algorithms.common import linear_decay
 from algorithms.networks import ConvEncoder, TwinQ, on_device, relu_mlp, soft_update, trunk
-from algorithms.replay import ReplayConfig, ReplayLearner
+from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 
@@ -135,7 +135,7 @@ class DrQv2(ReplayLearner):
                     metrics = self.update()
         return self.iteration_metrics(steps, {"std": self.std(), **metrics})
 
-    def update(self) -> dict[str, float]:
+    def update(self) -> Metrics:
         """One DrQ-v2 update on a replay batch (steps 1-4 of the module docstring)."""
         cfg = self.config
         batch = self.replay.sample(cfg.batch_size, cfg.n_step, cfg.gamma)
@@ -150,7 +150,7 @@ class DrQv2(ReplayLearner):
         critic_loss = self.update_critic(h, batch.action.to(device), target)
         actor_loss = self.update_actor(h.detach())
         soft_update(self.critic_target, self.critic, cfg.critic_tau)
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_target": target.mean().item()}
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_target": target.mean()}
 
     @torch.no_grad()
     def critic_target_value(self, reward: torch.Tensor, discount: torch.Tensor, h_next: torch.Tensor) -> torch.Tensor:
@@ -159,7 +159,7 @@ class DrQv2(ReplayLearner):
         q1, q2 = self.critic_target(h_next, next_action)
         return reward + discount * torch.minimum(q1, q2)
 
-    def update_critic(self, h: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> float:
+    def update_critic(self, h: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         q1, q2 = self.critic(h, action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.encoder_opt.zero_grad(set_to_none=True)
@@ -167,16 +167,16 @@ class DrQv2(ReplayLearner):
         loss.backward()
         self.critic_opt.step()
         self.encoder_opt.step()
-        return loss.item()
+        return loss.detach()
 
-    def update_actor(self, h: torch.Tensor) -> float:
+    def update_actor(self, h: torch.Tensor) -> torch.Tensor:
         _, action = self.actor(h, self.std(), clip=self.config.std_clip)
         q1, q2 = self.critic(h, action)
         loss = -torch.minimum(q1, q2).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()  # reaches the critic's parameters too; only the actor's step uses them
         self.actor_opt.step()
-        return loss.item()
+        return loss.detach()
 
     # ------------------------------------------------------------------ checkpoints
     MODULES = ("encoder", "actor", "critic", "critic_target", "encoder_opt", "actor_opt", "critic_opt")

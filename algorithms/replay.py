@@ -24,6 +24,10 @@ import torch
 from algorithms.base import Learner, LearnerConfig, Policy, require
 from algorithms.common import EpisodeStats, PhaseTimer
 
+Metrics = dict[str, torch.Tensor]
+"""An update's metrics as detached 0-d tensors: read once per iteration (:meth:`ReplayLearner.iteration_metrics`),
+since reading one (``.item()``) makes the host wait for the device, and updates run once per env step."""
+
 
 @dataclass
 class Transitions:
@@ -280,7 +284,9 @@ class ReplayLearner(Learner):
         refilled = len(self.replay) * self.env.action_repeat >= self.config.seed_frames
         return self.frames >= self.config.seed_frames and refilled and self.replay.can_sample(self.lookahead)
 
-    def iteration_metrics(self, steps: int, metrics: dict[str, float]) -> dict[str, float]:
-        """The row the runner writes: env steps, the learner's metrics, episodes and phase times."""
+    def iteration_metrics(self, steps: int, metrics: dict[str, float | torch.Tensor]) -> dict[str, float]:
+        """The row the runner writes: env steps, the learner's metrics (the last update's, read here), episodes
+        and phase times."""
         times = {"time_update": 0.0, **self.timer.pop()}
-        return {"env_steps": steps, **metrics, **self.episodes.pop(), **times}
+        read = {key: float(value) for key, value in metrics.items()}
+        return {"env_steps": steps, **read, **self.episodes.pop(), **times}

@@ -26,6 +26,7 @@ from algorithms.base import Learner, LearnerConfig, require
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, mlp
 from envs import DiffEnv
+from envs.core import branch_needed
 
 
 @dataclass
@@ -169,7 +170,7 @@ class SHAC(Learner):
             # bootstrap with the target critic; truncated envs use their true last observation,
             # terminated ones nothing
             value = self._value(self.target_critic, state)
-            if done.any():
+            if branch_needed(done):
                 last_value = self._value(self.target_critic, info["state_before_reset"])
                 last_ok = truncated & torch.isfinite(last_value) & (last_value.abs() < 1e6)
                 value = torch.where(done, torch.where(last_ok, last_value, torch.zeros_like(value)), value)

@@ -20,6 +20,15 @@ from envs.tasks import get_task
 from envs.tasks.base import Task
 
 
+def branch_needed(mask: torch.Tensor) -> bool:
+    """Whether to run a branch that only changes the rows set in ``mask`` (and leaves the others bit for bit).
+
+    On the CPU asking is free, and skipping saves the branch's work. On a GPU the answer would make the
+    host wait for the device once per step, so the branch always runs: it is a no-op where nothing is set.
+    """
+    return mask.device.type != "cpu" or bool(mask.any())
+
+
 def default_device() -> torch.device:
     """The first CUDA GPU when torch and Warp both see one, else the CPU (the runner refuses a GPU that
     only torch sees, with the fix: :func:`cuda_problem`)."""
@@ -194,7 +203,7 @@ class DiffEnv:
             "episode_return": torch.where(done, self.episode_return, nan),
             "episode_length": torch.where(done, self.progress.float(), nan),
         }
-        if done.any():
+        if branch_needed(done):  # on a GPU the perturbation is drawn every step: its stream differs from the CPU's
             self._reset_where(done)
             obs = self.state_observation()
         info["state"] = obs

@@ -163,3 +163,19 @@ def test_scene_growth_report_keeps_the_cases_that_survived_and_marks_the_one_tha
     assert "out of memory" in cells["128"]["failed"]
     assert (tmp_path / "scene_growth.png").stat().st_size > 1000
     assert pd.read_csv(tmp_path / "scene_growth.csv")["failed"].fillna("").str.contains("SIGKILL").sum() == 1
+
+
+def test_the_bootstrap_branch_a_gpu_runs_every_step_leaves_the_loss_and_its_gradient_unchanged(monkeypatch):
+    """On a GPU the truncated envs' last values are computed every step (asking whether any env ended
+    would stall the device): where none ended, that must change neither the actor loss nor its gradient."""
+    import algorithms.shac
+
+    results = []
+    for always in (False, True):
+        if always:
+            monkeypatch.setattr(algorithms.shac, "branch_needed", lambda mask: True)
+        learner, env = learner_for("shac")
+        env.episode_length = 3  # a truncation inside the 4-step window
+        loss, _ = learner._rollout()
+        results.append((loss.detach(), actor_gradient(learner)))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

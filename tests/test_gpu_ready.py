@@ -2,6 +2,7 @@
 GPUs they ask for, timers touch only the run's device, and Warp lands on torch's GPU."""
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import submitit
 import torch
 import warp as wp
 
-from algorithms.common import PhaseTimer
+from algorithms.common import EpisodeStats, PhaseTimer
 from benchmark import sweep
 from benchmark.config import ConfigError, load_config
 from benchmark.run import run
@@ -179,3 +180,35 @@ def test_a_backward_after_graphs_were_given_up_is_not_captured_again(monkeypatch
     monkeypatch.setattr(env.sim, "_capture", lambda body: captures.append(body))
     reward.backward()
     assert captures == [] and torch.isfinite(actions.grad).all()
+
+
+# ---------------------------------------------------------------------------- no host sync per step
+def test_a_masked_branch_is_skipped_on_the_cpu_only_and_never_asks_a_device():
+    assert core.branch_needed(torch.tensor([False, True])) and not core.branch_needed(torch.zeros(2, dtype=torch.bool))
+    # a tensor with no data (like a GPU's, whose read would wait for the device) is never read
+    assert core.branch_needed(torch.zeros(2, dtype=torch.bool, device="meta"))
+
+
+def test_the_reset_branch_run_when_no_episode_ended_changes_nothing(monkeypatch):
+    """What a GPU runs every step (:func:`envs.core.branch_needed` says yes) is a no-op for envs still going."""
+    states = []
+    for always in (False, True):
+        if always:
+            monkeypatch.setattr(core, "branch_needed", lambda mask: True)
+        env = DiffEnv("hopper", num_envs=3, seed=0)
+        env.reset()
+        with torch.no_grad():
+            obs, _, terminated, truncated, _ = env.step(torch.zeros(3, env.act_dim))
+        assert not (terminated | truncated).any()
+        states.append((obs, env.joint_q, env.joint_qd, env.body_transforms()))
+    for cpu, gpu_like in zip(*states, strict=True):
+        assert torch.equal(cpu, gpu_like)
+
+
+def test_episode_statistics_are_summed_on_the_device_and_read_once():
+    stats, nan = EpisodeStats(), math.nan
+    steps = (([nan, 10.0, nan], [nan, 5.0, nan]), ([nan] * 3, [nan] * 3), ([1.5, nan, 4.0], [7.0, nan, 9.0]))
+    for returns, lengths in steps:
+        stats.record({"episode_return": torch.tensor(returns), "episode_length": torch.tensor(lengths)})
+    assert stats.pop() == {"train_return": pytest.approx(15.5 / 3), "train_episode_length": pytest.approx(7.0)}
+    assert all(math.isnan(v) for v in stats.pop().values())  # none since the last pop

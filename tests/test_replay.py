@@ -7,6 +7,10 @@ A counting env stands in for the simulator: env ``e`` in its ``k``-th episode at
 
 from __future__ import annotations
 
+import math
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -216,6 +220,32 @@ def test_the_encoder_sees_pixels_on_the_same_scale_when_learning_and_when_acting
         agent.train_iteration()
     agent.update()
     assert seen["update"] and max(seen["update"]) == pytest.approx(max(seen["act"])) and max(seen["act"]) <= 1.0
+
+
+@pytest.mark.parametrize("algo", sorted(SMALL_LEARNERS))
+def test_an_update_leaves_its_metrics_on_the_device_and_the_iteration_reads_them_once(pixel_bandit, algo, monkeypatch):
+    """Reading a metric (``.item()``, ``float()``) makes the host wait for a GPU; updates run once per env
+    step, so they hand back tensors and the iteration's row reads the last update's."""
+    env = pixel_bandit(4, frames=1 if algo == "dreamerv3" else 3)
+    agent = get_learner(algo)(env, get_learner(algo).Config(**SMALL_LEARNERS[algo]))
+    while not agent.ready():
+        agent.train_iteration()
+
+    def refusing(read):
+        def guarded(tensor):  # torch's own reads (Adam's step count lives on the CPU) stay allowed
+            caller = sys._getframe(1).f_code.co_filename
+            assert "algorithms" not in Path(caller).parts, f"an update read a tensor on the host in {caller}"
+            return read(tensor)
+
+        return guarded
+
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.Tensor, "item", refusing(torch.Tensor.item))
+        patched.setattr(torch.Tensor, "__float__", refusing(torch.Tensor.__float__))
+        metrics = agent.update()
+    assert metrics and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in metrics.values())
+    row = agent.train_iteration()
+    assert all(isinstance(row[key], float) and math.isfinite(row[key]) for key in metrics)
 
 
 # ---------------------------------------------------------------------------- augmentation
