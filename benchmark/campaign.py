@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--tasks", help="run: only these tasks (comma-separated), e.g. hopper,ant")
     parser.add_argument("--learners", help="run: only these learners (comma-separated), e.g. shac,dva")
+    parser.add_argument("--parallel", type=int, help="local: runs at once (default: the campaign file's)")
     for flag, kind in (("partition", str), ("time-min", int), ("cpus", int), ("gpus", int), ("mem-gb", int),
                        ("array-parallelism", int), ("signal-delay-s", int)):  # fmt: skip
         parser.add_argument(f"--{flag}", type=kind, default=None, help="SLURM; default from configs/sweep.yaml")
@@ -242,7 +243,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             if args.partition is not None:
                 sweeps.check_text(args.partition, "--partition")
-            args.wait, args.parallel, args.gpus_per_job = False, campaign.parallel, args.gpus
+            if args.parallel is not None and args.parallel < 1:
+                raise ConfigError(f"--parallel={args.parallel} is impossible; give a positive number of runs at once")
+            args.wait, args.gpus_per_job = False, args.gpus
+            args.parallel = args.parallel or campaign.parallel
             if campaign.executor == "local" and args.time_min is None:
                 args.time_min = yaml.safe_load((CONFIG_DIR / "sweep.yaml").read_text())["slurm"]["time_min"]
             print(f"submitted {submit(campaign, args, args.results_dir, only=only)} cell(s)")
