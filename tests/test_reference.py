@@ -178,7 +178,6 @@ def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names
         campaigns.narrowing(plan, None, "dva,ppo")
 
 
-
 def test_a_local_campaign_runs_as_many_at_once_as_asked_and_refuses_an_impossible_number(tmp_path, monkeypatch, capsys):
     asked = []
     monkeypatch.setattr(campaigns, "submit", lambda plan, args, *_, **__: asked.append(args.parallel) or 0)
@@ -190,6 +189,7 @@ def test_a_local_campaign_runs_as_many_at_once_as_asked_and_refuses_an_impossibl
         campaigns.main(["run", "--name", "cpu", "--results-dir", str(tmp_path), "--parallel", "0"])
     error = capsys.readouterr().err
     assert exit_code.value.code == 2 and "--parallel=0 is impossible" in error and error.count("\n") == 1
+
 
 def test_a_campaign_table_normalises_by_hand_and_its_figure_names_the_learners_not_yet_run(tmp_path):
     reference = tmp_path / "reference"
