@@ -1,7 +1,7 @@
 """Correct multi-step gradients for Newton 1.8's Featherstone solver.
 
 Stock ``SolverFeatherstone`` (newton 1.8.0) returns wrong gradients over more than one step, for two
-reasons (see ``../shared/reference/platform.md``):
+reasons (docs/envs.md, "Newton's Featherstone gradients, fixed"):
 
 1. The solver owns one set of mass-matrix work buffers (M, J, P, H, L) and rebuilds them in place, so
    when ``wp.Tape.backward`` replays the steps, every step sees the *last* step's matrices.

@@ -10,7 +10,9 @@ import pytest
 
 from benchmark.config import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+OUTSIDE = "shared/" + "reference"  # the facts folder beside the clone (spelt apart: this file must not match)
 UPSTREAM = re.compile(r"^# source: [\w.-]+/[\w.-]+ \S+\.yaml")  # owner/repo path/to/file.yaml
 OURS = re.compile(r"^# source: this suite")
 
@@ -19,7 +21,17 @@ OURS = re.compile(r"^# source: this suite")
 def test_every_config_names_its_source_on_its_first_line(path):
     first = path.read_text().splitlines()[0]
     assert UPSTREAM.match(first) or OURS.match(first), first
-    assert "shared/reference" not in path.read_text()  # outside the repository: nobody who clones it can follow
+    assert OUTSIDE not in path.read_text()  # outside the repository: nobody who clones it can follow
+
+
+def test_no_tracked_file_points_outside_the_repository_for_its_facts():
+    """Facts are cited from docs/ (ours) or upstream repositories, never from a folder next to the clone."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    suffixes = (".py", ".md", ".yaml", ".toml", ".txt", "")
+    texts = [ROOT / f for f in tracked if Path(f).suffix in suffixes and (ROOT / f).is_file()]
+    assert len(texts) > 100
+    pointing = [str(p.relative_to(ROOT)) for p in texts if OUTSIDE in p.read_text(errors="ignore")]
+    assert pointing == []
 
 
 def test_learner_configs_follow_an_upstream_file_and_only_presets_are_ours():

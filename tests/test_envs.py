@@ -121,7 +121,7 @@ def test_seeding_reproduces_resets(make_env):
     assert not torch.equal(first, env.reset(seed=8))
 
 
-# -- rewards on hand-built states, against the formulas of ../shared/reference/tasks.md ----------------
+# -- rewards on hand-built states, against the paper's formulas (docs/envs.md) ----------------------------
 def test_cartpole_reward():
     task = get_task("cartpole")
     q = torch.tensor([[0.5, math.pi - 0.2], [-1.0, 0.1]])  # theta from upright: pi-0.2 and 0.1

@@ -1,5 +1,5 @@
 """The tasks mean what the paper's mean: torso poses by forward kinematics, masses by hand, the contact
-values that run, dflex's contact law, the paper's cartpole (../shared/reference/tasks.md)."""
+values that run, dflex's contact law, the paper's cartpole (docs/envs.md, the tasks)."""
 
 import math
 

@@ -1,5 +1,5 @@
 """Ant, as SHAC's dflex ant (the paper's): run along +x. Geometry from gymnasium's ant.xml (the same
-sphere and capsules as SHAC's); physics from ``../shared/reference/tasks.md`` (SHAC's ``envs/ant.py``):
+sphere and capsules as SHAC's); physics as docs/envs.md lists them (from SHAC's ``envs/ant.py``):
 density 1000 (gymnasium's file says 5, a 0.91 kg ant), 200 N m per unit action, the paper's ranges."""
 
 from __future__ import annotations

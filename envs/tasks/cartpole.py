@@ -1,7 +1,7 @@
 """Cartpole swing-up (D.Va's variant): the pole starts hanging down; +10 health per step; the episode
 ends when the cart leaves the camera view (|x| > 2.5), so an episode is worth at most 2400.
 
-Physics of SHAC's dflex cartpole (``../shared/reference/tasks.md``; its URDF loader's defaults): a 1 kg
+Physics of SHAC's dflex cartpole (docs/envs.md, the tasks; its URDF loader's defaults): a 1 kg
 cart and a 10 kg pole (inertia 1, centre of mass 0.5 m above the hinge), and on both joints a spring
 of stiffness 100 toward q = 0 (cart centred, pole upright) with damping 10 + 1, so the swing-up has a
 spring helping the pole up. The camera stands back far enough to see the whole rail (|x| <= 2.75 at

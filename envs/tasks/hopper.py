@@ -1,6 +1,6 @@
 """Hopper, as SHAC's dflex hopper (the paper's): planar, rewarded for forward speed, height and an upright
 torso. Geometry from gymnasium's hopper.xml (the same capsules as SHAC's); physics from
-``../shared/reference/tasks.md`` (SHAC's ``envs/hopper.py``)."""
+docs/envs.md, the tasks (from SHAC's ``envs/hopper.py``)."""
 
 from __future__ import annotations
 

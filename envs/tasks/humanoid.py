@@ -2,7 +2,7 @@
 
 Geometry from DeepMind control's ``suite/humanoid.xml`` (PyPI ``dm-control``, loaded as data): the
 topology and capsules of SHAC's file, which differs only in per-joint values, written here from
-``../shared/reference/tasks.md`` (SHAC's ``envs/humanoid.py`` and its MJCF). Newton merges the hinges of
+docs/envs.md (the tasks; from SHAC's ``envs/humanoid.py`` and its MJCF). Newton merges the hinges of
 one body into one joint (abdomen z/y, hips, ankles, shoulders), placed at the first hinge's anchor:
 both ankle hinges sit 8 cm above the foot, as in SHAC's file (DeepMind's puts ankle x at 4 cm).
 """
