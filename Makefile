@@ -56,8 +56,8 @@ test: install
 	$(PY) -m pytest -q tests
 
 lint: install
-	$(VENV)/bin/ruff check envs algorithms benchmark tests
-	$(VENV)/bin/ruff format --check envs algorithms benchmark tests
+	$(VENV)/bin/ruff check envs algorithms benchmark tests examples
+	$(VENV)/bin/ruff format --check envs algorithms benchmark tests examples
 
 gpu-check: install  # a minute's check of devices, builds, a captured step, a frame, a raster, repeatability
 	$(PY) -m benchmark.diagnostics.gpu_check $(ARGS)

@@ -77,6 +77,19 @@ class PixelEnv:
     def state_observation(self) -> torch.Tensor:
         return self.env.state_observation()
 
+    def frame_stack(self) -> torch.Tensor:
+        """The current observation (N, 3 * frames, H, W) without stepping."""
+        if self._stack is None:
+            self.reset()
+        return self._flat(self._stack)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The frame stack (the env's own state is :meth:`DiffEnv.snapshot`'s)."""
+        return {"stack": None if self._stack is None else self._stack.detach().clone()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self._stack = snapshot["stack"]
+
     def cut_graph(self) -> None:
         self.env.cut_graph()
         if self._stack is not None:

@@ -1,17 +1,11 @@
-"""The env layer: sizes, stability, terminations and resets, rewards, graph cuts, the gymnasium adapter."""
+"""The env layer: sizes, stability, terminations and resets, rewards, graph cuts, action repeat."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
-from gymnasium.utils.env_checker import check_space_limit, data_equivalence
-from gymnasium.utils.passive_env_checker import check_action_space, check_observation_space
-from gymnasium.vector import AutoresetMode
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from envs import DiffEnv, get_task, registry
-from envs.gym_adapter import GymVectorEnv
 
 TASKS = ["cartpole", "hopper", "ant", "humanoid"]
 SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (76, 21, 1000)}
@@ -185,94 +179,6 @@ def test_humanoid_reward():
         0.0 + 0.0 + 0.0 - 200 * 0.04**2 - 0.002 * 21 * 0.25,
     ]
     assert torch.allclose(task.reward(q, qd, a), torch.tensor(expect), atol=1e-5)
-
-
-# -- gymnasium adapter ------------------------------------------------------------------------------
-def test_vector_env_adapter_passes_gymnasium_checks():
-    env = GymVectorEnv("cartpole", 4, device="cpu")
-    for space in (env.single_action_space, env.single_observation_space):
-        check_space_limit(space, "action" if space is env.single_action_space else "observation")
-    check_action_space(env.single_action_space)
-    check_observation_space(env.single_observation_space)
-
-    obs, info = env.reset(seed=123)
-    assert obs in env.observation_space and isinstance(info, dict)
-    env.action_space.seed(0)
-    action = env.action_space.sample()
-    first = env.step(action)
-    env.reset(seed=123)
-    second = env.step(action)
-    assert data_equivalence(first[:4], second[:4]), "seeded steps must be deterministic"
-    assert not np.shares_memory(first[0], second[0])
-
-    stats = RecordEpisodeStatistics(GymVectorEnv("cartpole", 4, device="cpu", autoreset_mode="SameStep"))
-    stats.reset(seed=0)
-    for _ in range(300):
-        obs, reward, terminated, truncated, info = stats.step(stats.action_space.sample())
-        assert obs in env.observation_space and reward.shape == (4,)
-        if "episode" in info:
-            done = info["_episode"]
-            assert (info["_final_obs"] == done).all()
-            finals, lengths = info["final_obs"][done], info["episode"]["l"][done]
-            assert all(abs(o[0]) > 2.5 or n == 240 for o, n in zip(finals, lengths, strict=True))
-            break
-    else:
-        pytest.fail("no episode finished in 300 random steps")
-
-
-def test_next_step_autoreset_shows_the_reset_one_step_later_and_ignores_that_action():
-    """Gymnasium's default: the ending step returns the true last observation; the next returns the reset
-    observation, reward 0, no flags, whatever action that env was given."""
-    envs = [GymVectorEnv("hopper", 4, device="cpu", autoreset_mode=AutoresetMode.NEXT_STEP) for _ in range(2)]
-    for env in envs:
-        env.reset(seed=5)
-    rng = np.random.default_rng(0)
-    for _ in range(400):
-        action = rng.uniform(-1, 1, (4, 3)).astype(np.float32)
-        (obs, _, term, trunc, _), other = envs[0].step(action), envs[1].step(action)
-        assert data_equivalence(obs, other[0])
-        if (term | trunc).any():
-            break
-    else:
-        pytest.fail("no hopper fell in 400 random steps")
-    ended = term | trunc
-    assert (obs[ended, 0] < -0.45).all()  # the true last observation: the fallen torso's height
-    first = envs[0].step(rng.uniform(-1, 1, (4, 3)).astype(np.float32))
-    second = envs[1].step(rng.uniform(-1, 1, (4, 3)).astype(np.float32))  # other actions everywhere
-    assert data_equivalence(first[0][ended], second[0][ended])  # the reset ignores the action
-    assert (np.abs(first[0][ended, 0]) <= 0.05 + 1e-6).all()  # a fresh start: height noise only
-    assert (first[1][ended] == 0).all() and not first[2][ended].any() and not first[3][ended].any()
-    assert not data_equivalence(first[0][~ended], second[0][~ended])  # the others did step
-
-
-def test_gymnasium_vector_wrappers_run_on_the_adapter_for_thousands_of_steps():
-    """Episode statistics, action clipping, observation and reward normalisation, stacked as a gymnasium
-    user would; the recorded episode returns are the sums of the raw rewards, by hand."""
-    from gymnasium.wrappers.vector import ClipAction, NormalizeObservation, NormalizeReward
-
-    inner = GymVectorEnv("hopper", 8, device="cpu")
-    stats = RecordEpisodeStatistics(ClipAction(inner))
-    env = NormalizeReward(NormalizeObservation(stats))
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    raw = stats.step  # the raw rewards, seen under the normalising wrappers
-    running, recorded, by_hand = np.zeros(8), [], []
-
-    def recording_step(action):
-        obs, reward, term, trunc, info = raw(action)
-        running[:] += reward
-        for i in np.flatnonzero(term | trunc):
-            by_hand.append(running[i])
-            recorded.append(info["episode"]["r"][i])
-            running[i] = 0.0
-        return obs, reward, term, trunc, info
-
-    stats.step = recording_step
-    for _ in range(3000):
-        obs, reward, *_ = env.step(rng.uniform(-2, 2, (8, 3)))  # out of range: ClipAction's job
-        assert np.isfinite(obs).all() and np.isfinite(reward).all()
-    assert len(recorded) > 50
-    np.testing.assert_allclose(recorded, by_hand, rtol=1e-5)
 
 
 def test_action_repeat_is_two_single_steps_and_stops_counting_at_a_mid_repeat_end():
