@@ -15,7 +15,7 @@ from typing import Any
 import newton
 import torch
 
-from envs.physics import Simulation, warp_device
+from envs.physics import Simulation, blown_up, warp_device
 from envs.tasks import get_task
 from envs.tasks.base import Task
 
@@ -244,15 +244,11 @@ class DiffEnv:
         self.episode_return = self.episode_return + reward.detach()
         return reward, terminated, truncated
 
-    INVALID_MAGNITUDE = 1e6  # |q| or |qd| beyond this is a simulation that blew up (SHAC's threshold)
-
     def invalid_state(self, obs: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: envs whose state or observation is not finite or whose joint positions or velocities
-        exceed ``INVALID_MAGNITUDE``. Such an env's step earns 0 and terminates it (SHAC's dflex envs
-        do the same), so one unstable contact cannot poison returns and critic targets."""
-        state = torch.cat([self.joint_q, self.joint_qd], dim=-1).detach()
-        finite = torch.isfinite(state).all(-1) & torch.isfinite(obs.detach()).all(-1)
-        return ~finite | (state.abs() > self.INVALID_MAGNITUDE).any(-1)
+        """(N,) bool: envs whose state blew up (:func:`envs.physics.blown_up`) or whose observation is not
+        finite. Such an env's step earns 0 and terminates it (SHAC's dflex envs do the same), so one
+        unstable step cannot poison returns and critic targets; its gradient is zero (the physics' backward)."""
+        return blown_up(self.joint_q, self.joint_qd) | ~torch.isfinite(obs.detach()).all(-1)
 
     def cut_graph(self) -> None:
         """Detach the state from the autograd graph (SHAC's ``clear_grad`` / ``initialize_trajectory``)."""

@@ -350,6 +350,22 @@ class Simulation:
         return StepOutput(*_EagerStep.apply(self, joint_q, joint_qd, joint_f))
 
 
+BLOWN_UP = 1e6  # |q| or |qd| beyond this (or not finite): the env's step blew up (SHAC's threshold)
+
+
+def blown_up(joint_q: torch.Tensor, joint_qd: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: envs whose state is not finite or beyond :data:`BLOWN_UP`."""
+    state = torch.cat([joint_q, joint_qd], dim=-1).detach()
+    return ~torch.isfinite(state).all(-1) | (state.abs() > BLOWN_UP).any(-1)
+
+
+def _confined(blown: torch.Tensor, grads: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A blown-up env passes back zero gradient. Its adjoint multiplies non-finite intermediates, even by
+    a zero output gradient, and its NaN would reach the actor's shared parameters and void the whole
+    batch's update; the env itself earns nothing and ends (:meth:`envs.core.DiffEnv.invalid_state`)."""
+    return tuple(torch.where(blown[:, None], torch.zeros_like(grad), grad) for grad in grads)
+
+
 class _CapturedStep(torch.autograd.Function):
     """torch node around one taped control step in a slot: its graphs do the forward and the adjoint."""
 
@@ -357,11 +373,13 @@ class _CapturedStep(torch.autograd.Function):
     def forward(ctx, sim: Simulation, joint_q, joint_qd, joint_f):
         slot = sim.run_slot(joint_q, joint_qd, joint_f)
         ctx.sim, ctx.lease = sim, _SlotLease(sim._free_slots, slot)
-        return tuple(out.clone() for out in slot.outputs)  # the slot's buffers serve the next window
+        outputs = tuple(out.clone() for out in slot.outputs)  # the slot's buffers serve the next window
+        ctx.blown = blown_up(*outputs[:2])
+        return outputs
 
     @staticmethod
     def backward(ctx, grad_q, grad_qd, grad_body_q):
-        return (None, *ctx.sim.backward_slot(ctx.lease.slot, (grad_q, grad_qd, grad_body_q)))
+        return (None, *_confined(ctx.blown, ctx.sim.backward_slot(ctx.lease.slot, (grad_q, grad_qd, grad_body_q))))
 
 
 class _EagerStep(torch.autograd.Function):
@@ -373,6 +391,7 @@ class _EagerStep(torch.autograd.Function):
         # the node owns this step's buffers; they are freed with the graph (after cut_graph)
         ctx.sim, ctx.tape, ctx.states, ctx.control = sim, tape, states, control
         out = sim._outputs(states[-1])  # zero-copy views: these states belong to this node only
+        ctx.blown = blown_up(out.joint_q, out.joint_qd)
         return out.joint_q, out.joint_qd, out.body_q
 
     @staticmethod
@@ -390,4 +409,4 @@ class _EagerStep(torch.autograd.Function):
             wp.to_torch(first.joint_qd.grad).view(n, -1).clone(),
             wp.to_torch(ctx.control.joint_f.grad).view(n, -1).clone(),
         )
-        return (None, *grads)
+        return (None, *_confined(ctx.blown, grads))

@@ -94,6 +94,52 @@ def test_a_blown_up_simulation_earns_nothing_and_ends_its_episode(make_env, task
     assert torch.isfinite(info["episode_return"][1:3]).all() and torch.isfinite(obs).all()  # reset, finite again
 
 
+
+# A humanoid state met by a trained state-SHAC policy (seed 0, iteration ~420, 700 steps into an episode):
+# several joints past their limits (right knee -160.5 deg, elbow -94), saturated actions. From it one
+# control step blows up (|qd| x5 per substep from substep 3): with the mass matrix cached for 48 substeps as
+# the paper's, and also when rebuilt every substep or at twice the substeps (docs/learners.md, humanoid).
+BLOW_UP_Q = [
+    68.84194946289062, 12.533181190490723, 1.038107991218567, -0.14064587652683258, 0.16926464438438416,
+    -0.09590017050504684, 0.9707581400871277, 0.19216693937778473, 0.06281004101037979, 0.15143628418445587,
+    0.1539900302886963, 0.659227192401886, -1.0683000087738037, -2.802171230316162, 0.908262312412262,
+    -0.8874722719192505, 0.05678800120949745, 0.10793496668338776, -0.3181524872779846, -1.5119069814682007,
+    -0.7478658556938171, -0.33886533975601196, 0.895784318447113, -1.0691641569137573, -1.6410415172576904,
+    -0.4796539545059204, -0.4408605992794037, 0.6502134799957275
+]  # fmt: skip
+BLOW_UP_QD = [
+    6.218347072601318, 1.1809196472167969, -0.01601409912109375, 1.1829192638397217, 1.2805709838867188,
+    -0.780643880367279, 2.3243675231933594, -5.5625529289245605, -4.5522894859313965, -0.5212999582290649,
+    -1.3895076513290405, -12.395637512207031, 9.29429817199707, -0.570971667766571, -0.10222452878952026,
+    -0.9939905405044556, -0.35446804761886597, 14.553824424743652, -2.6951558589935303, 3.420130491256714,
+    -1.8231534957885742, 1.73468816280365, 0.32268843054771423, 0.19183960556983948, -1.3842549324035645,
+    -2.886526107788086, 5.99071741104126
+]  # fmt: skip
+BLOW_UP_ACTION = [
+    0.8275730609893799, -0.837758481502533, -0.6742998361587524, 0.9995949864387512, 0.9123743176460266,
+    -0.9999976754188538, 0.792725682258606, 0.9943913817405701, -0.9252113699913025, 0.10391339659690857,
+    -0.4887312352657318, 0.9999902844429016, -0.8827260136604309, 0.921682596206665, -0.544738233089447,
+    0.9861776828765869, -0.2216261476278305, -0.9866290092468262, -0.6145904660224915, -0.9948908090591431,
+    0.8959789276123047
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("capture_graphs", [True, False])
+def test_a_step_that_blows_up_passes_back_zero_gradient_and_leaves_the_other_envs_gradients_finite(capture_graphs):
+    """Its adjoint would be NaN (0 x NaN), and through the actor's shared weights void every env's update:
+    state SHAC on humanoid skipped 191 of 612 updates that way before this."""
+    env = DiffEnv("humanoid", 2, device="cpu", seed=0, capture_graphs=capture_graphs)
+    env.reset(seed=0)
+    q, qd = env.joint_q.clone(), env.joint_qd.clone()
+    q[0], qd[0] = torch.tensor(BLOW_UP_Q), torch.tensor(BLOW_UP_QD)
+    env.joint_q, env.joint_qd, env._body_q = q, qd, None
+    weight = torch.ones(1, requires_grad=True)  # a parameter both envs' actions share, as an actor's
+    actions = weight * torch.stack([torch.tensor(BLOW_UP_ACTION), torch.full((21,), 0.3)])
+    _, reward, terminated, *_ = env.step(actions)
+    assert terminated.tolist() == [True, False], "the blow-up is fixed: make this test check it stays bounded"
+    (grad,) = torch.autograd.grad(reward.sum() + env.state_observation().sum(), weight)
+    assert torch.isfinite(grad).all() and grad.abs().item() > 0
+
 def test_no_grad_and_grad_paths_simulate_the_same_trajectory(make_env):
     env = make_env("hopper", 2)
     actions = [torch.full((2, 3), 0.3 * (-1) ** t) for t in range(5)]
