@@ -94,7 +94,6 @@ def test_a_blown_up_simulation_earns_nothing_and_ends_its_episode(make_env, task
     assert torch.isfinite(info["episode_return"][1:3]).all() and torch.isfinite(obs).all()  # reset, finite again
 
 
-
 # A humanoid state met by a trained state-SHAC policy (seed 0, iteration ~420, 700 steps into an episode):
 # several joints past their limits (right knee -160.5 deg, elbow -94), saturated actions. From it one
 # control step blows up (|qd| x5 per substep from substep 3): with the mass matrix cached for 48 substeps as
@@ -139,6 +138,7 @@ def test_a_step_that_blows_up_passes_back_zero_gradient_and_leaves_the_other_env
     assert terminated.tolist() == [True, False], "the blow-up is fixed: make this test check it stays bounded"
     (grad,) = torch.autograd.grad(reward.sum() + env.state_observation().sum(), weight)
     assert torch.isfinite(grad).all() and grad.abs().item() > 0
+
 
 def test_no_grad_and_grad_paths_simulate_the_same_trajectory(make_env):
     env = make_env("hopper", 2)
