@@ -98,7 +98,7 @@ class _Batch:
 
     def __init__(self, task: str, num_envs: int, options: Options) -> None:
         options.check()
-        self.obs_mode, self.torch_io = options.obs_mode, options.torch_io
+        self.obs_mode, self.torch_io, self.render_mode = options.obs_mode, options.torch_io, options.render_mode
         self.env = DiffEnv(task, num_envs, device=options.device, seed=options.seed, differentiable=False)
         self.device = self.env.device
         renderer, size = options.renderer, options.image_size
@@ -186,22 +186,14 @@ class GymVectorEnv(VectorEnv):
         self,
         task: str,
         num_envs: int,
-        obs_mode: str = "state",
-        image_size: int = 84,
-        frames: int = 3,
-        renderer: str = "newton",
-        device: str | torch.device | None = None,
-        seed: int = 0,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        render_mode: str | None = None,
-        render_size: int = 256,
-        torch_io: bool = False,
+        **options: Any,
     ) -> None:
+        """``options``: the fields of :class:`Options`."""
         mode = _autoreset_mode(autoreset_mode)
-        options = Options(obs_mode, image_size, frames, renderer, device, seed, render_mode, render_size, torch_io)
-        self.batch = _Batch(task, num_envs, options)
+        self.batch = _Batch(task, num_envs, Options(**options))
         self.env, self.device, self.num_envs = self.batch.env, self.batch.device, num_envs
-        self.render_mode = render_mode
+        self.render_mode = self.batch.render_mode
         self.metadata = {**self.batch.metadata, "autoreset_mode": mode}
         self.single_observation_space = self.batch.observation_space
         self.single_action_space = self.batch.action_space
@@ -260,22 +252,10 @@ class GymEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(
-        self,
-        task: str,
-        obs_mode: str = "state",
-        image_size: int = 84,
-        frames: int = 3,
-        renderer: str = "newton",
-        device: str | torch.device | None = None,
-        seed: int = 0,
-        render_mode: str | None = None,
-        render_size: int = 256,
-        torch_io: bool = False,
-    ) -> None:
-        options = Options(obs_mode, image_size, frames, renderer, device, seed, render_mode, render_size, torch_io)
-        self.batch = _Batch(task, 1, options)
-        self.metadata, self.render_mode = self.batch.metadata, render_mode
+    def __init__(self, task: str, **options: Any) -> None:
+        """``options``: the fields of :class:`Options`."""
+        self.batch = _Batch(task, 1, Options(**options))
+        self.metadata, self.render_mode = self.batch.metadata, self.batch.render_mode
         self.observation_space, self.action_space = self.batch.observation_space, self.batch.action_space
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
