@@ -195,10 +195,14 @@ class DiffEnv:
         done = terminated | truncated
 
         obs = self.state_observation()
+        # a blown-up env's last observation is not finite: it reads as zeros. Learners mask it (a terminated
+        # env bootstraps nothing), but a mask after a network passes 0 x NaN back, into the actions the
+        # observation holds and through the actor's shared weights into every env's update
+        last = torch.where(self.invalid_state(obs)[:, None], torch.zeros_like(obs), obs)
         nan = torch.full_like(self.episode_return, float("nan"))
         info: dict[str, Any] = {
-            "obs_before_reset": obs,
-            "state_before_reset": obs,
+            "obs_before_reset": last,
+            "state_before_reset": last,
             "body_q_before_reset": self._body_q,
             "episode_return": torch.where(done, self.episode_return, nan),
             "episode_length": torch.where(done, self.progress.float(), nan),

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from algorithms.networks import mlp
 from envs import DiffEnv, get_task, registry
 
 TASKS = ["cartpole", "hopper", "ant", "humanoid"]
@@ -137,6 +138,30 @@ def test_a_step_that_blows_up_passes_back_zero_gradient_and_leaves_the_other_env
     _, reward, terminated, *_ = env.step(actions)
     assert terminated.tolist() == [True, False], "the blow-up is fixed: make this test check it stays bounded"
     (grad,) = torch.autograd.grad(reward.sum() + env.state_observation().sum(), weight)
+    assert torch.isfinite(grad).all() and grad.abs().item() > 0
+
+
+def test_a_blown_up_envs_last_state_reads_as_zeros_so_a_masked_critic_passes_back_no_nan():
+    """SHAC bootstraps a terminated env with nothing: ``where(truncated, critic(last state), 0)``. On a NaN
+    last state the mask comes after the critic, whose backward multiplies the zero by NaN, and the
+    NaN reached the actions through the observation (which holds them), past the physics' guard:
+    the humanoid's remaining skipped updates."""
+    env = DiffEnv("humanoid", 2, device="cpu", seed=0)
+    env.reset(seed=0)
+    q, qd = env.joint_q.clone(), env.joint_qd.clone()
+    q[0], qd[0] = torch.tensor(BLOW_UP_Q), torch.tensor(BLOW_UP_QD)
+    env.joint_q, env.joint_qd, env._body_q = q, qd, None
+    weight = torch.ones(1, requires_grad=True)
+    actions = weight * torch.stack([torch.tensor(BLOW_UP_ACTION), torch.full((21,), 0.3)])
+    _, _, terminated, truncated, info = env.step(actions)
+    assert terminated.tolist() == [True, False]
+    assert torch.equal(info["state_before_reset"][0], torch.zeros(env.obs_dim))
+    assert torch.isfinite(info["state_before_reset"]).all()
+    torch.manual_seed(0)
+    critic = mlp(env.obs_dim, [8, 8], 1)  # SHAC's critic: its LayerNorm's backward multiplies by the NaN
+    last_value = critic(info["state_before_reset"]).squeeze(-1)
+    bootstrap = torch.where(truncated, last_value, torch.zeros_like(last_value))
+    (grad,) = torch.autograd.grad((bootstrap + critic(info["state"]).squeeze(-1)).sum(), weight)
     assert torch.isfinite(grad).all() and grad.abs().item() > 0
 
 
