@@ -1,6 +1,6 @@
 """Learner registry: every module here defining a ``Learner`` subclass with a ``name`` registers it.
 
-Adding a learner is one file here plus ``configs/<algo>/<task>.yaml`` naming it (``learner: <name>``).
+Adding a learner is one file here plus ``configs/<algo>/defaults.yaml`` naming it (``learner: <name>``).
 """
 
 from __future__ import annotations

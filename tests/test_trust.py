@@ -248,10 +248,11 @@ def test_an_unwritable_results_dir_is_one_line_before_anything_is_built(tmp_path
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({"a/cartpole.yaml": "inherit: b\n", "b/cartpole.yaml": "inherit: a\n"}, "closes a cycle (a -> b -> a)"),
-        ({"a/cartpole.yaml": "inherit: nowhere\n"}, "no configs/<algo>/cartpole.yaml of that name"),
-        ({"a/cartpole.yaml": "num_envs: [1\n"}, "not valid YAML"),
-        ({"a/cartpole.yaml": "- 1\n- 2\n"}, "holds a ListConfig, not key: value pairs"),
+        ({"a/defaults.yaml": "inherit: b\n", "b/defaults.yaml": "inherit: a\n"}, "closes a cycle (a -> b -> a)"),
+        ({"a/defaults.yaml": "inherit: nowhere\n"}, "no configs/<algo>/defaults.yaml of that name"),
+        ({"a/defaults.yaml": "learner: shac\n", "a/cartpole.yaml": "num_envs: [1\n"}, "not valid YAML"),
+        ({"a/defaults.yaml": "- 1\n- 2\n"}, "holds a ListConfig, not key: value pairs"),
+        ({"a/defaults.yaml": "learner: shac\n", "a/cartpole.yaml": "inherit: a\n"}, "inherit belongs in"),
     ],
 )
 def test_broken_config_files_are_one_line(tmp_path, monkeypatch, files, message):
