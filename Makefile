@@ -53,7 +53,7 @@ bench: install
 		$(if $(PRESET),preset=$(PRESET)))
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests -n auto --maxprocesses 4 --dist loadgroup --durations 10
 
 lint: install
 	$(VENV)/bin/ruff check envs algorithms benchmark tests examples

@@ -1,8 +1,8 @@
-"""Run configuration: ``configs/<algo>/<task>.yaml`` + command-line overrides, typed and validated.
+"""Run configuration: ``configs/<algo>/defaults.yaml`` + ``<task>.yaml`` + overrides, typed and validated.
 
 A run's config is flat: the runner's fields (:class:`RunConfig`) plus the learner's typed config
 dataclass (e.g. ``SHACConfig``), so ``num_envs=16 seed=3 actor_lr=1e-3`` all override the same way.
-The YAML names its learner (``learner: shac``); an algorithm is a directory of such YAMLs, so
+The defaults name the learner (``learner: shac``); an algorithm is a directory of such YAMLs, so
 ``dva``, ``dpg_state`` and ``shac`` can share one learner class with different switches.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import hashlib
 import importlib.util
 import math
 import re
@@ -25,9 +26,11 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
 from envs.featherstone_fix import CONTACT_LAWS
-from envs.render import BACKENDS, install_hint
+from envs.render import install_hint, renderers
+from envs.tasks import registry as task_registry
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULTS = "defaults.yaml"  # an algo's settings; configs/<algo>/<task>.yaml holds what a task changes
 MIN_IMAGE_SIZE = 16  # the DrQ-v2 encoder's four 3 x 3 convolutions (one of stride 2) need 15
 
 
@@ -57,23 +60,27 @@ class RunConfig:
         3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.diagnostics.apg_vs_dpg)
     )
     results_dir: str = "results"
-    run_name: str | None = None  # default: <algo>-<task>-seed<seed>-<timestamp>
+    run_name: str | None = None  # default: <algo>-<task>-seed<seed>[-<settings>] (default_run_name): reruns resume
     torch_threads: int = 0  # 0: torch's default
     max_skipped_updates: int = 20  # this many non-finite gradients in a row end the run as "diverged"
     logger: str = "none"  # none | wandb (offline unless WANDB_API_KEY / wandb login); results/ stays the record
     preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu); paper: none
     # a learner that distils another (dagger) names its teacher: an algo the runner trains first
-    teacher: str | None = None  # configs/<teacher>/<task>.yaml, with the student's seed, device and threads
+    teacher: str | None = (
+        None  # configs/<teacher>/, for the student's task, with the student's seed, device and threads
+    )
     teacher_overrides: list[str] = dataclasses.field(default_factory=list)  # the teacher's key=value overrides
     teacher_run: str | None = None  # the teacher's run directory (default <run>/teacher): reused when finished
 
 
 def algorithms() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "presets" and any(p.glob("*.yaml")))
+    """The algos: directories of ``configs/`` with a ``defaults.yaml`` (the learner and its settings)."""
+    return sorted(p.parent.name for p in CONFIG_DIR.glob(f"*/{DEFAULTS}"))
 
 
-def tasks_for(algo: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / algo).glob("*.yaml"))
+def tasks() -> list[str]:
+    """Every registered task (``envs/tasks/``); each algo runs each, on its defaults where it has no file."""
+    return list(task_registry())
 
 
 LOGGERS = ("none", "wandb")
@@ -124,11 +131,11 @@ def parse_backends(parser: argparse.ArgumentParser, value: str | None) -> list[s
     """A script's ``--backends``: the named ones, each installed (else one line with the install
     command); not given: every backend installed here, with a note for each one skipped."""
     if value is None:
-        backends = [b for b in BACKENDS if install_hint(b) is None]
-        for missing in sorted(set(BACKENDS) - set(backends)):
+        backends = [b for b in renderers() if install_hint(b) is None]
+        for missing in sorted(set(renderers()) - set(backends)):
             print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
         return backends
-    backends = parse_names(parser, "--backends", value, BACKENDS)
+    backends = parse_names(parser, "--backends", value, renderers())
     for backend in backends:
         if (hint := install_hint(backend)) is not None:
             usage_error(parser, hint)
@@ -193,8 +200,8 @@ def _check_run_fields(cfg: DictConfig) -> None:
     if cfg.contact_law not in CONTACT_LAWS:
         raise ConfigError(f"unknown contact_law '{cfg.contact_law}'; choose one of: {', '.join(CONTACT_LAWS)}")
     if cfg.renderer is not None:
-        if cfg.renderer not in BACKENDS:
-            raise ConfigError(f"unknown renderer '{cfg.renderer}'; choose one of: {', '.join(BACKENDS)}, or null")
+        if cfg.renderer not in renderers():
+            raise ConfigError(f"unknown renderer '{cfg.renderer}'; choose one of: {', '.join(renderers())}, or null")
         if (hint := install_hint(cfg.renderer)) is not None:
             raise ConfigError(hint)
         if cfg.image_size < MIN_IMAGE_SIZE:
@@ -213,6 +220,56 @@ NAME = re.compile(r"[\w.,=+-]+")
 def is_path_component(name: str) -> bool:
     """One plain file name: no separator, no ``..``, nothing a shell or a job script would read."""
     return bool(NAME.fullmatch(name)) and name not in (".", "..")
+
+
+# a resumed run may change how long it runs and how it reports, nothing else
+RESUMABLE_CHANGES = frozenset(
+    {"budget", "iterations", "logger", "device", "torch_threads", "eval_envs", "eval_max_steps", "keep_checkpoints"}
+)
+# keys that do not make another experiment: which seed, where it (and its teacher) was written, how it
+# was run and reported. The budget and the iterations do (a 3-minute run is not a seed of a 60-minute
+# one; SHAC's learning rates decay over ``iterations``), though a resumed run may change them.
+NOT_THE_EXPERIMENT = frozenset({"seed", "run_name", "results_dir", "teacher_run"}) | (
+    RESUMABLE_CHANGES - {"budget", "iterations"}
+)
+LABEL_FIRST = ("preset", "budget")  # the settings a reader looks for first in a label
+
+
+def experiment(config: dict) -> dict:
+    """The settings that make a run's experiment: two runs that differ only in the rest are its seeds."""
+    return {k: v for k, v in config.items() if k not in NOT_THE_EXPERIMENT}
+
+
+def settings_shown(config: dict) -> list[str]:
+    """``key=value`` of an experiment's defining settings: the preset and budget when set, then every
+    setting that differs from what the algo's config files give for the task (with that preset). The
+    paper's own settings show nothing."""
+    preset = [f"preset={config['preset']}"] if config.get("preset") else []
+    try:
+        reference = OmegaConf.to_container(load_config(config["algo"], config["task"], preset))
+    except ConfigError:  # an algo or task the code no longer has: name the run's own settings only
+        reference = config
+    shown = [f"{k}={config[k]}" for k in LABEL_FIRST if config.get(k) is not None]
+    keys = sorted((set(config) | set(reference)) - set(LABEL_FIRST) - NOT_THE_EXPERIMENT)
+    return shown + [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
+
+
+def as_name(settings: list[str]) -> str:
+    """Settings as one plain file name (``preset-cpu_budget-30min``); empty for none."""
+    return "_".join(re.sub(r"[^\w.,+-]+", "-", item.replace("=", "-")).strip("-") for item in settings)
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    """``<algo>-<task>-seed<seed>``, plus the settings that make it another experiment and that a resumed
+    run may not change (``dva-hopper-seed0-preset-cpu``): the same command names the same directory, so
+    running it again resumes (or finds it finished), and other settings never collide with it."""
+    config = OmegaConf.to_container(cfg)
+    fixed = [item for item in settings_shown(config) if item.split("=", 1)[0] not in RESUMABLE_CHANGES]
+    name = "-".join(filter(None, (f"{cfg.algo}-{cfg.task}-seed{cfg.seed}", as_name(fixed))))
+    if len(name) > 120:  # many overrides: a short digest of them instead
+        digest = hashlib.sha256(repr(sorted(fixed)).encode()).hexdigest()[:10]
+        name = f"{cfg.algo}-{cfg.task}-seed{cfg.seed}-{digest}"
+    return name
 
 
 def _check_finite(cfg: DictConfig, prefix: str = "") -> None:
@@ -246,21 +303,26 @@ def _read_yaml(path: Path) -> DictConfig:
 
 
 def _load_yaml(algo: str, task: str, seen: tuple[str, ...] = ()) -> DictConfig:
-    """``configs/<algo>/<task>.yaml``; ``inherit: <other algo>`` starts from that algo's file instead
-    of copying it (e.g. ``dpg_state`` is ``shac`` plus one switch). Parents are algo names inside
-    ``configs/``, never paths."""
-    own = _read_yaml(CONFIG_DIR / algo / f"{task}.yaml")
+    """``configs/<algo>/defaults.yaml``, then ``configs/<algo>/<task>.yaml`` (only what the task changes;
+    a task without a file runs on the defaults). ``inherit: <other algo>`` in the defaults starts from
+    that algo's resolved config for the task instead of copying it (``dpg_state`` is ``shac`` plus one
+    switch). Parents are algo names inside ``configs/``, never paths."""
+    own = _read_yaml(CONFIG_DIR / algo / DEFAULTS)
+    task_file = CONFIG_DIR / algo / f"{task}.yaml"
+    if task_file.is_file():
+        specific = _read_yaml(task_file)
+        if "inherit" in specific:
+            raise ConfigError(f"configs/{algo}/{task}.yaml: inherit belongs in configs/{algo}/{DEFAULTS}; move it")
+        own = OmegaConf.merge(own, specific)
     parent = own.pop("inherit", None)
     if parent is None:
         return own
-    where = f"configs/{algo}/{task}.yaml: inherit: {parent}"
+    where = f"configs/{algo}/{DEFAULTS}: inherit: {parent}"
     if parent in (*seen, algo):
         raise ConfigError(f"{where} closes a cycle ({' -> '.join((*seen, algo, parent))}); fix the file")
-    parents = [a for a in algorithms() if (CONFIG_DIR / a / f"{task}.yaml").is_file()]
-    if parent not in parents:
-        raise ConfigError(
-            f"{where}: no configs/<algo>/{task}.yaml of that name; inherit from one of: {', '.join(parents)}"
-        )
+    if parent not in algorithms():
+        raise ConfigError(f"{where}: no configs/<algo>/{DEFAULTS} of that name; inherit from one of: "
+                          f"{', '.join(algorithms())}")  # fmt: skip
     return OmegaConf.merge(_load_yaml(parent, task, (*seen, algo)), own)
 
 
@@ -277,12 +339,16 @@ def _preset_files(algo: str, preset: str) -> list[DictConfig]:
 
 
 def load_config(algo: str, task: str, overrides: list[str] | None = None) -> DictConfig:
-    """Resolve ``configs/<algo>/<task>.yaml`` + overrides into a typed, read-only config."""
+    """Resolve ``configs/<algo>/`` (defaults, then the task's file) + overrides into a typed, read-only config."""
     valid_algos = algorithms()
     if algo not in valid_algos:
         raise ConfigError(f"unknown algorithm '{algo}'; choose one of: {', '.join(valid_algos)}")
-    if task not in tasks_for(algo):
-        raise ConfigError(f"unknown task '{task}' for {algo}; choose one of: {', '.join(tasks_for(algo))}")
+    if task not in tasks():
+        close = difflib.get_close_matches(task, tasks(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"unknown task '{task}'{hint}; choose one of: {', '.join(tasks())} (a task is a file in envs/tasks/)"
+        )
     file_cfg = _load_yaml(algo, task)
     for override in overrides or []:
         if "${" in override:  # an interpolation would read the environment or fail deep inside a run
@@ -333,7 +399,7 @@ def _check_teacher(cfg: DictConfig, learner: type) -> None:
 
 
 def teacher_config(cfg: DictConfig, run_dir: Path | None = None) -> DictConfig:
-    """The teacher's run config: ``configs/<teacher>/<task>.yaml``, the student's seed, device, threads
+    """The teacher's run config: ``configs/<teacher>/`` for the task, the student's seed, device, threads
     and logger, then ``teacher_overrides``; to be written to ``run_dir`` when given. The teacher must
     learn from the state (it labels states) and have no teacher of its own."""
     shared = [f"seed={cfg.seed}", f"device={cfg.device}", f"torch_threads={cfg.torch_threads}", f"logger={cfg.logger}"]

@@ -1,4 +1,5 @@
-"""Re-evaluate a finished or running run's newest checkpoint: ``python -m benchmark.evaluate <run dir>``.
+"""A learner's evaluation (:func:`evaluate`, the runner's last step), and ``python -m benchmark.evaluate
+<run dir>``, which re-evaluates a finished or running run's newest checkpoint.
 
 Prints the mean return and episode length of one episode in each of ``--envs`` fresh envs, with the
 policy's mean action and with actions sampled as in training: the two numbers that explain a gap
@@ -12,10 +13,35 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
+from algorithms import Learner
+from benchmark.build import make_env, restore_learner, run_device
 from benchmark.config import ConfigError, load_run_config
 from benchmark.reference import policy_returns
-from benchmark.run import evaluate, restore_learner, run_device
+
+
+@torch.no_grad()
+def evaluate(
+    learner: Learner, cfg: DictConfig, device: torch.device, deterministic: bool = True, num_envs: int | None = None
+) -> tuple[float, float]:
+    """Mean return and length of one episode in each of ``num_envs`` (default ``eval_envs``) fresh envs,
+    with the policy's mean action (``deterministic``) or sampling as in training. ``eval_max_steps``
+    cuts episodes short (their return so far counts)."""
+    env = make_env(cfg, num_envs or cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
+    obs = env.reset()
+    returns = torch.zeros(env.num_envs, device=device)
+    lengths = torch.zeros_like(returns)
+    alive = torch.ones(env.num_envs, dtype=torch.bool, device=device)
+    policy = learner.new_policy(env.num_envs, deterministic)  # a recurrent learner's state starts fresh
+    for _ in range(min(env.episode_length, cfg.eval_max_steps or env.episode_length)):
+        obs, reward, terminated, truncated, _ = env.step(policy(obs, alive & (lengths == 0)))
+        returns += torch.where(alive, reward, torch.zeros_like(reward))
+        lengths += alive.float()
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            break
+    return float(returns.mean()), float(lengths.mean())
 
 
 def random_policy_return(task: str, action_repeat: int = 1, episodes: int = 256, seed: int = 10_000) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmark.config import ConfigError, usage_error, with_defaults
+from benchmark.config import ConfigError, as_name, settings_shown, usage_error, with_defaults
 from benchmark.provenance import ROOT
 from benchmark.results import load_metrics, load_summary
 from envs import DiffEnv
@@ -81,11 +80,7 @@ def _merge(block: pd.DataFrame) -> dict:
 def experiment_name(config: dict) -> str:
     """The experiment's folder name: its defining settings (``preset-cpu_budget-30min``), ``paper`` when
     it runs the paper's own."""
-    from benchmark.figures.report import settings_shown  # the figures' notion of an experiment
-
-    shown = settings_shown(config)
-    name = "_".join(re.sub(r"[^\w.,+-]+", "-", item.replace("=", "-")).strip("-") for item in shown)
-    return name or "paper"
+    return as_name(settings_shown(config)) or "paper"
 
 
 SHIPPED_VIDEO = ("policy.webm", "policy.png")  # the MP4 stays on the machine: the WebM plays in browsers

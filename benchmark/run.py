@@ -7,12 +7,10 @@ only implement ``train_iteration``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -20,45 +18,32 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from algorithms import Learner, get_learner
+from algorithms import Learner
+from benchmark.build import build_learner, make_env, restore_learner, run_device, seed_everything
 from benchmark.config import (
+    RESUMABLE_CHANGES,
     ConfigError,
-    learner_config,
+    default_run_name,
     load_config,
     load_run_config,
     parse_budget,
     teacher_config,
     with_defaults,
 )
+from benchmark.evaluate import evaluate
 from benchmark.loggers import make_logger
-from benchmark.memory import IterationMemory, peak_memory_mb  # noqa: F401 (the speed scripts import it here)
+from benchmark.memory import IterationMemory, keep_freed_memory
 from benchmark.provenance import start_record
 from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
-from envs import DiffEnv, cpu_torch_on_gpu_host, default_device
+from envs import DiffEnv, cpu_torch_on_gpu_host
 from envs.pixels import PixelEnv
-from envs.render import make_renderer
-from envs.tasks.base import Task
-
-# a resumed run may change how long it runs and how it reports, nothing else
-RESUMABLE_CHANGES = {
-    "budget",
-    "iterations",
-    "logger",
-    "device",
-    "torch_threads",
-    "eval_envs",
-    "eval_max_steps",
-    "keep_checkpoints",
-}
 
 
 class RunFailed(RuntimeError):
@@ -67,82 +52,6 @@ class RunFailed(RuntimeError):
     def __init__(self, run_dir: Path, error: BaseException) -> None:
         super().__init__(f"{type(error).__name__}: {error} (traceback in {run_dir}/summary.json)")
         self.run_dir = run_dir
-
-
-def make_env(
-    cfg: DictConfig,
-    num_envs: int,
-    device: torch.device,
-    seed: int,
-    differentiable: bool = True,
-    task: Task | None = None,
-):
-    """The run's env: state observations, or a frame stack when the config names a renderer.
-    ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark)."""
-    env = DiffEnv(
-        task or cfg.task,
-        num_envs,
-        device=device,
-        seed=seed,
-        differentiable=differentiable,
-        contact_law=cfg.contact_law,
-        action_repeat=cfg.action_repeat,
-        capture_graphs=cfg.capture_graphs,
-    )
-    if cfg.renderer is None:
-        return env
-    try:
-        renderer = make_renderer(cfg.renderer, env.task, num_envs, cfg.image_size, cfg.image_size, device)
-    except KeyError as error:
-        raise ConfigError(error.args[0]) from None
-    return PixelEnv(env, renderer, frames=cfg.frames)
-
-
-@torch.no_grad()
-def evaluate(
-    learner: Learner, cfg: DictConfig, device: torch.device, deterministic: bool = True, num_envs: int | None = None
-) -> tuple[float, float]:
-    """Mean return and length of one episode in each of ``num_envs`` (default ``eval_envs``) fresh envs,
-    with the policy's mean action (``deterministic``) or sampling as in training. ``eval_max_steps``
-    cuts episodes short (their return so far counts)."""
-    env = make_env(cfg, num_envs or cfg.eval_envs, device, cfg.seed + 10_000, differentiable=False)
-    obs = env.reset()
-    returns = torch.zeros(env.num_envs, device=device)
-    lengths = torch.zeros_like(returns)
-    alive = torch.ones(env.num_envs, dtype=torch.bool, device=device)
-    policy = learner.new_policy(env.num_envs, deterministic)  # a recurrent learner's state starts fresh
-    for _ in range(min(env.episode_length, cfg.eval_max_steps or env.episode_length)):
-        obs, reward, terminated, truncated, _ = env.step(policy(obs, alive & (lengths == 0)))
-        returns += torch.where(alive, reward, torch.zeros_like(reward))
-        lengths += alive.float()
-        alive &= ~(terminated | truncated)
-        if not alive.any():
-            break
-    return float(returns.mean()), float(lengths.mean())
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc keep freed memory for reuse rather than hand it back to the OS. By default, blocks of
-    a few MB and more (image batches, activations) are mapped and unmapped on every update and the next
-    update page-faults them in again: that system time was half of a DreamerV3 update on this CPU
-    (`make update-costs`). Blocks up to 32 MB (glibc's largest threshold) now come from the heap, which
-    is not trimmed below 1 GB; larger ones are still mapped. Taking every block from the heap (no
-    mapping at all) fragmented it instead: a DreamerV3 run's memory grew by ~1 GB per 10 minutes.
-    Returns whether it applied (False off glibc)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    mmap_threshold, trim_threshold, top_pad = -3, -1, -2  # mallopt parameters (malloc.h)
-    settings = ((mmap_threshold, 32 << 20), (trim_threshold, 1 << 30), (top_pad, 64 << 20))
-    return all(libc.mallopt(key, value) == 1 for key, value in settings)
-
-
-def seed_everything(seed: int) -> None:
-    """Python's, NumPy's and torch's global generators (the learners draw from torch's)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def resume_seed(cfg: DictConfig, checkpoint: dict | None) -> int:
@@ -223,11 +132,6 @@ def _note_finished(path: Path, summary: dict, cfg: DictConfig) -> None:
               file=sys.stderr)  # fmt: skip
 
 
-def run_device(cfg: DictConfig) -> torch.device:
-    """The config's device; ``auto``: cuda when available, else cpu."""
-    return default_device() if cfg.device == "auto" else torch.device(cfg.device)
-
-
 def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path:
     """Train until ``iterations`` or the budget; returns the run directory. ``role="teacher"`` marks a
     run trained for a student (figures show it with its student, not as a seed of its own).
@@ -243,7 +147,7 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
         torch.set_num_threads(cfg.torch_threads)
     keep_freed_memory()
 
-    name = cfg.run_name or f"{cfg.algo}-{cfg.task}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = cfg.run_name or default_run_name(cfg)
     out = RunDir(Path(cfg.results_dir) / name)
     if (out.path / "config.yaml").exists():
         _check_same_config(out.path, cfg)
@@ -403,30 +307,6 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
     out.end_provenance(status)
     logger.finish(summary)
     return out.path
-
-
-def build_learner(cfg: DictConfig, env, teacher: Learner | None = None) -> Learner:
-    """The config's learner on ``env``, with its teacher when it distils one."""
-    learner_class = get_learner(cfg.learner)
-    extra = {"teacher": teacher} if learner_class.needs_teacher else {}
-    try:
-        return learner_class(env, learner_config(cfg), **extra)
-    except ValueError as error:  # the learner refuses this env (e.g. a crop larger than the images)
-        raise ConfigError(str(error)) from None
-
-
-def restore_learner(run_dir: Path, device: torch.device) -> tuple[Learner, DictConfig, dict]:
-    """A run's learner at its newest checkpoint (a student with its teacher), its config and the
-    checkpoint; built on one env."""
-    cfg = load_run_config(run_dir)
-    teacher = None
-    if get_learner(cfg.learner).needs_teacher:
-        teacher = restore_learner(Path(load_summary(run_dir)["teacher_run"]), device)[0]
-    learner = build_learner(cfg, make_env(cfg, 1, device, cfg.seed, differentiable=False), teacher)
-    checkpoint = latest_checkpoint(run_dir, fits=lambda state: learner.load_state_dict(state["learner"]))
-    if checkpoint is None:
-        raise ConfigError(f"{run_dir} has no loadable checkpoint yet; wait for its first one")
-    return learner, cfg, checkpoint
 
 
 def prepare_teacher(cfg: DictConfig, student_dir: Path, version: int, progress: bool) -> tuple[Learner, dict]:

@@ -38,7 +38,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.core import DiffEnv
 from envs.pixels import PixelEnv
-from envs.render import BACKENDS, make_renderer
+from envs.render import make_renderer, renderers
 from envs.tasks import registry
 
 OBS_MODES = ("state", "rgb", "state_rgb")
@@ -81,8 +81,8 @@ class Options:
         """One line naming the allowed values, before anything is built."""
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode={self.obs_mode!r}: choose one of {', '.join(OBS_MODES)}")
-        if self.renderer not in BACKENDS:
-            raise ValueError(f"renderer={self.renderer!r}: choose one of {', '.join(BACKENDS)}")
+        if self.renderer not in renderers():
+            raise ValueError(f"renderer={self.renderer!r}: choose one of {', '.join(renderers())}")
         if self.render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode={self.render_mode!r}: choose rgb_array or None")
         for name in ("image_size", "render_size"):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one thread per xdist worker (`make test` runs a worker per core), else up to two
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 from benchmark.config import load_config  # noqa: E402
 from benchmark.results import METRIC_COLUMNS  # noqa: E402

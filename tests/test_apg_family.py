@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from algorithms import get_learner
+from benchmark.build import make_env
 from benchmark.config import learner_config, load_config
 from benchmark.diagnostics.apg_vs_dpg import window_gradients
-from benchmark.run import make_env, run
+from benchmark.run import run
 from benchmark.speed.apg_costs import scene_growth_report, with_extra_shapes
 from envs import DiffEnv
 from envs.render.scene import Scene

@@ -11,6 +11,10 @@ import torch
 from algorithms.shac import SHAC
 from benchmark.config import load_config
 from benchmark.run import main, run
+from envs.render import renderers
+from envs.tasks import registry as task_registry
+
+RENDERERS = ", ".join(renderers())
 
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_every=5", "run_name=r"]
 
@@ -25,7 +29,7 @@ TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_ever
         ("budget=0s", "budget '0s' is not positive"),
         ("budget=e5s", "budget 'e5s' not understood; use e.g. budget=30min"),
         ("logger=foo", "unknown logger 'foo'; choose one of: none, wandb"),
-        ("renderer=vulkan", "unknown renderer 'vulkan'; choose one of: newton, diff, maniskill, pytorch3d"),
+        ("renderer=vulkan", f"unknown renderer 'vulkan'; choose one of: {', '.join(renderers())}"),
         ("device=gpu", "unknown device 'gpu'; use device=auto"),
         ("horizon=0", "horizon=0: must be at least 1"),
         ("gamma=1.5", "gamma=1.5: must be in [0, 1]"),
@@ -125,7 +129,10 @@ def test_a_gpu_sized_run_on_a_cpu_says_how_long_and_what_to_run_instead(tmp_path
     [
         (["--preset", "gpu"], "unknown preset 'gpu'; choose one of: cpu"),
         (["--learners", "shac_diffrender,dva"], "--learners shac_diffrender,dva: start with dva, the one"),
-        (["--learners", "dva,shac_diffrender@vulkan"], "unknown renderer 'vulkan'; choose one of: newton, diff"),
+        (
+            ["--learners", "dva,shac_diffrender@vulkan"],
+            f"unknown renderer 'vulkan'; choose one of: {', '.join(renderers())}",
+        ),
     ],
 )
 def test_apg_costs_with_bad_arguments_overwrites_nothing(tmp_path, capsys, argv, message):
@@ -154,7 +161,7 @@ def test_render_views_with_fewer_steps_than_its_still_frame(tmp_path):
     [
         (
             ["hoper"],
-            "task: unknown name 'hoper' (did you mean 'hopper'?); choose from: ant, cartpole, hopper, humanoid",
+            f"task: unknown name 'hoper' (did you mean 'hopper'?); choose from: {', '.join(task_registry())}",
         ),
         (
             ["hopper", "--backends", "newton,vulkan"],

@@ -9,9 +9,11 @@ import torch
 
 from algorithms.base import Learner
 from algorithms.dagger import DAgger, DAggerConfig, FIFODataset
+from benchmark.build import restore_learner
 from benchmark.config import ConfigError, load_config
+from benchmark.evaluate import evaluate
 from benchmark.results import METRIC_COLUMNS
-from benchmark.run import evaluate, restore_learner, run
+from benchmark.run import run
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 

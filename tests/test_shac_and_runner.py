@@ -1,6 +1,7 @@
 """State SHAC end to end through the runner, the results schema, and the config front door."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,12 +11,15 @@ import pytest
 import torch
 import yaml
 
-from algorithms import get_learner
+from algorithms import get_learner, registry
 from benchmark.config import ConfigError, learner_config, load_config, parse_budget
 from benchmark.evaluate import random_policy_return
 from benchmark.results import METRIC_COLUMNS, checkpoints
 from benchmark.run import run
 from envs import DiffEnv
+from envs.tasks import registry as task_registry
+
+TASKS = ", ".join(task_registry())
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +108,12 @@ def test_overrides_and_budget():
             ("shac", "hopper", ["num_env=16"]),
             r"unknown config key 'num_env' \(did you mean 'num_envs'\?\); valid keys: ",
         ),
-        (("shac", "hoper", []), "unknown task 'hoper' for shac; choose one of: ant, cartpole, hopper, humanoid"),
+        (("shac", "hoper", []), re.escape(f"unknown task 'hoper' (did you mean 'hopper'?); choose one of: {TASKS}")),
         (("dreamer", "hopper", []), "unknown algorithm 'dreamer'; choose one of: "),
         (("shac", "hopper", ["seed=three"]), "invalid value for 'seed'"),
         (
             ("shac", "hopper", ["learner=ppo"]),
-            "unknown learner 'ppo'; choose one of: curl, dagger, dreamerv3, drqv2, shac",
+            f"unknown learner 'ppo'; choose one of: {', '.join(registry())}",
         ),
         (("shac", "hopper", ["contact_law=mujoco"]), "unknown contact_law 'mujoco'; choose one of: dflex, newton"),
         (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: give a positive number of steps"),

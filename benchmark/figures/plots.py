@@ -20,21 +20,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from benchmark.config import usage_error  # noqa: E402
+from benchmark.config import NOT_THE_EXPERIMENT, usage_error  # noqa: E402
 from benchmark.results import load_metrics, load_summary  # noqa: E402
-
-# keys that name a run or how long it ran, not what was run
-_NOT_DISTINGUISHING = {
-    "seed",
-    "run_name",
-    "results_dir",
-    "budget",
-    "iterations",
-    "logger",
-    "device",
-    "torch_threads",
-    "capture_graphs",
-}
 
 
 def run_labels(runs: Sequence[Path]) -> list[str]:
@@ -45,7 +32,7 @@ def run_labels(runs: Sequence[Path]) -> list[str]:
     labels = []
     for config in configs:
         peers = [c for c in configs if c["algo"] == config["algo"]]
-        keys = sorted({k for c in peers for k in c} - _NOT_DISTINGUISHING - {"algo", "task"})
+        keys = sorted({k for c in peers for k in c} - NOT_THE_EXPERIMENT - {"algo", "task"})
         differing = [k for k in keys if len({repr(c.get(k)) for c in peers}) > 1]
         extra = "".join(f" {k}={config.get(k)}" for k in differing)
         labels.append(f"{config['algo']} {config['task']} seed {config['seed']}{extra}")

@@ -1,10 +1,10 @@
 """``make plots``: the paper's figures and tables from whatever is in ``results/``.
 
 Every run directory under ``results/`` (found by its ``summary.json``) is grouped into experiments by
-its whole resolved config, less the seed, where it was written and the keys a resumed run may change
-(``benchmark.run.RESUMABLE_CHANGES``), except the budget: a 3-minute run is not a seed of a 60-minute
-one. An experiment's label is its algo plus its preset and budget and every setting that differs
-from the algo's config file (``dva [preset=cpu, num_envs=64]``). Seeds are aggregated as the mean with
+its whole resolved config, less the seed, where it was written and how it was run and reported
+(``benchmark.config.experiment``, the one definition the figures and the reference set share). An
+experiment's label is its algo plus its preset and budget and every setting that differs from the
+algo's config files (``dva [preset=cpu, num_envs=64]``). Seeds are aggregated as the mean with
 a 95% bootstrap interval; diverged seeds are counted and shown. Figures go to ``results/figures/`` as
 PNG and PDF, tables as Markdown and CSV. A figure whose runs do not exist is listed as missing with
 the command that makes them, never drawn from anything else.
@@ -30,24 +30,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from benchmark.campaign import Campaign, experiment_dirs  # noqa: E402
-from benchmark.config import ConfigError, load_config, parse_budget, with_defaults  # noqa: E402
+from benchmark.config import experiment, parse_budget, settings_shown, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors, wide_floors  # noqa: E402
 from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
-from benchmark.run import RESUMABLE_CHANGES  # noqa: E402
 from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
 PUBLISHED = Path(__file__).with_name("published.yaml")
-# config keys that do not make another experiment: which seed, where it (and its teacher) was written, how it was run
-NOT_THE_EXPERIMENT = {"seed", "run_name", "results_dir", "teacher_run"} | (RESUMABLE_CHANGES - {"budget"})
-LABEL_FIRST = ("preset", "budget")  # the settings a reader looks for first in a label
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -76,7 +71,7 @@ def collect(results: Path) -> pd.DataFrame:
                 "algo": config["algo"],
                 "task": config["task"],
                 "seed": config["seed"],
-                "experiment": {k: v for k, v in config.items() if k not in NOT_THE_EXPERIMENT},
+                "experiment": experiment(config),
                 "task_version": int(summary.get("task_version", 1)),  # not recorded before version 2
                 "status": summary["status"],
                 "eval_return": summary.get("eval_return", np.nan),
@@ -129,20 +124,6 @@ def experiment_labels(runs: pd.DataFrame) -> pd.Series:
     differs from the algo's config file for the task (with that preset), e.g. ``dva [preset=cpu,
     num_envs=64]``. The paper's settings read as the algo's bare name."""
     return pd.Series([_label(row.experiment) for row in runs.itertuples()], index=runs.index, dtype=object)
-
-
-def settings_shown(config: dict) -> list[str]:
-    """``key=value`` of an experiment's defining settings: the preset and budget when set, then every
-    setting that differs from the algo's config file for the task (with that preset)."""
-    preset = [f"preset={config['preset']}"] if config.get("preset") else []
-    try:
-        reference = OmegaConf.to_container(load_config(config["algo"], config["task"], preset))
-    except ConfigError:  # an algo or task the code no longer has: name the run's own settings only
-        reference = config
-    shown = [f"{k}={config[k]}" for k in LABEL_FIRST if config.get(k) is not None]
-    skip = set(LABEL_FIRST) | NOT_THE_EXPERIMENT
-    keys = sorted((set(config) | set(reference)) - skip)
-    return shown + [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
 
 
 def _label(config: dict) -> str:

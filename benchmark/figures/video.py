@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from benchmark.build import make_env, restore_learner
 from benchmark.config import ConfigError, check_device
 from benchmark.figures.render_views import grid, to_uint8
-from benchmark.run import make_env, restore_learner
 from envs.render import make_renderer
 
 VIEW = 192  # pixels of the third-person view (and of the learner's view, scaled up)

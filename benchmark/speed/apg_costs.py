@@ -31,10 +31,10 @@ import torch  # noqa: E402
 import warp as wp  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
+from benchmark.build import make_env  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.memory import IterationMemory  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
-from benchmark.run import make_env  # noqa: E402
 from benchmark.speed.isolated import MeasurementFailed, chosen_device, run_isolated  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402

@@ -9,52 +9,38 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
+from functools import cache
 
 import torch
 
+from envs.plugins import choose, discover
 from envs.render.base import Renderer
 from envs.render.scene import Scene
 from envs.tasks.base import Task
 
-BACKENDS = ("newton", "diff", "maniskill", "pytorch3d")
-OPTIONAL_PACKAGES = {"maniskill": "sapien", "pytorch3d": "pytorch3d"}  # backend -> the package it imports lazily
+
+@cache
+def registry() -> dict[str, type[Renderer]]:
+    """Every backend: a ``Renderer`` subclass with a ``name`` in a module here (a new one is one file)."""
+    return discover(sys.modules[__name__], Renderer)
+
+
+def renderers() -> list[str]:
+    return list(registry())
 
 
 def install_hint(name: str) -> str | None:
-    """What to install for backend ``name``, or None when it can be imported here."""
-    package = OPTIONAL_PACKAGES.get(name)
-    if package is None or importlib.util.find_spec(package) is not None:
-        return None
-    if name == "pytorch3d":
-        from envs.render.pytorch3d_mesh import INSTALL_HINT
-    else:
-        from envs.render.maniskill import INSTALL_HINT
-    return INSTALL_HINT
+    """What to install for backend ``name``, or None when it can be used here."""
+    return choose("renderer", name, registry()).missing()
 
 
 def make_renderer(
     name: str, task: Task, num_envs: int, width: int = 84, height: int = 84, device: torch.device | str = "cpu"
 ) -> Renderer:
-    """A renderer for ``num_envs`` copies of ``task``; a one-line error lists the backends."""
-    scene = Scene.from_task(task, device)
-    if name == "newton":
-        from envs.render.newton_camera import NewtonRenderer
-
-        return NewtonRenderer(scene, num_envs, width, height, device, task)
-    if name == "diff":
-        from envs.render.diff import DiffRenderer
-
-        return DiffRenderer(scene, num_envs, width, height, device)
-    if name == "maniskill":
-        from envs.render.maniskill import ManiSkillRenderer
-
-        return ManiSkillRenderer(scene, num_envs, width, height, device)
-    if name == "pytorch3d":
-        from envs.render.pytorch3d_mesh import PyTorch3DRenderer
-
-        return PyTorch3DRenderer(scene, num_envs, width, height, device)
-    raise KeyError(f"unknown renderer '{name}'; choose one of: {', '.join(BACKENDS)}")
+    """A ``name`` renderer for ``num_envs`` copies of ``task``; an unknown name is a ``KeyError`` whose one
+    line lists the backends."""
+    return choose("renderer", name, registry()).for_task(task, num_envs, width, height, device)
 
 
-__all__ = ["BACKENDS", "Renderer", "Scene", "install_hint", "make_renderer"]
+__all__ = ["Renderer", "Scene", "install_hint", "make_renderer", "registry", "renderers"]

@@ -5,14 +5,32 @@ Backends share the :class:`~envs.render.scene.Scene` (shapes, colours, camera) s
 
 from __future__ import annotations
 
+import importlib.util
+from typing import ClassVar
+
 import torch
 
 from envs.render.scene import Scene
+from envs.tasks.base import Task
 
 
 class Renderer:
-    name: str
-    differentiable: bool = False  # images carry gradients with respect to the body poses
+    """Base class: a subclass with a ``name`` in a module of ``envs/render/`` is a backend (``renderer=<name>``)."""
+
+    name: ClassVar[str]
+    differentiable: ClassVar[bool] = False  # images carry gradients with respect to the body poses
+    package: ClassVar[str | None] = None  # an optional package the backend imports lazily (None: always there)
+    install: ClassVar[str] = ""  # what to run when ``package`` is missing, said in one line
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """The install line when this backend's optional package cannot be imported here, else None."""
+        return cls.install if cls.package and importlib.util.find_spec(cls.package) is None else None
+
+    @classmethod
+    def for_task(cls, task: Task, num_envs: int, width: int, height: int, device: torch.device | str) -> Renderer:
+        """A renderer for ``num_envs`` copies of ``task``'s scene."""
+        return cls(Scene.from_task(task, device), num_envs, width, height, device)
 
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device: torch.device | str) -> None:
         self.scene, self.num_envs, self.width, self.height = scene, num_envs, width, height

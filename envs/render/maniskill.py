@@ -42,6 +42,8 @@ _X_TO_Z = torch.tensor([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 class ManiSkillRenderer(Renderer):
     name = "maniskill"
     differentiable = False
+    package = "sapien"
+    install = INSTALL_HINT
 
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device) -> None:
         super().__init__(scene, num_envs, width, height, device)

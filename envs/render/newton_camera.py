@@ -24,6 +24,10 @@ class NewtonRenderer(Renderer):
     name = "newton"
     differentiable = False
 
+    @classmethod
+    def for_task(cls, task: Task, num_envs: int, width: int, height: int, device) -> NewtonRenderer:
+        return cls(Scene.from_task(task, device), num_envs, width, height, device, task)  # it ray-traces task's model
+
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device, task: Task) -> None:
         super().__init__(scene, num_envs, width, height, device)
         robot = newton.ModelBuilder()

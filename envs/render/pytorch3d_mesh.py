@@ -99,6 +99,8 @@ class PyTorch3DRenderer(Renderer):
 
     name = "pytorch3d"
     differentiable = True
+    package = "pytorch3d"
+    install = INSTALL_HINT
 
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device, softness: float = 0.5):
         super().__init__(scene, num_envs, width, height, device)
