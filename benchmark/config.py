@@ -347,7 +347,7 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         close = difflib.get_close_matches(task, tasks(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(
-            f"unknown task '{task}'{hint}; choose one of: {', '.join(tasks())} (a task is a file in envs/tasks/)"
+            f"unknown task '{task}'{hint}; choose one of: {', '.join(tasks())} (a task is one file in envs/tasks/)"
         )
     file_cfg = _load_yaml(algo, task)
     for override in overrides or []:

@@ -30,6 +30,7 @@ from benchmark.build import build_learner, make_env, restore_learner, run_device
 from benchmark.config import (
     RESUMABLE_CHANGES,
     ConfigError,
+    algorithms,
     default_run_name,
     load_config,
     load_run_config,
@@ -44,6 +45,7 @@ from benchmark.provenance import start_record
 from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, cpu_torch_on_gpu_host
 from envs.pixels import PixelEnv
+from envs.tasks import registry as task_registry
 
 
 class RunFailed(RuntimeError):
@@ -387,8 +389,8 @@ def beside_floors(summary: dict, cfg: DictConfig) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train one learner on one task and write results/<run-id>/.")
-    parser.add_argument("algo", help="algorithm: a directory of configs/")
-    parser.add_argument("task", help="task: cartpole, hopper, ant, humanoid")
+    parser.add_argument("algo", help=f"algorithm, a directory of configs/: {', '.join(algorithms())}")
+    parser.add_argument("task", help=f"task, a file of envs/tasks/: {', '.join(task_registry())}")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. num_envs=16 seed=3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_intermixed_args(argv)  # options may come between the overrides

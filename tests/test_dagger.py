@@ -167,8 +167,9 @@ def tiny_student(task: str, tmp_path, name: str, *extra: str) -> list[str]:
             TINY_TEACHER, f"results_dir={tmp_path}", f"run_name={name}", *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
-def test_runs_after_its_teacher_resumes_and_writes_results_on_every_task(task, tmp_path):
+def test_runs_after_its_teacher_resumes_and_writes_results(tmp_path):
+    """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
+    task = "hopper"
     overrides = tiny_student(task, tmp_path, "student")
     out = run(load_config("dagger", task, [*overrides, "iterations=2"]), progress=False)
     summary = json.loads((out / "summary.json").read_text())

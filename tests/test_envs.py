@@ -8,7 +8,7 @@ import torch
 from algorithms.networks import mlp
 from envs import DiffEnv, get_task, registry
 
-TASKS = ["cartpole", "hopper", "ant", "humanoid"]
+TASKS = list(registry())  # every registered task: a task added as a file is checked here too
 SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (76, 21, 1000)}
 # early-termination condition read off the last observation (first entry: x, relative z or height)
 TERMINATION = {

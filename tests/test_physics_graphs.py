@@ -8,7 +8,7 @@ import pytest
 import torch
 import warp as wp
 
-from envs import DiffEnv
+from envs import DiffEnv, registry
 
 
 def trajectory(env: DiffEnv, windows: int = 2, steps: int = 3) -> list[torch.Tensor]:
@@ -31,7 +31,7 @@ def trajectory(env: DiffEnv, windows: int = 2, steps: int = 3) -> list[torch.Ten
     return [*record, obs, reward]
 
 
-@pytest.mark.parametrize("task", ["cartpole", "hopper", "ant", "humanoid"])
+@pytest.mark.parametrize("task", list(registry()))
 def test_captured_steps_equal_kernel_by_kernel_to_the_bit(task):
     eager = trajectory(DiffEnv(task, 2, device="cpu", seed=0, capture_graphs=False))
     captured = trajectory(DiffEnv(task, 2, device="cpu", seed=0, capture_graphs=True))

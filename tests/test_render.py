@@ -12,9 +12,10 @@ from envs.render import install_hint, make_renderer, renderers
 from envs.render.diff import DiffRenderer
 from envs.render.maniskill import INSTALL_HINT
 from envs.render.scene import FLOOR, GRID_LINE, GRID_LINE_WIDTH, GRID_SPACING, SKY, SPHERE, WALL, Scene
+from envs.tasks import registry as task_registry
 from envs.tasks.base import Camera
 
-TASKS = ["cartpole", "hopper", "ant", "humanoid"]
+TASKS = list(task_registry())  # every registered task
 
 
 PYTORCH3D_MISSING = install_hint("pytorch3d")  # None when PyTorch3D imports here, else its install command

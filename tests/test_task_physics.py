@@ -34,6 +34,7 @@ def capsule_inertia_about_its_middle(radius: float, half_height: float) -> tuple
 
 @pytest.fixture(scope="module")
 def envs():
+    """The paper's four tasks, each checked against its own published physics below."""
     return {task: DiffEnv(task, 2, device="cpu", seed=0) for task in ("cartpole", "hopper", "ant", "humanoid")}
 
 

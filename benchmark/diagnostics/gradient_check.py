@@ -1,6 +1,7 @@
 """Tape gradients vs central finite differences through the env layer, and the contact laws compared.
 
-``python -m benchmark.diagnostics.gradient_check`` prints the table per task; the tests call :func:`check_task`.
+``python -m benchmark.diagnostics.gradient_check [--tasks hopper,ant]`` prints the table per task (every
+registered task by default; one added since gets a default window); the tests call :func:`check_task`.
 ``--contact-laws`` compares dflex's and Newton's contact laws on each contact task: finite-difference
 agreement of the contact windows, and the spread across seeds of an actor's gradient over a 32-step
 window (:func:`actor_gradient_spread`).
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs import DiffEnv
+from benchmark.config import parse_names
+from envs import DiffEnv, get_task, registry
 
 
 @dataclass
@@ -148,6 +150,16 @@ CASES = [
 ]
 
 
+def cases_for(task: str) -> list[Case]:
+    """The windows checked for ``task``: the hand-chosen ones above, else (a task added since) 8 steps
+    from its start state, after 15 settling steps where it has contacts."""
+    chosen = [case for case in CASES if case.task == task]
+    if chosen:
+        return chosen
+    contact = get_task(task).contact is not None
+    return [Case(task, 8, contact=contact, settle_steps=15 if contact else 0, eps=1e-3 if contact else 1e-2)]
+
+
 def actor_gradient_spread(
     env: DiffEnv, seeds: int = 8, horizon: int = 32, warmup_steps: int = 30, hidden: int = 64
 ) -> dict[str, float]:
@@ -192,14 +204,14 @@ def actor_gradient_spread(
     }
 
 
-def compare_contact_laws(num_envs: int, coords: int, seeds: int) -> None:
+def compare_contact_laws(tasks: list[str], num_envs: int, coords: int, seeds: int) -> None:
     """One row per contact task and law: finite-difference agreement and actor-gradient spread."""
     from envs.featherstone_fix import CONTACT_LAWS
 
     print("| task | contact law | FD median error | FD share within 10% | actor grad: relative spread "
           "| mean cosine to mean | median norm | max norm |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for case in (c for c in CASES if c.contact):
+    for case in (c for task in tasks for c in cases_for(task) if c.contact):
         for law in CONTACT_LAWS:
             env = DiffEnv(case.task, num_envs, device="cpu", contact_law=law)
             checks = case.run(env, coords=coords)
@@ -219,15 +231,17 @@ def main() -> None:
     parser.add_argument("--coords", type=int, default=12)
     parser.add_argument("--contact-laws", action="store_true", help="compare dflex's and Newton's contact laws")
     parser.add_argument("--seeds", type=int, default=8, help="--contact-laws: starts per actor-gradient spread")
+    parser.add_argument("--tasks", default=",".join(registry()), help="comma-separated (default: every task)")
     args = parser.parse_args()
+    tasks = parse_names(parser, "--tasks", args.tasks, registry())
     if args.contact_laws:
         torch.set_num_threads(1)
-        compare_contact_laws(max(args.num_envs, 16), args.coords, args.seeds)
+        compare_contact_laws(tasks, max(args.num_envs, 16), args.coords, args.seeds)
         return
     print("| task | steps | contact | wrt | rel. error (norm) | median elementwise | share within 5% | |g| |")
     print("|---|---|---|---|---|---|---|---|")
     envs: dict[str, DiffEnv] = {}
-    for case in CASES:
+    for case in (c for task in tasks for c in cases_for(task)):
         env = envs.setdefault(case.task, DiffEnv(case.task, args.num_envs, device="cpu"))
         for r in case.run(env, coords=args.coords):
             contact = "yes" if case.contact else "no"
