@@ -4,7 +4,8 @@
 that neither the shipped reference set (``results/reference/``) nor this machine's
 ``results/campaigns/<name>/`` holds finished, through the sweep's executors (local or SLURM); a DAgger
 cell waits until the campaign's ``shac`` run of its task and seed has finished on this machine (its
-teacher; the student's budget comes on top of the teacher's, on the same clock). With the local
+teacher; the student's clock starts where the teacher's stopped, and its budget, the task's as for every
+learner, counts its own time from there). With the local
 executor the command keeps going until nothing more can run. ``make campaign-status NAME=cpu`` prints
 the grid; ``make campaign-publish NAME=cpu`` copies every finished cell into the reference set.
 """
@@ -62,12 +63,16 @@ class Campaign:
         return f"{algo}-{task}-seed{seed}"
 
     def overrides_for(self, algo: str, task: str, seed: int, results: Path) -> list[str]:
-        """The cell's config overrides. A DAgger student's budget is its teacher's plus its own: the
-        runner starts the student's clock where the teacher's stopped."""
-        seconds, _ = parse_budget(self.budget[task])
-        budget = f"{round(2 * seconds / 60)}min" if algo == "dagger" else self.budget[task]
-        cell = [*self.overrides, f"budget={budget}", f"seed={seed}", f"results_dir={self.root(results).resolve()}",
-                f"run_name={self.run_name(algo, task, seed)}"]  # fmt: skip
+        """The cell's config overrides: every learner the task's budget. A DAgger student's budget is its own
+        time: the runner starts its clock where its teacher's stopped and counts the budget from there."""
+        root, name = self.root(results).resolve(), self.run_name(algo, task, seed)
+        cell = [
+            *self.overrides,
+            f"budget={self.budget[task]}",
+            f"seed={seed}",
+            f"results_dir={root}",
+            f"run_name={name}",
+        ]
         if self.preset:
             cell.append(f"preset={self.preset}")
         if algo == "dagger":

@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
@@ -87,10 +87,20 @@ LOGGERS = ("none", "wandb")
 WANDB_HINT = "logger=wandb needs wandb: pip install '.[wandb]' (or make install EXTRAS=dev,wandb)"
 
 
-def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
-    """(seconds, env steps) from a budget string; None where unlimited."""
+class Budget(NamedTuple):
+    """What stops a run early: wall-clock seconds or env steps (None: no limit)."""
+
+    seconds: float | None = None
+    steps: int | None = None
+
+    def reached(self, seconds: float, steps: int) -> bool:
+        return bool((self.seconds and seconds >= self.seconds) or (self.steps and steps >= self.steps))
+
+
+def parse_budget(budget: str | None) -> Budget:
+    """The budget a config's string (``30min``, ``2h``, ``90s``, ``1e6steps``) means; one line when it means none."""
     if budget is None:
-        return None, None
+        return Budget()
     hint = "use e.g. budget=30min, 2h, 90s or 1e6steps"
     match = re.fullmatch(r"\s*([0-9.eE+]+)\s*(s|sec|min|m|h|steps)\s*", str(budget))
     try:
@@ -105,8 +115,8 @@ def parse_budget(budget: str | None) -> tuple[float | None, int | None]:
     if unit == "steps":
         if value != int(value):
             raise ConfigError(f"budget '{budget}': env steps are whole; {hint}")
-        return None, int(value)
-    return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit], None
+        return Budget(steps=int(value))
+    return Budget(seconds=value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit])
 
 
 def parse_names(parser: argparse.ArgumentParser, flag: str, value: str, valid: Iterable[str]) -> list[str]:

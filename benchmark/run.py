@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from algorithms import Learner
 from benchmark.build import build_learner, make_env, restore_learner, run_device, seed_everything
 from benchmark.config import (
     RESUMABLE_CHANGES,
+    Budget,
     ConfigError,
     algorithms,
     default_run_name,
@@ -160,9 +162,57 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
         return _train(cfg, out, device, progress, role)
 
 
+@dataclass
+class Session:
+    """One training session of a run: what :func:`_open` built or resumed, and where the budget counts from
+    (a student's budget is its own time and steps, after its teacher's, on the same clock)."""
+
+    cfg: DictConfig
+    out: RunDir
+    device: torch.device
+    learner: Learner
+    counters: dict
+    summary: dict
+    budget: Budget
+    budget_from: tuple[float, int] = (0.0, 0)  # (wall-clock, env steps) where the budget starts counting
+
+    def save(self) -> None:
+        state = {"learner": self.learner.state_dict(), "runner": dict(self.counters)}
+        self.out.save_checkpoint(state, self.counters["iteration"], self.cfg.keep_checkpoints)
+
+    def budget_spent(self) -> tuple[float, int]:
+        return self.counters["wall_clock"] - self.budget_from[0], self.counters["env_steps"] - self.budget_from[1]
+
+
 def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, role: str | None) -> Path:
-    """:func:`run`'s work, with the run directory held."""
-    budget_seconds, budget_steps = parse_budget(cfg.budget)
+    """:func:`run`'s work, with the run directory held: open (or resume), train, finish."""
+    session = _open(cfg, out, device, progress, role)
+    memory, logger = IterationMemory(device), None  # the run's own peak from here
+    try:
+        logger = make_logger(cfg, out.path)
+        status, skipped_in_a_row = _train_loop(session, memory, logger, progress)
+        if status == "complete":
+            _evaluate_into(session)
+        else:
+            session.summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
+    except BaseException as error:
+        _record_stop(session, error, logger)
+        if isinstance(error, KeyboardInterrupt | SystemExit | DiskFull):
+            raise  # preempted, or a full disk: nothing is lost and the same command resumes it
+        raise RunFailed(out.path, error) from error
+    counters = session.counters
+    session.summary.update(status=status, iterations=counters["iteration"], env_steps=counters["env_steps"],
+                           wall_clock=counters["wall_clock"], skipped_updates=counters["skipped_updates"],
+                           peak_memory_mb=memory.peak_mb())  # fmt: skip
+    out.write_summary(session.summary)
+    out.end_provenance(status)
+    logger.finish(session.summary)
+    return out.path
+
+
+def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, role: str | None) -> Session:
+    """Build the env and the learner (training the teacher first, for a student), resume from the newest
+    checkpoint that fits, and write the config, a ``running`` summary and the provenance."""
     checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
     # the seed decides everything drawn from here on: the env's noise, the initial weights, the samples; a
     # resumed run draws fresh, reproducible noise
@@ -187,8 +237,11 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
     elif (aside := out.set_aside_metrics()) is not None:
         print(f"warning: {out.path} has metrics but no usable checkpoint; starting over, "
               f"the earlier metrics are kept in {aside.name}", file=sys.stderr)  # fmt: skip
-    if checkpoint is None and taught_by is not None:  # the student's clock starts where the teacher's stopped
-        counters.update(wall_clock=taught_by["wall_clock"], env_steps=taught_by["env_steps"])
+    budget_from = (0.0, 0)
+    if taught_by is not None:  # the student's clock starts where the teacher's stopped; its budget from there
+        budget_from = (taught_by["wall_clock"], taught_by["env_steps"])
+        if checkpoint is None:
+            counters.update(wall_clock=budget_from[0], env_steps=budget_from[1])
     out.truncate_metrics(counters["iteration"])
     seed_everything(seed)  # training draws the same numbers whatever building the learner drew
 
@@ -200,27 +253,34 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
         summary.update({f"teacher_{key}": taught_by[key] for key in ("run", "eval_return", "wall_clock", "env_steps")})
     out.write_summary(summary)
     out.start_provenance(start_record(cfg, device))
-    logger = None
-    save = lambda: out.save_checkpoint(  # noqa: E731
-        {"learner": learner.state_dict(), "runner": dict(counters)}, counters["iteration"], cfg.keep_checkpoints
-    )
-    skipped_in_a_row, status = 0, "complete"
-    first = counters["iteration"] + 1
-    seconds: list[float] = []  # per iteration, this session
-    # the bar follows what ends the run: the time budget, the step budget, or the iterations
-    if budget_seconds:
-        total, done, unit = budget_seconds, counters["wall_clock"], "s"
-    elif budget_steps:
-        total, done, unit = budget_steps, counters["env_steps"], "steps"
+    return Session(cfg, out, device, learner, counters, summary, parse_budget(cfg.budget), budget_from)
+
+
+def _progress_bar(session: Session, progress: bool) -> tuple[tqdm, str]:
+    """A bar that follows what ends the run: the time budget, the step budget, or the iterations."""
+    cfg, budget, (seconds, steps) = session.cfg, session.budget, session.budget_spent()
+    if budget.seconds:
+        total, done, unit = budget.seconds, seconds, "s"
+    elif budget.steps:
+        total, done, unit = budget.steps, steps, "steps"
     else:
-        total, done, unit = learner.config.iterations, first - 1, "it"
+        total, done, unit = session.learner.config.iterations, session.counters["iteration"], "it"
     clock = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of budget [{elapsed}<{remaining}{postfix}]"
     bar = tqdm(total=total, initial=min(done, total), unit=unit, desc=f"{cfg.algo}/{cfg.task}",
                bar_format=clock if unit == "s" else None, disable=not progress, file=sys.stdout)  # fmt: skip
     bar.set_postfix_str("first iteration: building kernels and graphs (once)")
-    memory = IterationMemory(device)  # the run's own peak from here
+    return bar, unit
+
+
+def _train_loop(session: Session, memory: IterationMemory, logger, progress: bool) -> tuple[str, int]:
+    """Iterations until ``iterations``, the budget, or ``max_skipped_updates`` non-finite gradients in a
+    row (``diverged``); each one's metrics row is appended as it ends. Returns (status, skipped in a row)."""
+    cfg, out, learner, counters = session.cfg, session.out, session.learner, session.counters
+    skipped_in_a_row, status = 0, "complete"
+    first = counters["iteration"] + 1
+    seconds: list[float] = []  # per iteration, this session
+    bar, unit = _progress_bar(session, progress)
     try:
-        logger = make_logger(cfg, out.path)
         for iteration in range(first, learner.config.iterations + 1):
             # the memory this iteration adds, now and then (handing freed memory back costs the next iteration)
             measure_memory = iteration == first + 1 or iteration % cfg.checkpoint_every == 0
@@ -232,13 +292,16 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
             iteration_memory = memory.added_mb() if measure_memory else math.nan
             counters["wall_clock"] += seconds[-1]
             if len(seconds) == 1:  # kernels load (or build, the first time on a machine) and graphs are captured
-                summary["first_iteration_s"] = seconds[0]
+                session.summary["first_iteration_s"] = seconds[0]
                 if progress:
                     bar.write(
                         f"first iteration: {seconds[0]:.1f} s, once (Warp kernels loaded or built, graphs captured)"
                     )
+                if "train_return" not in metrics:
+                    print(f"note: {cfg.learner} reports no train_return: the figures draw no learning curve for it "
+                          "(report it from train_iteration, NaN where no episode ended)", file=sys.stderr)  # fmt: skip
             if len(seconds) == 3:  # the first iteration compiles: estimate from the next two
-                _warn_if_long_on_cpu(cfg, device, sum(seconds[1:]) / 2, learner.config.iterations - iteration)
+                _warn_if_long_on_cpu(cfg, session.device, sum(seconds[1:]) / 2, learner.config.iterations - iteration)
             counters["env_steps"] += int(metrics["env_steps"])
             counters["iteration"] = iteration
             skipped = int(metrics.get("skipped_updates", 0))
@@ -259,56 +322,44 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
                 shown["ret"] = f"{metrics['train_return']:.1f}"
             bar.set_postfix(shown, refresh=False)
             step = {"s": seconds[-1], "steps": int(metrics["env_steps"]), "it": 1}[unit]
-            bar.update(min(step, total - bar.n))
+            bar.update(min(step, bar.total - bar.n))
             if skipped_in_a_row >= cfg.max_skipped_updates:
                 status = "diverged"
                 break
             if iteration % cfg.checkpoint_every == 0:
-                save()
-            if (budget_seconds and counters["wall_clock"] >= budget_seconds) or (
-                budget_steps and counters["env_steps"] >= budget_steps
-            ):
+                session.save()
+            if session.budget.reached(*session.budget_spent()):
                 break
+    finally:
         bar.close()
-        if status == "complete":
-            if counters["iteration"] % cfg.checkpoint_every:
-                save()
-            eval_return, eval_length = evaluate(learner, cfg, device)
-            summary.update(eval_return=eval_return, eval_episode_length=eval_length)
-            # the training return is the sampling policy's: report it alongside, to read the gap
-            sampled_return, sampled_length = evaluate(learner, cfg, device, deterministic=False)
-            summary.update(eval_return_sampled=sampled_return, eval_episode_length_sampled=sampled_length)
-        else:
-            summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
-    except BaseException as error:
-        bar.close()
-        # preempted, or a full disk: nothing is lost and the same command resumes it
-        stopped = isinstance(error, KeyboardInterrupt | SystemExit | DiskFull)
-        summary.update(status="interrupted" if stopped else "failed", iterations=counters["iteration"])
-        summary["error"] = f"{type(error).__name__}: {error}"
-        summary["traceback"] = traceback.format_exc(limit=5)
-        try:
-            out.write_summary(summary)
-            out.end_provenance(summary["status"])
-        except DiskFull:
-            pass  # the summary on disk stays the last one written; the message below says what to do
-        if logger is not None:
-            logger.finish(summary)
-        if stopped:
-            raise
-        raise RunFailed(out.path, error) from error
-    summary.update(
-        status=status,
-        iterations=counters["iteration"],
-        env_steps=counters["env_steps"],
-        wall_clock=counters["wall_clock"],
-        skipped_updates=counters["skipped_updates"],
-        peak_memory_mb=memory.peak_mb(),
-    )
-    out.write_summary(summary)
-    out.end_provenance(status)
-    logger.finish(summary)
-    return out.path
+    if status == "complete" and counters["iteration"] % cfg.checkpoint_every:
+        session.save()
+    return status, skipped_in_a_row
+
+
+def _evaluate_into(session: Session) -> None:
+    """The final evaluation with the policy's mean action, and with sampled actions beside it (the training
+    return is the sampling policy's: the two read the gap)."""
+    learner, cfg, device = session.learner, session.cfg, session.device
+    eval_return, eval_length = evaluate(learner, cfg, device)
+    session.summary.update(eval_return=eval_return, eval_episode_length=eval_length)
+    sampled_return, sampled_length = evaluate(learner, cfg, device, deterministic=False)
+    session.summary.update(eval_return_sampled=sampled_return, eval_episode_length_sampled=sampled_length)
+
+
+def _record_stop(session: Session, error: BaseException, logger) -> None:
+    """Write why the run stopped (``interrupted``: resumable; ``failed``: with the traceback)."""
+    stopped = isinstance(error, KeyboardInterrupt | SystemExit | DiskFull)
+    session.summary.update(status="interrupted" if stopped else "failed", iterations=session.counters["iteration"])
+    session.summary["error"] = f"{type(error).__name__}: {error}"
+    session.summary["traceback"] = traceback.format_exc(limit=5)
+    try:
+        session.out.write_summary(session.summary)
+        session.out.end_provenance(session.summary["status"])
+    except DiskFull:
+        pass  # the summary on disk stays the last one written; the message the caller prints says what to do
+    if logger is not None:
+        logger.finish(session.summary)
 
 
 def prepare_teacher(cfg: DictConfig, student_dir: Path, version: int, progress: bool) -> tuple[Learner, dict]:

@@ -167,6 +167,16 @@ def tiny_student(task: str, tmp_path, name: str, *extra: str) -> list[str]:
             TINY_TEACHER, f"results_dir={tmp_path}", f"run_name={name}", *extra]  # fmt: skip
 
 
+def test_a_students_budget_counts_its_own_steps_from_its_teachers_end(tmp_path):
+    """The teacher's 16 env steps come first on the student's clock; a 12-step budget then buys the
+    student its own 2 iterations of 6 steps, as any learner's would (counted from 0 it would stop at 1)."""
+    out = run(
+        load_config("dagger", "hopper", [*tiny_student("hopper", tmp_path, "s"), "budget=12steps"]), progress=False
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["teacher_env_steps"] == 16 and summary["iterations"] == 2 and summary["env_steps"] == 28
+
+
 def test_runs_after_its_teacher_resumes_and_writes_results(tmp_path):
     """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
     task = "hopper"

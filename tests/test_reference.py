@@ -90,7 +90,7 @@ def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(t
     out = tiny_run(tmp_path / "results")
     target = publish(out, tmp_path / "reference", allow_dirty=True)
     task, algo, experiment, seed = target.relative_to(tmp_path / "reference").parts
-    assert (task, algo, experiment, seed) == ("cartpole", "shac", "horizon-8_num_envs-4", "seed0")  # what differs
+    assert (task, algo, experiment, seed) == ("cartpole", "shac", "horizon-8_iterations-3_num_envs-4", "seed0")
     assert sorted(p.name for p in target.iterdir()) == [
         "config.yaml",
         "curve.csv.gz",
@@ -161,7 +161,9 @@ def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, 
 def test_the_cpu_campaign_file_loads_and_names_every_learner_task_and_budget():
     plan = campaigns.Campaign.load("cpu")
     assert len(plan.learners) * len(plan.tasks) * len(plan.seeds) == 56
-    assert plan.overrides_for("dagger", "hopper", 1, Path("results/campaigns"))[1] == "budget=60min"  # 30 + 30
+    assert (
+        plan.overrides_for("dagger", "hopper", 1, Path("results/campaigns"))[1] == "budget=30min"
+    )  # its own, after its teacher
     with pytest.raises(ConfigError, match="unknown campaign '../cpu'"):
         campaigns.Campaign.load("../cpu")
 
