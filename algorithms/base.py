@@ -4,8 +4,8 @@ budget runs out. Learners own no training loop, logger or file I/O. A learner th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -13,16 +13,105 @@ import torch
 from envs import DiffEnv
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The values a config field allows, declared with the field (:func:`bounded`) and checked in one
+    place (:func:`check_bounds`). Limits are inclusive (``low``, ``high``) or strict (``above``,
+    ``below``); ``choices`` lists the allowed names; a list field's items obey the limits, and it holds
+    ``count`` of them (None: one or more)."""
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] | None = None
+    count: int | None = None
+
+    def describe(self) -> str:
+        """What the value may be, in words: ``in [0, 1)``, ``positive``, ``at least 1``."""
+        lower = (
+            None
+            if self.low is None and self.above is None
+            else (f"[{_num(self.low)}" if self.low is not None else f"({_num(self.above)}")
+        )
+        upper = (
+            None
+            if self.high is None and self.below is None
+            else (f"{_num(self.high)}]" if self.high is not None else f"{_num(self.below)})")
+        )
+        if lower and upper:
+            return f"in {lower}, {upper}"
+        if upper:
+            return f"at most {_num(self.high)}" if self.high is not None else f"below {_num(self.below)}"
+        if self.above == 0:
+            return "positive"
+        return f"at least {_num(self.low)}" if self.low is not None else f"above {_num(self.above)}"
+
+    def allows(self, value: float) -> bool:
+        return not (
+            (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+        )
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """One line naming ``key``, its value and what it may be; None when the value is allowed."""
+        if self.choices is not None:
+            return None if value in self.choices else f"{key}={value!r}: use {' or '.join(self.choices)}"
+        if isinstance(value, list | tuple):
+            many = "one or more" if self.count is None else str(self.count)
+            wrong_length = len(value) == 0 if self.count is None else len(value) != self.count
+            if wrong_length or not all(map(self.allows, value)):
+                return f"{key}={list(value)}: give {many} values {self.describe()}"
+            return None
+        return None if self.allows(value) else f"{key}={value}: must be {self.describe()}"
+
+
+def _num(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def bounded(default: Any, **bound: Any) -> Any:
+    """A dataclass field with its allowed values: ``horizon: int = bounded(32, low=1)``; a list default
+    is copied per instance."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"bound": Bound(**bound)})
+    return field(default=default, metadata={"bound": Bound(**bound)})
+
+
+def check_bounds(values: Any, schema: type) -> None:
+    """``ValueError`` with one line for the first field of ``schema`` (a dataclass) whose value in
+    ``values`` (an instance or a mapping) its :class:`Bound` refuses."""
+    get = values.get if isinstance(values, Mapping) else lambda key: getattr(values, key)
+    for f in fields(schema):
+        bound = bound_of(schema, f.name)
+        value = get(f.name)
+        if bound is not None and value is not None and (problem := bound.problem(f.name, value)) is not None:
+            raise ValueError(problem)
+
+
+def bound_of(schema: type, name: str) -> Bound | None:
+    """The field's bound from the most derived class that declares one: a subclass that only changes a
+    field's default keeps its parent's bound."""
+    for klass in schema.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and "bound" in declared.metadata:
+            return declared.metadata["bound"]
+    return None
+
+
 @dataclass
 class LearnerConfig:
-    """Fields every learner has. Subclasses add their hyperparameters (documented per field)."""
+    """Fields every learner has. Subclasses add their hyperparameters (documented per field, bounds
+    declared with :func:`bounded`)."""
 
-    iterations: int = 1000  # training iterations (SHAC's epochs); a budget may stop earlier
+    iterations: int = bounded(1000, low=1)  # training iterations (SHAC's epochs); a budget may stop earlier
 
     def __post_init__(self) -> None:
         """Refuse impossible values with one line that names the key (the runner checks before it builds
-        anything); subclasses extend this with their own fields."""
-        require(self.iterations >= 1, f"iterations={self.iterations}: must be at least 1")
+        anything): the fields' bounds, then what a subclass checks across fields."""
+        check_bounds(self, type(self))
 
 
 Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -31,7 +120,7 @@ episode begins with ``obs``."""
 
 
 def require(condition: bool, message: str) -> None:
-    """A learner config check: ``ValueError(message)`` unless ``condition``."""
+    """A learner config check across fields: ``ValueError(message)`` unless ``condition``."""
     if not condition:
         raise ValueError(message)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import center_crop, random_crop
-from algorithms.base import require
+from algorithms.base import bounded
 from algorithms.networks import PixelEncoder, TwinQ, on_device, relu_mlp, soft_update, squashed_gaussian, trunk
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
@@ -43,35 +43,23 @@ LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # CURL's (and SAC-AE's) bounds on the pol
 
 @dataclass
 class CURLConfig(ReplayConfig):
-    crop_size: int = 84  # random crops of the image_size frames (the paper: 100 -> 84)
+    # random crops of the image_size frames (the paper: 100 -> 84); the encoder needs 16 pixels
+    crop_size: int = bounded(84, low=16)
     buffer_size: int = 100_000  # frames, all envs together: 3 x image_size^2 bytes each (~3 GB at 100 x 100)
-    batch_size: int = 32  # the paper's config (CURL's authors report 512 in their final runs)
-    gamma: float = 0.99
-    lr: float = 1e-3  # actor, critic, encoder and W
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    feature_dim: int = 50  # encoder output, also the size of the bilinear W
-    hidden_dim: int = 1024
-    critic_tau: float = 0.01
-    encoder_tau: float = 0.05  # the momentum (key) encoder
-    actor_update_every: int = 2  # actor, temperature and target updates every this many updates
-    init_temperature: float = 0.1
-    alpha_lr: float = 1e-4
-    alpha_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    batch_size: int = bounded(32, low=1)  # the paper's config (CURL's authors report 512 in their final runs)
+    gamma: float = bounded(0.99, low=0, high=1)
+    lr: float = bounded(1e-3, above=0)  # actor, critic, encoder and W
+    betas: list[float] = bounded([0.9, 0.999], low=0, below=1, count=2)
+    feature_dim: int = bounded(50, low=1)  # encoder output, also the size of the bilinear W
+    hidden_dim: int = bounded(1024, low=1)
+    critic_tau: float = bounded(0.01, low=0, high=1)
+    encoder_tau: float = bounded(0.05, low=0, high=1)  # the momentum (key) encoder
+    actor_update_every: int = bounded(2, low=1)  # actor, temperature and target updates every this many updates
+    init_temperature: float = bounded(0.1, above=0)
+    alpha_lr: float = bounded(1e-4, above=0)
+    alpha_betas: list[float] = bounded([0.5, 0.999], low=0, below=1, count=2)
     seed_frames: int = 32_000  # 1000 vector steps of 16 envs
     updates_per_step: int = 0  # 0: num_envs (the paper's)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.crop_size >= 16, f"crop_size={self.crop_size}: the encoder needs at least 16 pixels")
-        for key in ("batch_size", "feature_dim", "hidden_dim", "actor_update_every"):
-            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("gamma", "critic_tau", "encoder_tau"):
-            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
-        for key in ("lr", "alpha_lr", "init_temperature"):
-            require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
-        for key in ("betas", "alpha_betas"):
-            betas = getattr(self, key)
-            require(len(betas) == 2 and all(0 <= b < 1 for b in betas), f"{key}={betas}: give two values in [0, 1)")
 
 
 class Actor(nn.Module):

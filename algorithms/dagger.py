@@ -21,13 +21,13 @@ The dataset is not checkpointed (like the replay buffers): a resumed run refills
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from algorithms.base import Learner, LearnerConfig, require
+from algorithms.base import Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, orthogonal_init
 from envs.pixels import PixelEnv
@@ -39,34 +39,23 @@ LABEL_LIMIT = 1.0 - 1e-6
 @dataclass
 class DAggerConfig(LearnerConfig):
     iterations: int = 10_000  # segments (the paper's epochs; humanoid 40000)
-    horizon: int = 32  # steps per segment
-    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])  # D.Va's actor for the task
+    horizon: int = bounded(32, low=1)  # steps per segment
+    actor_hidden: list[int] = bounded([64, 64], low=1)  # D.Va's actor for the task
     log_std_init: float = -1.0
-    loss: str = "mse"  # mse: deterministic student; nll: stochastic student (it samples when it acts)
-    beta: float = 0.0  # probability that an env executes the teacher's action at a step
-    dataset_size: int = 100_000  # (frame stack, label) pairs: 9 x H x W bytes each (0.64 GB at 84 x 84 per 1e4)
-    dataset_device: str = "auto"  # auto: the run's device; cpu keeps the pairs in host memory
-    learning_starts: int = 32_000  # pairs collected before the first update
-    batch_size: int = 128
-    max_updates: int = 2000  # per iteration
+    # mse: deterministic student; nll: stochastic student (it samples when it acts)
+    loss: str = bounded("mse", choices=("mse", "nll"))
+    beta: float = bounded(0.0, low=0, high=1)  # probability that an env executes the teacher's action at a step
+    # (frame stack, label) pairs: 9 x H x W bytes each (0.64 GB at 84 x 84 per 1e4)
+    dataset_size: int = bounded(100_000, low=1)
+    # auto: the run's device; cpu keeps the pairs in host memory
+    dataset_device: str = bounded("auto", choices=("auto", "cpu"))
+    learning_starts: int = bounded(32_000, low=0)  # pairs collected before the first update
+    batch_size: int = bounded(128, low=1)
+    max_updates: int = bounded(2000, low=1)  # per iteration
     stop_loss: float = 0.1  # an iteration's updates stop at the first minibatch loss below this
-    lr: float = 2e-3  # decays linearly to final_lr over iterations x max_updates updates (the paper's)
-    final_lr: float = 1e-5
-    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])  # Adam
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("horizon", "dataset_size", "batch_size", "max_updates"):
-            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        require(self.learning_starts >= 0, f"learning_starts={self.learning_starts}: must be at least 0")
-        require(self.loss in ("mse", "nll"), f"loss={self.loss!r}: use mse or nll")
-        require(0 <= self.beta <= 1, f"beta={self.beta}: must be in [0, 1]")
-        require(self.dataset_device in ("auto", "cpu"), f"dataset_device={self.dataset_device}: use auto or cpu")
-        require(self.lr > 0 and self.final_lr >= 0, f"lr={self.lr}, final_lr={self.final_lr}: lr > 0, final_lr >= 0")
-        betas_ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
-        require(betas_ok, f"betas={self.betas}: give two values in [0, 1)")
-        sizes = self.actor_hidden
-        require(len(sizes) > 0 and all(w >= 1 for w in sizes), f"actor_hidden={sizes}: give positive widths")
+    lr: float = bounded(2e-3, above=0)  # decays linearly to final_lr over iterations x max_updates updates
+    final_lr: float = bounded(1e-5, low=0)
+    betas: list[float] = bounded([0.7, 0.95], low=0, below=1, count=2)  # Adam
 
 
 class FIFODataset:

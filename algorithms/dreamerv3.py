@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.base import Policy, require
+from algorithms.base import Policy, bounded, require
 from algorithms.networks import like_weights, on_device, soft_update
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner, Sequences
 from envs.pixels import PixelEnv
@@ -55,43 +55,36 @@ class DreamerV3Config(ReplayConfig):
     buffer_size: int = 1_000_000  # frames (one per step): 3 x 64 x 64 bytes each, ~12 GB
     seed_frames: int = 5000  # dreamerv3-torch's prefill: 2500 agent steps at action repeat 2
     updates_per_step: int = 0  # 0: from train_ratio
-    pretrain: int = 100  # updates in one burst once the seed frames are in (dreamerv3-torch's pretrain)
-    train_ratio: int = 512  # replayed steps per agent step: an update every batch_size * batch_length / 512 steps
-    batch_size: int = 16
-    batch_length: int = 64
-    deter: int = 512  # GRU state
-    units: int = 512  # hidden width of every MLP
-    stoch: int = 32  # categorical latents ...
-    classes: int = 32  # ... of this many classes each
-    cnn_depth: int = 32  # channels of the first convolution (doubling per stage)
-    unimix: float = 0.01
+    pretrain: int = bounded(100, low=0)  # updates in one burst once the seed frames are in (dreamerv3-torch's)
+    # replayed steps per agent step: an update every batch_size * batch_length / 512 steps
+    train_ratio: int = bounded(512, low=1)
+    batch_size: int = bounded(16, low=1)
+    batch_length: int = bounded(64, low=1)
+    deter: int = bounded(512, low=1)  # GRU state
+    units: int = bounded(512, low=1)  # hidden width of every MLP
+    stoch: int = bounded(32, low=1)  # categorical latents ...
+    classes: int = bounded(32, low=1)  # ... of this many classes each
+    cnn_depth: int = bounded(32, low=1)  # channels of the first convolution (doubling per stage)
+    unimix: float = bounded(0.01, low=0, high=1)
     free_nats: float = 1.0
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
-    horizon: int = 15
-    gamma: float = 0.997
-    lam: float = 0.95
-    model_lr: float = 1e-4
-    actor_lr: float = 3e-5
-    critic_lr: float = 3e-5
-    model_grad_clip: float = 1000.0
-    actor_critic_grad_clip: float = 100.0
+    horizon: int = bounded(15, low=1)
+    gamma: float = bounded(0.997, low=0, high=1)
+    lam: float = bounded(0.95, low=0, high=1)
+    model_lr: float = bounded(1e-4, above=0)
+    actor_lr: float = bounded(3e-5, above=0)
+    critic_lr: float = bounded(3e-5, above=0)
+    model_grad_clip: float = bounded(1000.0, above=0)
+    actor_critic_grad_clip: float = bounded(100.0, above=0)
     entropy: float = 3e-4
-    critic_ema: float = 0.98  # slow critic <- 0.98 slow + 0.02 critic, every update
-    return_decay: float = 0.99  # EMA of the return percentiles
-    min_std: float = 0.1
+    critic_ema: float = bounded(0.98, low=0, high=1)  # slow critic <- 0.98 slow + 0.02 critic, every update
+    return_decay: float = bounded(0.99, low=0, high=1)  # EMA of the return percentiles
+    min_std: float = bounded(0.1, above=0)
     max_std: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("train_ratio", "batch_size", "batch_length", "deter", "units", "stoch", "classes",
-                    "cnn_depth", "horizon"):  # fmt: skip
-            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        require(self.pretrain >= 0, f"pretrain={self.pretrain}: must be at least 0")
-        for key in ("unimix", "gamma", "lam", "critic_ema", "return_decay"):
-            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
-        for key in ("model_lr", "actor_lr", "critic_lr", "model_grad_clip", "actor_critic_grad_clip"):
-            require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
         stds = f"min_std={self.min_std}, max_std={self.max_std}"
         require(0 < self.min_std <= self.max_std, f"{stds}: need 0 < min_std <= max_std")
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import random_shift
-from algorithms.base import require
+from algorithms.base import bounded
 from algorithms.common import linear_decay
 from algorithms.networks import ConvEncoder, TwinQ, on_device, relu_mlp, soft_update, trunk
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
@@ -38,30 +38,20 @@ from envs.pixels import PixelEnv
 @dataclass
 class DrQv2Config(ReplayConfig):
     buffer_size: int = 1_000_000  # frames, all envs together: 3 x 84 x 84 bytes each (~21 GB at 1e6)
-    batch_size: int = 256
-    n_step: int = 3
-    gamma: float = 0.99
-    lr: float = 1e-4  # encoder, actor and critic
-    feature_dim: int = 50  # trunk output
-    hidden_dim: int = 1024  # actor and Q heads: two hidden layers each
-    critic_tau: float = 0.01
-    std_start: float = 1.0  # exploration noise: linear from std_start to std_end ...
-    std_end: float = 0.1
-    std_decay_steps: int = 500_000  # ... over this many agent steps (one per env per policy step)
-    std_clip: float = 0.3  # noise clip for the target and actor actions
+    batch_size: int = bounded(256, low=1)
+    n_step: int = bounded(3, low=1)
+    gamma: float = bounded(0.99, low=0, high=1)
+    lr: float = bounded(1e-4, above=0)  # encoder, actor and critic
+    feature_dim: int = bounded(50, low=1)  # trunk output
+    hidden_dim: int = bounded(1024, low=1)  # actor and Q heads: two hidden layers each
+    critic_tau: float = bounded(0.01, low=0, high=1)
+    std_start: float = bounded(1.0, low=0)  # exploration noise: linear from std_start to std_end ...
+    std_end: float = bounded(0.1, low=0)
+    std_decay_steps: int = bounded(500_000, low=1)  # ... over this many agent steps (one per env per policy step)
+    std_clip: float = bounded(0.3, low=0)  # noise clip for the target and actor actions
     seed_frames: int = 4000
     updates_per_step: int = 0  # 0: num_envs / 2 (the paper's)
-    shift_pad: int = 4  # random shift augmentation (0: none)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("batch_size", "n_step", "feature_dim", "hidden_dim", "std_decay_steps"):
-            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        require(self.shift_pad >= 0, f"shift_pad={self.shift_pad}: must be at least 0")
-        for key in ("gamma", "critic_tau"):
-            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
-        require(self.lr > 0, f"lr={self.lr}: must be positive")
-        require(min(self.std_start, self.std_end, self.std_clip) >= 0, "std_start, std_end, std_clip: must be >= 0")
+    shift_pad: int = bounded(4, low=0)  # random shift augmentation (0: none)
 
 
 class Actor(nn.Module):

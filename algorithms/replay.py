@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from algorithms.base import Learner, LearnerConfig, Policy, require
+from algorithms.base import Learner, LearnerConfig, Policy, bounded
 from algorithms.common import EpisodeStats, PhaseTimer
 
 Metrics = dict[str, torch.Tensor]
@@ -223,17 +223,11 @@ class ReplayConfig(LearnerConfig):
     """Fields every replay learner has (DrQ-v2, CURL, DreamerV3); each sets its paper's defaults."""
 
     iterations: int = 1_000_000  # vector steps; a budget usually stops the run first
-    buffer_size: int = 100_000  # frames, all envs together: 3 x H x W bytes each
-    replay_device: str = "auto"  # auto: the run's device; cpu keeps the frames in host memory (small GPUs)
-    seed_frames: int = 4000  # uniformly random actions first, no updates
-    updates_per_step: int = 0  # updates per vector step; 0: the learner's paper's ratio
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.buffer_size >= 1, f"buffer_size={self.buffer_size}: must be at least 1")
-        for key in ("seed_frames", "updates_per_step"):
-            require(getattr(self, key) >= 0, f"{key}={getattr(self, key)}: must be at least 0")
-        require(self.replay_device in ("auto", "cpu"), f"replay_device={self.replay_device}: use auto or cpu")
+    buffer_size: int = bounded(100_000, low=1)  # frames, all envs together: 3 x H x W bytes each
+    # auto: the run's device; cpu keeps the frames in host memory (small GPUs)
+    replay_device: str = bounded("auto", choices=("auto", "cpu"))
+    seed_frames: int = bounded(4000, low=0)  # uniformly random actions first, no updates
+    updates_per_step: int = bounded(0, low=0)  # updates per vector step; 0: the learner's paper's ratio
 
 
 class ReplayLearner(Learner):

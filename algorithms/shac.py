@@ -16,13 +16,13 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from algorithms.base import Learner, LearnerConfig, require
+from algorithms.base import Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, mlp
 from envs import DiffEnv
@@ -31,37 +31,22 @@ from envs.core import branch_needed
 
 @dataclass
 class SHACConfig(LearnerConfig):
-    horizon: int = 32  # steps per short-horizon window
-    gamma: float = 0.99
-    lam: float = 0.95  # TD(lambda) for the critic targets
-    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    actor_lr: float = 2e-3
-    critic_lr: float = 2e-4
-    final_lr: float = 1e-5  # both learning rates decay linearly to this over ``iterations``
-    betas: list[float] = field(default_factory=lambda: [0.7, 0.95])  # Adam
-    critic_iterations: int = 16  # critic passes over each window's data
-    critic_minibatches: int = 4
-    target_alpha: float = 0.2  # target <- alpha * target + (1 - alpha) * critic
-    grad_clip: float = 1.0  # max gradient norm (actor and critic)
+    horizon: int = bounded(32, low=1)  # steps per short-horizon window
+    gamma: float = bounded(0.99, low=0, high=1)
+    lam: float = bounded(0.95, low=0, high=1)  # TD(lambda) for the critic targets
+    actor_hidden: list[int] = bounded([64, 64], low=1)
+    critic_hidden: list[int] = bounded([64, 64], low=1)
+    actor_lr: float = bounded(2e-3, above=0)
+    critic_lr: float = bounded(2e-4, above=0)
+    final_lr: float = bounded(1e-5, low=0)  # both learning rates decay linearly to this over ``iterations``
+    betas: list[float] = bounded([0.7, 0.95], low=0, below=1, count=2)  # Adam
+    critic_iterations: int = bounded(16, low=1)  # critic passes over each window's data
+    critic_minibatches: int = bounded(4, low=1)
+    target_alpha: float = bounded(0.2, low=0, high=1)  # target <- alpha * target + (1 - alpha) * critic
+    grad_clip: float = bounded(1.0, above=0)  # max gradient norm (actor and critic)
     log_std_init: float = -1.0
     normalize_obs: bool = True
     detach_actor_input: bool = False  # D.Va's decoupled policy gradient
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("horizon", "critic_iterations", "critic_minibatches"):
-            require(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("actor_lr", "critic_lr", "grad_clip"):
-            require(getattr(self, key) > 0, f"{key}={getattr(self, key)}: must be positive")
-        require(self.final_lr >= 0, f"final_lr={self.final_lr}: must be at least 0")
-        for key in ("gamma", "lam", "target_alpha"):
-            require(0 <= getattr(self, key) <= 1, f"{key}={getattr(self, key)}: must be in [0, 1]")
-        betas_ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
-        require(betas_ok, f"betas={self.betas}: give two values in [0, 1)")
-        for key in ("actor_hidden", "critic_hidden"):
-            sizes = getattr(self, key)
-            require(len(sizes) > 0 and all(w >= 1 for w in sizes), f"{key}={sizes}: give one or more positive widths")
 
 
 class SHAC(Learner):

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
+from algorithms.base import bounded, check_bounds
 from envs.featherstone_fix import CONTACT_LAWS
 from envs.render import install_hint, renderers
 from envs.tasks import registry as task_registry
@@ -32,6 +33,8 @@ from envs.tasks import registry as task_registry
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULTS = "defaults.yaml"  # an algo's settings; configs/<algo>/<task>.yaml holds what a task changes
 MIN_IMAGE_SIZE = 16  # the DrQ-v2 encoder's four 3 x 3 convolutions (one of stride 2) need 15
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
 
 
 class ConfigError(ValueError):
@@ -43,26 +46,28 @@ class RunConfig:
     algo: str = "shac"
     task: str = "cartpole"
     learner: str = "shac"
-    seed: int = 0
+    seed: int = bounded(0, low=0, high=MAX_SEED)
     device: str = "auto"  # auto: cuda when available, else cpu
-    num_envs: int = 64
+    num_envs: int = bounded(64, low=1, high=MAX_ENVS)
     contact_law: str = "dflex"  # dflex (the paper's: damping grows with depth) | newton; see README
     capture_graphs: bool = True  # each control step a captured Warp graph; false: kernel by kernel (same results)
-    action_repeat: int = 1  # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
+    action_repeat: int = bounded(
+        1, low=1
+    )  # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
     image_size: int = 84
-    frames: int = 3
+    frames: int = bounded(3, low=1)
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
-    eval_envs: int = 16  # envs for the final deterministic evaluation (one episode each)
-    eval_max_steps: int | None = None  # cut evaluation episodes short (quick looks, tests); None: full episodes
-    checkpoint_every: int = 50  # iterations between checkpoints
-    keep_checkpoints: int = (
-        3  # newest checkpoints kept per run; 0 keeps all (e.g. for benchmark.diagnostics.apg_vs_dpg)
-    )
+    eval_envs: int = bounded(16, low=1, high=MAX_ENVS)  # envs for the final deterministic evaluation (one episode each)
+    eval_max_steps: int | None = bounded(
+        None, low=1
+    )  # cut evaluation episodes short (quick looks, tests); None: full episodes
+    checkpoint_every: int = bounded(50, low=1)  # iterations between checkpoints
+    keep_checkpoints: int = bounded(3, low=0)  # newest kept per run; 0 keeps all (e.g. for diagnostics.apg_vs_dpg)
     results_dir: str = "results"
     run_name: str | None = None  # default: <algo>-<task>-seed<seed>[-<settings>] (default_run_name): reruns resume
-    torch_threads: int = 0  # 0: torch's default
-    max_skipped_updates: int = 20  # this many non-finite gradients in a row end the run as "diverged"
+    torch_threads: int = bounded(0, low=0)  # 0: torch's default
+    max_skipped_updates: int = bounded(20, low=1)  # this many non-finite gradients in a row end the run as "diverged"
     logger: str = "none"  # none | wandb (offline unless WANDB_API_KEY / wandb login); results/ stays the record
     preset: str | None = None  # configs/presets/<preset>.yaml, applied over the algo's file (e.g. cpu); paper: none
     # a learner that distils another (dagger) names its teacher: an algo the runner trains first
@@ -188,23 +193,14 @@ def check_device(name: str) -> None:
 
 
 def _check_run_fields(cfg: DictConfig) -> None:
-    """Values the schema's types cannot refuse: counts, names, optional packages."""
-    at_least = {"num_envs": 1, "eval_envs": 1, "checkpoint_every": 1, "max_skipped_updates": 1, "frames": 1}
-    at_least |= {"action_repeat": 1}
-    at_least |= {"keep_checkpoints": 0, "torch_threads": 0, "seed": 0}
-    for key, low in at_least.items():
-        if cfg[key] < low:
-            raise ConfigError(f"{key}={cfg[key]}: must be at least {low}")
-    for key, high in {"seed": MAX_SEED, "num_envs": MAX_ENVS, "eval_envs": MAX_ENVS}.items():
-        if cfg[key] > high:
-            raise ConfigError(f"{key}={cfg[key]}: must be at most {high}")
+    """Values the schema's types cannot refuse: the fields' bounds, names, optional packages."""
+    try:
+        check_bounds(cfg, RunConfig)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if cfg.run_name is not None and not is_path_component(cfg.run_name):
         raise ConfigError(f"run_name={cfg.run_name!r}: give one plain name (letters, digits, ._,=+-), not a "
                           "path: runs are written inside results_dir")  # fmt: skip
-    if cfg.eval_max_steps is not None and cfg.eval_max_steps < 1:
-        raise ConfigError(
-            f"eval_max_steps={cfg.eval_max_steps}: give a positive number of steps, or null for full episodes"
-        )
     parse_budget(cfg.budget)
     check_device(cfg.device)
     if cfg.contact_law not in CONTACT_LAWS:
@@ -222,8 +218,6 @@ def _check_run_fields(cfg: DictConfig) -> None:
         raise ConfigError(WANDB_HINT)
 
 
-MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
-MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
 NAME = re.compile(r"[\w.,=+-]+")
 
 

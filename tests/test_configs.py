@@ -2,12 +2,15 @@
 (repository and path, readable by anyone), or that it is this suite's own (presets, campaigns, sweep
 defaults); and the mission command picks settings a CPU can run."""
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from algorithms import registry as learner_registry
+from algorithms.base import Bound, bound_of
 from benchmark.config import algorithms, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +72,42 @@ def test_sapien_is_pointed_at_lavapipe_only_on_machines_without_a_gpu(monkeypatc
         return any(line.startswith("VK_ICD_FILENAMES :=") for line in database.splitlines())
 
     assert exported("HAS_GPU=") and not exported("HAS_GPU=1")
+
+
+def _outside(bound: Bound, value):
+    """A value the bound refuses, of the field's kind."""
+    if bound.choices is not None:
+        return "nope"
+    if isinstance(value, list):
+        return []
+    for limit, step in ((bound.low, -1), (bound.above, 0), (bound.high, 1), (bound.below, 0)):
+        if limit is not None:
+            return type(value)(limit + step) if isinstance(value, int) else limit + step
+    raise AssertionError(bound)
+
+
+@pytest.mark.parametrize("name", list(learner_registry()))
+def test_every_bounded_field_of_every_learner_refuses_a_value_outside_its_bound(name):
+    """Bounds are declared once, with the field; one place checks them. A subclass that only changes a
+    field's default (DrQ-v2's buffer_size) keeps its parent's bound."""
+    config = learner_registry()[name].Config
+    checked = 0
+    for f in dataclasses.fields(config):
+        bound = bound_of(config, f.name)
+        if bound is None:
+            continue
+        default = getattr(config(), f.name)
+        with pytest.raises(ValueError, match=f"^{f.name}="):
+            config(**{f.name: _outside(bound, default if default is not None else 1)})
+        checked += 1
+    assert checked >= 1
+    with pytest.raises(ValueError, match=r"^betas=\[0.5\]: give 2 values in \[0, 1\)$"):
+        learner_registry()["shac"].Config(betas=[0.5])
+
+
+def test_a_subclass_changing_only_a_default_keeps_the_bound():
+    from algorithms.drqv2 import DrQv2Config
+
+    assert "bound" not in {f.name: f for f in dataclasses.fields(DrQv2Config)}["buffer_size"].metadata
+    with pytest.raises(ValueError, match=r"^buffer_size=0: must be at least 1$"):
+        DrQv2Config(buffer_size=0)

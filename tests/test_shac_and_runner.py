@@ -116,7 +116,7 @@ def test_overrides_and_budget():
             f"unknown learner 'ppo'; choose one of: {', '.join(registry())}",
         ),
         (("shac", "hopper", ["contact_law=mujoco"]), "unknown contact_law 'mujoco'; choose one of: dflex, newton"),
-        (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: give a positive number of steps"),
+        (("shac", "hopper", ["eval_max_steps=0"]), "eval_max_steps=0: must be at least 1"),
     ],
 )
 def test_bad_input_is_a_one_line_error(args, message):
