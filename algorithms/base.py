@@ -126,7 +126,15 @@ def require(condition: bool, message: str) -> None:
 
 
 class Learner:
-    """Base class: subclasses set ``name`` and ``Config`` and implement the methods below."""
+    """Base class: subclasses set ``name`` and ``Config`` and implement the methods below.
+
+    Two things the runner relies on that a new learner may not expect: a learner restored from a
+    checkpoint (evaluation, videos, a DAgger teacher) is rebuilt on **one non-differentiable env** and
+    then loads its state, so ``__init__`` must not assume the training batch size or a gradient tape;
+    and the figures draw a learner's curve from ``train_return`` in its metrics (the mean return of the
+    episodes that ended in the iteration, NaN when none did): without it the runner says so once and
+    the curve stays empty (:class:`algorithms.common.EpisodeStats` computes it from the env's ``info``).
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
