@@ -1,6 +1,6 @@
 """``make pytorch3d``: install PyTorch3D 0.7.9 for ``renderer=pytorch3d``, by the first path that fits.
 
-1. The vendored wheel (``shared/vendor/``, or ``$PYTORCH3D_VENDOR``) when this is CPython 3.11 with
+1. The wheel in ``$PYTORCH3D_VENDOR`` (a folder of vendored packages, when you have one) when this is CPython 3.11 with
    torch 2.13 and no CUDA: it was built here for exactly that (CPU kernels only).
 2. A build from the vendored source tarball; with ``FORCE_CUDA=1`` on a CUDA machine, so that the CUDA
    rasteriser is compiled (it needs ``nvcc`` matching torch's CUDA).
@@ -26,15 +26,13 @@ from pathlib import Path
 import torch
 
 VERSION = "0.7.9"
-REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = f"git+https://github.com/facebookresearch/pytorch3d.git@v{VERSION}"
 WHEEL_PYTHON, WHEEL_TORCH = (3, 11), "2.13."
 
 
 def vendor_dirs() -> list[Path]:
-    """``$PYTORCH3D_VENDOR``, then ``shared/vendor`` beside the repository or any directory above it."""
+    """``$PYTORCH3D_VENDOR`` when it names a folder: this repository looks nowhere outside itself unasked."""
     found = [Path(os.environ["PYTORCH3D_VENDOR"])] if os.environ.get("PYTORCH3D_VENDOR") else []
-    found += [parent / "shared" / "vendor" for parent in REPO.parents]
     return [d for d in found if d.is_dir()]
 
 
