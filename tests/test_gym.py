@@ -19,6 +19,7 @@ import envs
 from envs import DiffEnv
 from envs.gym_adapter import GymVectorEnv, env_id
 from envs.pixels import PixelEnv
+from envs.render import renderers
 
 TASKS = sorted(envs.registry())
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,7 +217,7 @@ def test_torch_io_takes_and_gives_tensors_on_the_envs_device_and_refuses_numpy_i
 @pytest.mark.parametrize(
     ("option", "message"),
     [({"obs_mode": "pixels"}, "obs_mode='pixels': choose one of state, rgb, state_rgb"),
-     ({"renderer": "newtn"}, "renderer='newtn': choose one of newton, diff, maniskill, pytorch3d"),
+     ({"renderer": "newtn"}, f"renderer='newtn': choose one of {', '.join(renderers())}"),
      ({"render_mode": "ansi"}, "render_mode='ansi': choose rgb_array or None"),
      ({"image_size": 4}, "image_size=4: give a whole number of pixels, at least 8"),
      ({"frames": 0}, "frames=0: give a whole number of frames, at least 1")],
