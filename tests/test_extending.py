@@ -6,6 +6,7 @@ the package, as far as the registry can tell), so the real tree is untouched."""
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -204,3 +205,31 @@ def test_an_unknown_task_names_where_tasks_live():
         config_module.ConfigError, match=r"choose one of: .*humanoid \(a task is one file in envs/tasks/"
     ):
         load_config("shac", "pendulum")
+
+
+# small values for whichever of these fields a learner has: a learner added since needs no entry here
+SMALL_SETTINGS = {
+    "num_envs": 2, "image_size": 32, "crop_size": 32, "eval_envs": 2, "eval_max_steps": 4, "horizon": 3,
+    "actor_hidden": [16], "critic_hidden": [16], "hidden_dim": 16, "feature_dim": 8, "batch_size": 4,
+    "buffer_size": 400, "seed_frames": 8, "deter": 16, "units": 16, "stoch": 4, "classes": 4, "cnn_depth": 4,
+    "batch_length": 4, "train_ratio": 8, "pretrain": 2, "learning_starts": 7, "max_updates": 2, "dataset_size": 100,
+    "teacher_overrides": "[iterations=2,num_envs=2,horizon=4,eval_envs=2,eval_max_steps=4]",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("learner", list(algorithms.registry()))
+def test_every_registered_learner_runs_resumes_and_evaluates_on_one_task(learner, tmp_path):
+    """Generated from the registry: the first algo whose defaults name the learner, small where it has
+    the field, 2 iterations on the cartpole, then resumed to 3 by the same command and evaluated."""
+    algo = next(a for a in config_module.algorithms() if load_config(a, "cartpole").learner == learner)
+    fields = set(load_config(algo, "cartpole"))
+    small = [f"{k}={v}" for k, v in SMALL_SETTINGS.items() if k in fields]
+    overrides = ["preset=cpu", *small, "checkpoint_every=1", f"results_dir={tmp_path}"]
+    out = run(load_config(algo, "cartpole", [*overrides, "iterations=2"]), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["iterations"] == 2
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))  # as if preempted
+    assert run(load_config(algo, "cartpole", [*overrides, "iterations=3"]), progress=False) == out
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["status"] == "complete" and resumed["resumed"] == 1 and np.isfinite(resumed["eval_return"])
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == [1, 2, 3]
