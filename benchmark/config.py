@@ -51,17 +51,15 @@ class RunConfig:
     num_envs: int = bounded(64, low=1, high=MAX_ENVS)
     contact_law: str = "dflex"  # dflex (the paper's: damping grows with depth) | newton; see README
     capture_graphs: bool = True  # each control step a captured Warp graph; false: kernel by kernel (same results)
-    action_repeat: int = bounded(
-        1, low=1
-    )  # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
+    # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
+    action_repeat: int = bounded(1, low=1)
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
     image_size: int = 84
     frames: int = bounded(3, low=1)
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
     eval_envs: int = bounded(16, low=1, high=MAX_ENVS)  # envs for the final deterministic evaluation (one episode each)
-    eval_max_steps: int | None = bounded(
-        None, low=1
-    )  # cut evaluation episodes short (quick looks, tests); None: full episodes
+    # cut evaluation episodes short (quick looks, tests); None: full episodes
+    eval_max_steps: int | None = bounded(None, low=1)
     checkpoint_every: int = bounded(50, low=1)  # iterations between checkpoints
     keep_checkpoints: int = bounded(3, low=0)  # newest kept per run; 0 keeps all (e.g. for diagnostics.apg_vs_dpg)
     results_dir: str = "results"
