@@ -130,6 +130,7 @@ class DiffEnv:
             angular_damping=self.task.angular_damping,
             contact_law=contact_law,
             capture_graphs=capture_graphs,
+            horizontal_coords=self.task.horizontal_coords,
         )
         dofs, gains = self.task.actuators(model)
         self._actuated_dofs = torch.as_tensor(dofs, device=self.device)
@@ -181,10 +182,14 @@ class DiffEnv:
         """State observation of the current state (what critics see; also the obs of this env)."""
         return self.task.observe(self.joint_q, self.joint_qd, self.actions)
 
+    def torques(self, actions: torch.Tensor) -> torch.Tensor:
+        """Generalised forces (N, nqd) of actions in [-1, 1]: each actuated dof's torque per unit action."""
+        torque = torch.zeros(actions.shape[0], self.sim.nqd, dtype=actions.dtype, device=actions.device)
+        return torque.index_add(1, self._actuated_dofs, actions * self._torque_per_action)
+
     def step(self, actions: torch.Tensor):
         actions = self._as_actions(actions).clamp(-1.0, 1.0)
-        torque = torch.zeros_like(self.joint_qd)
-        torque = torque.index_add(1, self._actuated_dofs, actions * self._torque_per_action)
+        torque = self.torques(actions)
         if not self.differentiable:
             actions = actions.detach()
             torque = torque.detach()

@@ -128,6 +128,7 @@ class Simulation:
         angular_damping: float = 0.0,
         contact_law: str = "dflex",
         capture_graphs: bool = True,
+        horizontal_coords: tuple[int, ...] = (),
     ) -> None:
         self.model = model
         self.num_envs = num_envs
@@ -137,6 +138,11 @@ class Simulation:
         self.nq = model.joint_coord_count // num_envs
         self.nqd = model.joint_dof_count // num_envs
         self.num_bodies = model.body_count // num_envs
+        if len(horizontal_coords) > 2 or any(not 0 <= i < self.nq for i in horizontal_coords):
+            raise ValueError(f"horizontal_coords={horizontal_coords}: at most two joint_q indices (world x, y)")
+        self._horizontal = torch.zeros(self.nq, device=device)
+        self._horizontal[list(horizontal_coords)] = 1.0
+        self._horizontal_coords = horizontal_coords
         self.solver = GradSafeFeatherstone(
             model, contact_law=contact_law, angular_damping=angular_damping, update_mass_matrix_interval=substeps
         )
@@ -238,10 +244,28 @@ class Simulation:
 
     def forward_kinematics(self, joint_q: torch.Tensor, joint_qd: torch.Tensor) -> torch.Tensor:
         """Body poses (N, bodies, 7) of a joint state, without gradient (used after resets)."""
+        offset = self._horizontal_offset(joint_q.detach())
         state = self._ping
-        self._load(state, joint_q, joint_qd)
+        self._load(state, joint_q.detach() - offset, joint_qd)
         newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
-        return self._outputs(state).body_q.detach().clone()
+        return self._moved_back(self._outputs(state), offset).body_q.detach().clone()
+
+    # ------------------------------------------------------------------ recentring
+    # Featherstone's spatial algebra (Newton's, as dflex's) is written about the world origin, in float32.
+    # Tens of metres away a light link's inertia drowns in rounding (the humanoid's hand, 2e-4 kg m^2, about
+    # an origin 85 m off), and a control step blows up that would be calm at the origin (docs/envs.md). The
+    # ground is an infinite plane, so sliding a robot over it changes nothing: each step runs with the
+    # root's horizontal position at exactly 0 and adds it back after.
+    def _horizontal_offset(self, joint_q: torch.Tensor) -> torch.Tensor:
+        """(N, nq): the root's horizontal coordinates, zeros elsewhere (carries their gradient)."""
+        return joint_q * self._horizontal
+
+    def _moved_back(self, out: StepOutput, offset: torch.Tensor) -> StepOutput:
+        if not self._horizontal_coords:
+            return out
+        shift = torch.zeros(offset.shape[0], 1, 7, dtype=offset.dtype, device=offset.device)
+        shift[:, 0, : len(self._horizontal_coords)] = offset[:, list(self._horizontal_coords)]
+        return StepOutput(out.joint_q + offset, out.joint_qd, out.body_q + shift)
 
     def _substeps(self, states: list[newton.State], control: newton.Control, contacts) -> None:
         """The control step's physics steps from ``states[0]``; state i + 1 is written from state i."""
@@ -336,7 +360,14 @@ class Simulation:
         tape.backward()
 
     def step(self, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_f: torch.Tensor) -> StepOutput:
-        """Advance one control step; differentiable when torch records a graph through the inputs."""
+        """Advance one control step; differentiable when torch records a graph through the inputs. The
+        physics runs with the root's horizontal position at the origin (see ``_horizontal_offset``)."""
+        if not self._horizontal_coords:
+            return self._step_at(joint_q, joint_qd, joint_f)
+        offset = self._horizontal_offset(joint_q)
+        return self._moved_back(self._step_at(joint_q - offset, joint_qd, joint_f), offset)
+
+    def _step_at(self, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_f: torch.Tensor) -> StepOutput:
         if self.device.type == "cuda":
             same_stream_as_warp(self.device)
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (joint_q, joint_qd, joint_f))

@@ -95,11 +95,12 @@ def test_a_blown_up_simulation_earns_nothing_and_ends_its_episode(make_env, task
     assert torch.isfinite(info["episode_return"][1:3]).all() and torch.isfinite(obs).all()  # reset, finite again
 
 
-# A humanoid state met by a trained state-SHAC policy (seed 0, iteration ~420, 700 steps into an episode):
-# several joints past their limits (right knee -160.5 deg, elbow -94), saturated actions. From it one
-# control step blows up (|qd| x5 per substep from substep 3): with the mass matrix cached for 48 substeps as
-# the paper's, and also when rebuilt every substep or at twice the substeps (docs/learners.md, humanoid).
-BLOW_UP_Q = [
+# A humanoid state met by a trained state-SHAC policy (seed 0, iteration ~420, 700 steps into an episode),
+# 70 m from the world origin: several joints past their limits, saturated actions. Before the physics ran
+# each step with the root at the origin, one control step from here blew up (|qd| x2 per substep from
+# substep 5, NaN by the 11th): Featherstone's spatial algebra about an origin 70 m away rounds away the
+# light links' inertia in float32 (docs/envs.md, "Far from the origin").
+FAR_Q = [
     68.84194946289062, 12.533181190490723, 1.038107991218567, -0.14064587652683258, 0.16926464438438416,
     -0.09590017050504684, 0.9707581400871277, 0.19216693937778473, 0.06281004101037979, 0.15143628418445587,
     0.1539900302886963, 0.659227192401886, -1.0683000087738037, -2.802171230316162, 0.908262312412262,
@@ -107,7 +108,7 @@ BLOW_UP_Q = [
     -0.7478658556938171, -0.33886533975601196, 0.895784318447113, -1.0691641569137573, -1.6410415172576904,
     -0.4796539545059204, -0.4408605992794037, 0.6502134799957275
 ]  # fmt: skip
-BLOW_UP_QD = [
+FAR_QD = [
     6.218347072601318, 1.1809196472167969, -0.01601409912109375, 1.1829192638397217, 1.2805709838867188,
     -0.780643880367279, 2.3243675231933594, -5.5625529289245605, -4.5522894859313965, -0.5212999582290649,
     -1.3895076513290405, -12.395637512207031, 9.29429817199707, -0.570971667766571, -0.10222452878952026,
@@ -115,7 +116,7 @@ BLOW_UP_QD = [
     -1.8231534957885742, 1.73468816280365, 0.32268843054771423, 0.19183960556983948, -1.3842549324035645,
     -2.886526107788086, 5.99071741104126
 ]  # fmt: skip
-BLOW_UP_ACTION = [
+FAR_ACTION = [
     0.8275730609893799, -0.837758481502533, -0.6742998361587524, 0.9995949864387512, 0.9123743176460266,
     -0.9999976754188538, 0.792725682258606, 0.9943913817405701, -0.9252113699913025, 0.10391339659690857,
     -0.4887312352657318, 0.9999902844429016, -0.8827260136604309, 0.921682596206665, -0.544738233089447,
@@ -124,19 +125,66 @@ BLOW_UP_ACTION = [
 ]  # fmt: skip
 
 
+def test_the_humanoid_70_m_out_steps_as_it_would_at_the_origin_and_stays_bounded():
+    env = DiffEnv("humanoid", 2, device="cpu", seed=0)
+    env.reset(seed=0)
+    far = torch.stack([torch.tensor(FAR_Q), torch.tensor(FAR_Q)])
+    far[1, :2] = 0.0  # the same robot at the origin
+    qd = torch.tensor(FAR_QD).expand(2, -1)
+    out = env.sim.step(far, qd, env.torques(torch.tensor(FAR_ACTION).expand(2, -1)))
+    assert out.joint_qd[0].abs().max() < 50.0  # 21 rad/s at most going in
+    assert torch.equal(out.joint_qd[0], out.joint_qd[1]) and torch.equal(out.joint_q[0, 2:], out.joint_q[1, 2:])
+    torch.testing.assert_close(out.joint_q[0, :2] - far[0, :2], out.joint_q[1, :2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("task", [name for name in TASKS if get_task(name).contact is not None])
+@pytest.mark.parametrize("capture_graphs", [True, False])
+def test_a_step_is_the_same_anywhere_on_the_ground(task, capture_graphs):
+    """The ground is an infinite plane: a robot 80 m out steps exactly as at the origin (bit for bit in
+    everything but its horizontal position), gradients included. A task whose root can travel declares
+    ``horizontal_coords``; without them the far copy drifts apart in float32 and this fails."""
+    env = DiffEnv(task, 2, device="cpu", seed=0, capture_graphs=capture_graphs)
+    env.reset(seed=3)
+    for _ in range(20):  # off the start pose, onto the ground
+        env.step(torch.full((2, env.act_dim), 0.5))
+    coords = list(env.task.horizontal_coords)
+    assert coords, f"{task} has a ground to travel over: declare its root's horizontal_coords"
+    q = env.joint_q.detach()[:1].expand(2, -1).clone()
+    q[1, coords] += torch.tensor([80.0, 30.0][: len(coords)])
+    q.requires_grad_(True)
+    qd = env.joint_qd.detach()[:1].expand(2, -1).clone().requires_grad_(True)
+    out = env.sim.step(q, qd, env.torques(torch.full((2, env.act_dim), -0.7)))
+    assert torch.equal(out.joint_qd[0], out.joint_qd[1])
+    rest = [i for i in range(q.shape[1]) if i not in coords]
+    assert torch.equal(out.joint_q[0, rest], out.joint_q[1, rest])
+    torch.testing.assert_close(out.joint_q[1, coords] - out.joint_q[0, coords], q[1, coords] - q[0, coords])
+    torch.testing.assert_close(out.body_q[1, :, 2:], out.body_q[0, :, 2:])
+    loss = (out.joint_q[:, 2:] ** 2).sum() + (out.joint_qd**2).sum() + out.body_q[:, :, 2].sum()
+    dq, dqd = torch.autograd.grad(loss, (q, qd))
+    assert torch.equal(dq[0], dq[1]) and torch.equal(dqd[0], dqd[1])
+
+
+def _env_with_a_blow_up(capture_graphs: bool = True) -> DiffEnv:
+    """Env 0 with a shoulder spun to 1e4 rad/s: no policy reaches that now, but whatever does must be
+    confined; its next step is NaN."""
+    env = DiffEnv("humanoid", 2, device="cpu", seed=0, capture_graphs=capture_graphs)
+    env.reset(seed=0)
+    q, qd = env.joint_q.clone(), env.joint_qd.clone()
+    q[0], qd[0] = torch.tensor(FAR_Q), torch.tensor(FAR_QD)
+    qd[0, 25] = 1e4
+    env.joint_q, env.joint_qd, env._body_q = q, qd, None
+    return env
+
+
 @pytest.mark.parametrize("capture_graphs", [True, False])
 def test_a_step_that_blows_up_passes_back_zero_gradient_and_leaves_the_other_envs_gradients_finite(capture_graphs):
     """Its adjoint would be NaN (0 x NaN), and through the actor's shared weights void every env's update:
     state SHAC on humanoid skipped 191 of 612 updates that way before this."""
-    env = DiffEnv("humanoid", 2, device="cpu", seed=0, capture_graphs=capture_graphs)
-    env.reset(seed=0)
-    q, qd = env.joint_q.clone(), env.joint_qd.clone()
-    q[0], qd[0] = torch.tensor(BLOW_UP_Q), torch.tensor(BLOW_UP_QD)
-    env.joint_q, env.joint_qd, env._body_q = q, qd, None
+    env = _env_with_a_blow_up(capture_graphs)
     weight = torch.ones(1, requires_grad=True)  # a parameter both envs' actions share, as an actor's
-    actions = weight * torch.stack([torch.tensor(BLOW_UP_ACTION), torch.full((21,), 0.3)])
+    actions = weight * torch.stack([torch.tensor(FAR_ACTION), torch.full((21,), 0.3)])
     _, reward, terminated, *_ = env.step(actions)
-    assert terminated.tolist() == [True, False], "the blow-up is fixed: make this test check it stays bounded"
+    assert terminated.tolist() == [True, False]
     (grad,) = torch.autograd.grad(reward.sum() + env.state_observation().sum(), weight)
     assert torch.isfinite(grad).all() and grad.abs().item() > 0
 
@@ -146,13 +194,9 @@ def test_a_blown_up_envs_last_state_reads_as_zeros_so_a_masked_critic_passes_bac
     last state the mask comes after the critic, whose backward multiplies the zero by NaN, and the
     NaN reached the actions through the observation (which holds them), past the physics' guard:
     the humanoid's remaining skipped updates."""
-    env = DiffEnv("humanoid", 2, device="cpu", seed=0)
-    env.reset(seed=0)
-    q, qd = env.joint_q.clone(), env.joint_qd.clone()
-    q[0], qd[0] = torch.tensor(BLOW_UP_Q), torch.tensor(BLOW_UP_QD)
-    env.joint_q, env.joint_qd, env._body_q = q, qd, None
+    env = _env_with_a_blow_up()
     weight = torch.ones(1, requires_grad=True)
-    actions = weight * torch.stack([torch.tensor(BLOW_UP_ACTION), torch.full((21,), 0.3)])
+    actions = weight * torch.stack([torch.tensor(FAR_ACTION), torch.full((21,), 0.3)])
     _, _, terminated, truncated, info = env.step(actions)
     assert terminated.tolist() == [True, False]
     assert torch.equal(info["state_before_reset"][0], torch.zeros(env.obs_dim))

@@ -31,6 +31,7 @@ class Ant(MJCFTask):
     act_dim = 8
     episode_length = 1000
     free_base = True
+    horizontal_coords = (0, 1)
     substeps = 16
     contact = Contact(ke=4e4, kd=1e4, kf=3e3, mu=0.75)
     torque_per_action = 200.0

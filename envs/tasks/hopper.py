@@ -22,6 +22,7 @@ class Hopper(MJCFTask):
     act_dim = 3
     episode_length = 1000
     substeps = 16
+    horizontal_coords = (0,)  # the root's slide x
     contact = Contact(ke=2e4, kd=1e3, kf=1e3, mu=0.9)  # the MJCF's solref / foot friction 2.0 are replaced
     torque_per_action = 200.0
     camera = Camera(backdrop_y=2.0)  # D.Va's hopper scene: a grey wall 2 m behind the plane of motion

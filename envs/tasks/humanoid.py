@@ -67,6 +67,7 @@ class Humanoid(MJCFTask):
     act_dim = 21
     episode_length = 1000
     free_base = True
+    horizontal_coords = (0, 1)
     substeps = 48
     contact = Contact(ke=2e4, kd=5e3, kf=1e3, mu=0.75)
     # torque per unit action: 0.35 x SHAC's per-joint strengths, which are 5 x DeepMind's gears
