@@ -164,6 +164,14 @@ def test_a_step_is_the_same_anywhere_on_the_ground(task, capture_graphs):
     assert torch.equal(dq[0], dq[1]) and torch.equal(dqd[0], dqd[1])
 
 
+def test_horizontal_coords_beyond_the_robots_coordinates_are_refused():
+    class Misdeclared(type(get_task("hopper"))):
+        horizontal_coords = (0, 99)
+
+    with pytest.raises(ValueError, match="horizontal_coords=\\(0, 99\\)"):
+        DiffEnv(Misdeclared(), 1, device="cpu")
+
+
 def _env_with_a_blow_up(capture_graphs: bool = True) -> DiffEnv:
     """Env 0 with a shoulder spun to 1e4 rad/s: no policy reaches that now, but whatever does must be
     confined; its next step is NaN."""
