@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from algorithms import get_learner
-from algorithms.augment import _crop_by_gather, _crop_by_slices, center_crop, random_crop, random_shift
+from algorithms.augment import _crop_by_gather, _crop_by_slices, center_crop, random_crop, random_shift, replicate_pad
 from algorithms.replay import ReplayBuffer
 from envs.pixels import PixelEnv
 
@@ -268,6 +268,13 @@ def test_random_shift_is_an_exact_slice_of_the_replicate_padded_image(dtype):
         offsets.update(hits)
     assert len(offsets) > 5  # offsets vary across the batch
     assert torch.equal(random_shift(images, pad=0), images)
+
+
+@pytest.mark.parametrize("pad", [1, 4])
+def test_replicate_pad_is_torchs_replicate_padding_on_uint8_frames(pad):
+    images = torch.randint(0, 256, (3, 9, 7, 11), dtype=torch.uint8)  # not square: rows and columns differ
+    expected = torch.nn.functional.pad(images.float(), (pad,) * 4, mode="replicate").to(torch.uint8)
+    assert torch.equal(replicate_pad(images, pad), expected)
 
 
 def test_the_cpu_and_the_accelerator_crop_cut_the_same_windows():
