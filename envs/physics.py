@@ -244,18 +244,19 @@ class Simulation:
 
     def forward_kinematics(self, joint_q: torch.Tensor, joint_qd: torch.Tensor) -> torch.Tensor:
         """Body poses (N, bodies, 7) of a joint state, without gradient (used after resets)."""
-        offset = self._horizontal_offset(joint_q.detach())
+        joint_q = joint_q.detach()
+        offset = self._horizontal_offset(joint_q)
         state = self._ping
-        self._load(state, joint_q.detach() - offset, joint_qd)
+        self._load(state, joint_q - offset, joint_qd)
         newton.eval_fk(self.model, state.joint_q, state.joint_qd, state)
         return self._moved_back(self._outputs(state), offset).body_q.detach().clone()
 
     # ------------------------------------------------------------------ recentring
-    # Featherstone's spatial algebra (Newton's, as dflex's) is written about the world origin, in float32.
-    # Tens of metres away a light link's inertia drowns in rounding (the humanoid's hand, 2e-4 kg m^2, about
-    # an origin 85 m off), and a control step blows up that would be calm at the origin (docs/envs.md). The
-    # ground is an infinite plane, so sliding a robot over it changes nothing: each step runs with the
-    # root's horizontal position at exactly 0 and adds it back after.
+    # Newton's Featherstone takes a free root's motion subspace at the world origin, so the root's position
+    # is a lever arm in the mass matrix: tens of metres out it is ill-conditioned in float32 (the humanoid's
+    # blow-ups at 70-95 m), and a root armature acts as a position-dependent inertia (docs/envs.md, "Far
+    # from the origin"). The ground is an infinite plane, so sliding a robot over it changes nothing: each
+    # step runs with the root's horizontal position at exactly 0 and adds it back after.
     def _horizontal_offset(self, joint_q: torch.Tensor) -> torch.Tensor:
         """(N, nq): the root's horizontal coordinates, zeros elsewhere (carries their gradient)."""
         return joint_q * self._horizontal

@@ -125,7 +125,7 @@ class Task:
     reset_qd_noise: float = 0.0  # ... and on generalised velocities
     angular_damping: float = 0.0  # Featherstone's per-step angular damping
     # joint_q indices of the root's world x (and y) position. The ground is an infinite plane, so the
-    # physics steps with them at 0 and adds them back: float32 keeps its precision however far a robot runs
+    # physics steps with them at 0 and adds them back: the dynamics stay the same however far a robot runs
     horizontal_coords: tuple[int, ...] = ()
 
     # -- model ---------------------------------------------------------------------------------------
