@@ -101,8 +101,10 @@ def test_a_reused_pid_is_not_a_running_job(tmp_path):
         record = pd.Series({"executor": "local", "job_id": str(stranger.pid), "logs": str(tmp_path / "logs")})
         assert sweep.job_state(record) == "failed"
         # like submitit's local job, its command line names the job's folder
-        ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path / "logs")])
+        sleeper = "import time; print(flush=True); time.sleep(30)"
+        ours = subprocess.Popen([sys.executable, "-c", sleeper, str(tmp_path / "logs")], stdout=subprocess.PIPE)
         try:
+            ours.stdout.readline()  # exec'ed: until then /proc shows the forking parent's command line
             record["job_id"] = str(ours.pid)
             assert sweep.job_state(record) == "running"
         finally:
