@@ -114,8 +114,8 @@ campaign-status: install
 campaign-publish: install  # copy the campaign's finished cells into results/reference/
 	$(PY) -m benchmark.campaign publish --name $(or $(NAME),cpu)
 
-publish: install  # one finished run into results/reference/ (ALLOW_DIRTY=1: from a dirty tree, recorded)
-	$(PY) -m benchmark.reference publish $(RUN) $(if $(ALLOW_DIRTY),--allow-dirty)
+publish: install  # one finished run into results/reference/ (ALLOW_DIRTY=1: from a dirty tree, recorded; TEACHER=1: with its last checkpoint)
+	$(PY) -m benchmark.reference publish $(RUN) $(if $(ALLOW_DIRTY),--allow-dirty) $(if $(TEACHER),--with-checkpoint)
 
 floors: install  # the random-policy and zero-action returns of every task, into results/reference/floors.csv
 	$(PY) -m benchmark.reference floors

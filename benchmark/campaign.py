@@ -3,9 +3,10 @@
 ``configs/campaigns/<name>.yaml`` says what to run. ``make campaign NAME=cpu`` submits exactly the cells
 that neither the shipped reference set (``results/reference/``) nor this machine's
 ``results/campaigns/<name>/`` holds finished, through the sweep's executors (local or SLURM); a DAgger
-cell waits until the campaign's ``shac`` run of its task and seed has finished on this machine (its
-teacher; the student's clock starts where the teacher's stopped, and its budget, the task's as for every
-learner, counts its own time from there). With the local
+cell waits until the campaign's ``shac`` run of its task and seed has finished (its teacher: on this
+machine, or published with its last checkpoint, as the campaign publishes every teacher; the student's
+clock starts where the teacher's stopped, and its budget, the task's as for every learner, counts its
+own time from there). With the local
 executor the command keeps going until nothing more can run. ``make campaign-status NAME=cpu`` prints
 the grid; ``make campaign-publish NAME=cpu`` copies every finished cell into the reference set.
 """
@@ -24,7 +25,7 @@ from omegaconf import OmegaConf
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.reference import REFERENCE, experiment_name, publish
-from benchmark.results import FINISHED, load_summary, markdown_table
+from benchmark.results import FINISHED, checkpoints, load_summary, markdown_table
 
 RESULTS = Path("results") / "campaigns"
 TEACHER = "shac"
@@ -62,7 +63,16 @@ class Campaign:
     def run_name(self, algo: str, task: str, seed: int) -> str:
         return f"{algo}-{task}-seed{seed}"
 
-    def overrides_for(self, algo: str, task: str, seed: int, results: Path) -> list[str]:
+    def teacher_run(self, task: str, seed: int, results: Path, reference: Path = REFERENCE) -> Path:
+        """Where a DAgger cell's teacher is: this machine's run when it finished, else its published cell
+        when that ships the checkpoint, else this machine's (still to run)."""
+        here = (self.root(results) / self.run_name(TEACHER, task, seed)).resolve()
+        cfg = load_config(TEACHER, task, self.overrides_for(TEACHER, task, seed, results))
+        shipped = reference / task / TEACHER / experiment_name(with_defaults(OmegaConf.to_container(cfg)))
+        shipped = shipped / f"seed{seed}"
+        return shipped.resolve() if not _finished(here) and _finished(shipped) and checkpoints(shipped) else here
+
+    def overrides_for(self, algo: str, task: str, seed: int, results: Path, reference: Path = REFERENCE) -> list[str]:
         """The cell's config overrides: every learner the task's budget. A DAgger student's budget is its own
         time: the runner starts its clock where its teacher's stopped and counts the budget from there."""
         root, name = self.root(results).resolve(), self.run_name(algo, task, seed)
@@ -76,7 +86,7 @@ class Campaign:
         if self.preset:
             cell.append(f"preset={self.preset}")
         if algo == "dagger":
-            cell.append(f"teacher_run={(self.root(results) / self.run_name(TEACHER, task, seed)).resolve()}")
+            cell.append(f"teacher_run={self.teacher_run(task, seed, results, reference)}")
         return cell
 
 
@@ -85,7 +95,7 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
     """(state, detail): ``published`` (in the reference set), ``done`` (finished here, not yet published),
     ``running`` / ``pending`` (a job), ``failed`` (the run raised: a result, with the reason), ``stopped``
     (interrupted or killed: resumable), ``waiting`` (DAgger's teacher is not done) or ``missing``."""
-    cfg = load_config(algo, task, campaign.overrides_for(algo, task, seed, results))
+    cfg = load_config(algo, task, campaign.overrides_for(algo, task, seed, results, reference))
     shipped = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg))) / f"seed{seed}"
     if (shipped / "summary.json").exists():
         return "published", load_summary(shipped).get("status", "")
@@ -100,8 +110,11 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
         return "failed", str(summary.get("error", ""))[:80]
     if summary:  # interrupted, or its job died: the next submission resumes it from its checkpoint
         return "stopped", f"{summary.get('status')} at iteration {summary.get('iterations', '?')}"
-    if algo == "dagger" and not _finished(campaign.root(results) / campaign.run_name(TEACHER, task, seed)):
-        return "waiting", f"for its teacher {campaign.run_name(TEACHER, task, seed)}"
+    if algo == "dagger" and not _finished(campaign.teacher_run(task, seed, results, reference)):
+        teacher = campaign.run_name(TEACHER, task, seed)
+        if cell_state(campaign, TEACHER, task, seed, results, reference, jobs)[0] == "published":
+            return "waiting", f"for its teacher {teacher}: published without its checkpoint; run it here again"
+        return "waiting", f"for its teacher {teacher}"
     return "missing", ""
 
 
@@ -155,7 +168,7 @@ def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REF
     order = {algo: k for k, algo in enumerate([TEACHER, *[a for a in campaign.learners if a != TEACHER]])}
     todo = todo.assign(rank=todo["learner"].map(order)).sort_values(["rank", "seed"])
     return [
-        (r.learner, r.task, r.seed, campaign.overrides_for(r.learner, r.task, r.seed, results))
+        (r.learner, r.task, r.seed, campaign.overrides_for(r.learner, r.task, r.seed, results, reference))
         for r in todo.itertuples()
     ]
 
@@ -182,7 +195,8 @@ def publish_finished(campaign: Campaign, results: Path = RESULTS, reference: Pat
     for cell in cells[cells["state"].isin(["done", "failed"])].itertuples():
         run = campaign.root(results) / campaign.run_name(cell.learner, cell.task, cell.seed)
         film(run)
-        published.append(publish(run, reference))
+        teaches = cell.learner == TEACHER and cell.detail == "complete"  # its students may run elsewhere
+        published.append(publish(run, reference, with_checkpoint=teaches))
     return published
 
 

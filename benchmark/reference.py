@@ -1,8 +1,10 @@
 """The shipped reference set: finished runs that outlive the machine they ran on.
 
 ``results/reference/<task>/<algo>/<experiment>/seed<k>/`` holds a run's ``config.yaml``, ``summary.json``,
-``provenance.json`` and ``curve.csv.gz`` (never checkpoints); a DAgger student's teacher sits in its
-``teacher/`` beside them. ``<experiment>`` names the settings that make the experiment (``preset-cpu_
+``provenance.json`` and ``curve.csv.gz``; a DAgger student's teacher sits in its ``teacher/`` beside them.
+Checkpoints stay on the machine, except a teacher's last one (``checkpoints/``, published
+``with_checkpoint``): the policy its students distil, so a DAgger cell can run on a machine that never
+ran its teacher. ``<experiment>`` names the settings that make the experiment (``preset-cpu_
 budget-30min``; ``paper`` for the paper's own). ``results/reference/floors.csv`` holds the floors every
 task is read against: the random policy's and the zero action's returns.
 
@@ -13,7 +15,7 @@ bins of equal size: ``iteration``, ``wall_clock`` and ``env_steps`` are the bin'
 its end), ``time_*`` are summed (the time phases still add up to the run's), every other column is
 the bin's mean over its finite values. The final evaluation is in ``summary.json``.
 
-    python -m benchmark.reference publish results/<run> [--allow-dirty]
+    python -m benchmark.reference publish results/<run> [--allow-dirty] [--with-checkpoint]
     python -m benchmark.reference floors [--tasks cartpole,hopper] [--episodes 64]
 """
 
@@ -32,7 +34,7 @@ import yaml
 
 from benchmark.config import ConfigError, as_name, settings_shown, usage_error, with_defaults
 from benchmark.provenance import ROOT
-from benchmark.results import load_metrics, load_summary
+from benchmark.results import checkpoints, load_metrics, load_summary
 from envs import DiffEnv
 from envs.tasks import registry
 
@@ -91,10 +93,11 @@ def published_path(run: Path, reference: Path = REFERENCE) -> Path:
     return reference / config["task"] / config["algo"] / experiment_name(config) / f"seed{config['seed']}"
 
 
-def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False) -> Path:
-    """Validate a finished run and copy it into the reference set; returns where. Refused in one line
-    (a ``ConfigError``), with nothing copied: a run not finished, on an older task version, from a
-    dirty tree without ``allow_dirty``, or a seed the experiment already holds."""
+def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, with_checkpoint: bool = False) -> Path:
+    """Validate a finished run and copy it into the reference set (``with_checkpoint``: its last checkpoint
+    too, for a teacher); returns where. Refused in one line (a ``ConfigError``), with nothing copied: a run
+    not finished, on an older task version, from a dirty tree without ``allow_dirty``, a seed the
+    experiment already holds, or a teacher with no checkpoint."""
     for name in ("config.yaml", "summary.json", "metrics.csv", "provenance.json"):
         if not (run / name).is_file():
             raise ConfigError(f"{run} has no {name}: not a run of this suite's runner (or from before provenance)")
@@ -115,6 +118,9 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False) -
     if target.exists():
         raise ConfigError(f"{target} already holds seed {summary['seed']} of this experiment; a seed is "
                           "published once (never re-run a seed for a better number)")  # fmt: skip
+    if with_checkpoint and not checkpoints(run):
+        raise ConfigError(f"{run} has no checkpoint to ship; publish it without --with-checkpoint (its students "
+                          "will then need the machine it ran on)")  # fmt: skip
     teacher = run / summary["teacher_run"] if "teacher_run" in summary else None
     staging = target.with_name(f".{target.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -122,6 +128,10 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False) -
         _copy_run(run, staging, {"teacher_run": "teacher"} if teacher else {})
         if teacher is not None:
             _copy_run(teacher, staging / "teacher", {})
+        if with_checkpoint:
+            last = checkpoints(run)[-1]
+            (staging / "checkpoints").mkdir()
+            shutil.copy(last, staging / "checkpoints" / last.name)
         staging.rename(target)  # all or nothing
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -202,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     pub = sub.add_parser("publish", help="copy finished runs into results/reference/")
     pub.add_argument("runs", nargs="+", type=Path)
     pub.add_argument("--allow-dirty", action="store_true", help="publish a run from a dirty tree (recorded)")
+    pub.add_argument("--with-checkpoint", action="store_true", help="ship its last checkpoint too (a teacher's)")
     fl = sub.add_parser("floors", help="measure the random and zero-action floors into results/reference/")
     fl.add_argument("--tasks", default=",".join(registry()))
     fl.add_argument("--episodes", type=int, default=64)
@@ -225,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     failed = False
     for run in args.runs:
         try:
-            print(f"published {run} -> {publish(run, allow_dirty=args.allow_dirty)}")
+            target = publish(run, allow_dirty=args.allow_dirty, with_checkpoint=args.with_checkpoint)
+            print(f"published {run} -> {target}")
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             failed = True

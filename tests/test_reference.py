@@ -1,6 +1,7 @@
 """Results that outlive the machine: provenance on every run, the compact curves and the publishing rules
 of the reference set, campaigns that submit only what is missing, and a manifest for every figure."""
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -107,7 +108,12 @@ def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(t
     assert (shipped / "policy.webm").read_bytes() == b"policy.webm"
 
 
-@pytest.mark.parametrize("case", ["running", "interrupted", "older task version", "duplicate seed", "dirty tree"])
+REFUSED = {"running": "publish it when it has finished", "interrupted": "publish it when it has finished",
+           "older task version": "holds version", "duplicate seed": "already holds seed 0",
+           "dirty tree": "--allow-dirty", "teacher without checkpoint": "no checkpoint to ship"}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED)
 def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_path, case):
     out = tiny_run(tmp_path / "results")
     summary = json.loads((out / "summary.json").read_text())
@@ -119,6 +125,8 @@ def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_pa
         (out / "summary.json").write_text(json.dumps({**summary, "task_version": summary["task_version"] - 1}))
     elif case == "duplicate seed":
         publish(out, reference, allow_dirty=True)
+    elif case == "teacher without checkpoint":
+        shutil.rmtree(out / "checkpoints")
     else:
         provenance = json.loads((out / "provenance.json").read_text())
         provenance["git"].update(dirty=True, diff_sha256="ab" * 32)
@@ -126,11 +134,9 @@ def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_pa
         allow_dirty = False
     before = sorted(str(p) for p in reference.rglob("*")) if reference.exists() else []
     with pytest.raises(ConfigError) as error:
-        publish(out, reference, allow_dirty=allow_dirty)
+        publish(out, reference, allow_dirty=allow_dirty, with_checkpoint=case == "teacher without checkpoint")
     assert "\n" not in str(error.value)
-    assert {"running": "publish it when it has finished", "interrupted": "publish it when it has finished",
-            "older task version": "holds version", "duplicate seed": "already holds seed 0",
-            "dirty tree": "--allow-dirty"}[case] in str(error.value)  # fmt: skip
+    assert REFUSED[case] in str(error.value)
     assert (sorted(str(p) for p in reference.rglob("*")) if reference.exists() else []) == before
 
 
@@ -156,6 +162,41 @@ def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, 
     assert grid.set_index("seed")["state"].to_dict() == {0: "done", 1: "published", 2: "done", 3: "published"}
     assert "| cartpole | shac | done (complete) | published (complete) |" in capsys.readouterr().out
     assert campaigns.to_submit(plan, results, reference) == []
+
+
+def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_where_it_never_ran(tmp_path, monkeypatch):
+    """Machine A runs the teacher and publishes it with its checkpoint; machine B (empty results) runs the
+    DAgger cell from the reference set alone, writing nothing into it. Published without the checkpoint,
+    the student waits and says why."""
+    monkeypatch.setattr(campaigns, "film", lambda run: None)  # videos are tested in tests/test_video.py
+    monkeypatch.setattr(campaigns, "publish", functools.partial(publish, allow_dirty=True))  # a dirty checkout too
+    reference = tmp_path / "reference"
+    small = ["num_envs=2", "horizon=4", "device=cpu", "eval_envs=2", "eval_max_steps=4", "iterations=2",
+             "checkpoint_every=1"]  # fmt: skip
+    plan = campaigns.Campaign(name="t", learners=["shac", "dagger"], tasks=["cartpole"], seeds=[0], preset="cpu",
+                              budget={"cartpole": "1h"}, overrides=small, executor="inline", parallel=1)  # fmt: skip
+    args = Namespace(wait=False, parallel=1, time_min=10)
+    machine_a, machine_b = tmp_path / "a", tmp_path / "b"
+    assert campaigns.submit(plan, args, machine_a, reference, only={"learner": ["shac"]}) == 1
+    teacher_run = machine_a / "t" / "shac-cartpole-seed0"
+    (shipped,) = campaigns.publish_finished(plan, machine_a, reference)
+    assert [p.name for p in (shipped / "checkpoints").iterdir()] == ["iter-000002.pt"]  # the last one only
+    assert (shipped / "checkpoints" / "iter-000002.pt").read_bytes() == (
+        teacher_run / "checkpoints" / "iter-000002.pt"
+    ).read_bytes()
+    ((algo, task, seed, overrides),) = campaigns.to_submit(plan, machine_b, reference)
+    assert (algo, task, seed) == ("dagger", "cartpole", 0) and f"teacher_run={shipped.resolve()}" in overrides
+    before = {p: p.stat().st_mtime_ns for p in reference.rglob("*")}
+    assert campaigns.submit(plan, args, machine_b, reference) == 1
+    student = json.loads((machine_b / "t" / "dagger-cartpole-seed0" / "summary.json").read_text())
+    assert student["status"] == "complete" and student["teacher_run"] == str(shipped.resolve())
+    assert student["teacher_eval_return"] == json.loads((shipped / "summary.json").read_text())["eval_return"]
+    assert {p: p.stat().st_mtime_ns for p in reference.rglob("*")} == before
+
+    shutil.rmtree(shipped / "checkpoints")  # as the cells published before teachers shipped theirs
+    grid = campaigns.grid(plan, tmp_path / "c", reference).set_index("learner")
+    assert grid.loc["dagger", "state"] == "waiting"
+    assert "published without its checkpoint" in grid.loc["dagger", "detail"]
 
 
 def test_the_cpu_campaign_file_loads_and_names_every_learner_task_and_budget():
