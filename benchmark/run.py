@@ -46,6 +46,7 @@ from benchmark.memory import IterationMemory, keep_freed_memory
 from benchmark.provenance import start_record
 from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
 from envs import DiffEnv, cpu_torch_on_gpu_host
+from envs.one_off import OneOffCosts
 from envs.pixels import PixelEnv
 from envs.tasks import registry as task_registry
 
@@ -186,20 +187,21 @@ class Session:
 
 def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, role: str | None) -> Path:
     """:func:`run`'s work, with the run directory held: open (or resume), train, finish."""
-    session = _open(cfg, out, device, progress, role)
-    memory, logger = IterationMemory(device), None  # the run's own peak from here
-    try:
-        logger = make_logger(cfg, out.path)
-        status, skipped_in_a_row = _train_loop(session, memory, logger, progress)
-        if status == "complete":
-            _evaluate_into(session)
-        else:
-            session.summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
-    except BaseException as error:
-        _record_stop(session, error, logger)
-        if isinstance(error, KeyboardInterrupt | SystemExit | DiskFull):
-            raise  # preempted, or a full disk: nothing is lost and the same command resumes it
-        raise RunFailed(out.path, error) from error
+    with OneOffCosts() as one_off:  # kernel builds and graph captures, until the first iteration ends
+        session = _open(cfg, out, device, progress, role)
+        memory, logger = IterationMemory(device), None  # the run's own peak from here
+        try:
+            logger = make_logger(cfg, out.path)
+            status, skipped_in_a_row = _train_loop(session, memory, logger, progress, one_off)
+            if status == "complete":
+                _evaluate_into(session)
+            else:
+                session.summary["error"] = f"{skipped_in_a_row} updates in a row skipped for non-finite gradients"
+        except BaseException as error:
+            _record_stop(session, error, logger)
+            if isinstance(error, KeyboardInterrupt | SystemExit | DiskFull):
+                raise  # preempted, or a full disk: nothing is lost and the same command resumes it
+            raise RunFailed(out.path, error) from error
     counters = session.counters
     session.summary.update(status=status, iterations=counters["iteration"], env_steps=counters["env_steps"],
                            wall_clock=counters["wall_clock"], skipped_updates=counters["skipped_updates"],
@@ -272,7 +274,8 @@ def _progress_bar(session: Session, progress: bool) -> tuple[tqdm, str]:
     return bar, unit
 
 
-def _train_loop(session: Session, memory: IterationMemory, logger, progress: bool) -> tuple[str, int]:
+def _train_loop(session: Session, memory: IterationMemory, logger, progress: bool,
+                one_off: OneOffCosts) -> tuple[str, int]:  # fmt: skip
     """Iterations until ``iterations``, the budget, or ``max_skipped_updates`` non-finite gradients in a
     row (``diverged``); each one's metrics row is appended as it ends. Returns (status, skipped in a row)."""
     cfg, out, learner, counters = session.cfg, session.out, session.learner, session.counters
@@ -292,11 +295,10 @@ def _train_loop(session: Session, memory: IterationMemory, logger, progress: boo
             iteration_memory = memory.added_mb() if measure_memory else math.nan
             counters["wall_clock"] += seconds[-1]
             if len(seconds) == 1:  # kernels load (or build, the first time on a machine) and graphs are captured
-                session.summary["first_iteration_s"] = seconds[0]
+                one_off.stop()
+                session.summary.update(first_iteration_s=seconds[0], **one_off.summary())
                 if progress:
-                    bar.write(
-                        f"first iteration: {seconds[0]:.1f} s, once (Warp kernels loaded or built, graphs captured)"
-                    )
+                    bar.write(f"first iteration: {seconds[0]:.1f} s; once, since the env was built: {one_off.line()}")
                 if "train_return" not in metrics:
                     print(f"note: {cfg.learner} reports no train_return: the figures draw no learning curve for it "
                           "(report it from train_iteration, NaN where no episode ended)", file=sys.stderr)  # fmt: skip

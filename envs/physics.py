@@ -30,6 +30,7 @@ import torch
 import warp as wp
 
 from envs.featherstone_fix import GradSafeFeatherstone
+from envs.one_off import graph_capture
 
 wp.config.log_level = logging.WARNING  # kernel-cache messages are noise in progress bars
 log = logging.getLogger(__name__)
@@ -200,15 +201,16 @@ class Simulation:
         """Capture ``body``'s Warp work as a graph (not run: launch it); returns (graph, body's result).
         A failure leaves the solver's step count as it was and raises :class:`GraphCaptureError`."""
         solver_step = self.solver._step  # the mass-matrix schedule counts substeps
-        try:
-            wp.capture_begin(device=self.model.device)
+        with graph_capture():
             try:
-                result = body()
-            finally:
-                graph = wp.capture_end(device=self.model.device)
-        except Exception as error:
-            self.solver._step = solver_step
-            raise GraphCaptureError(f"{type(error).__name__}: {error}") from error
+                wp.capture_begin(device=self.model.device)
+                try:
+                    result = body()
+                finally:
+                    graph = wp.capture_end(device=self.model.device)
+            except Exception as error:
+                self.solver._step = solver_step
+                raise GraphCaptureError(f"{type(error).__name__}: {error}") from error
         return graph, result
 
     def _give_up_graphs(self, error: GraphCaptureError) -> None:

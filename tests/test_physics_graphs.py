@@ -116,3 +116,29 @@ def test_nothing_allocates_inside_a_capture(task, monkeypatch, caplog):
     assert env.sim.capture_graphs and "graph capture failed" not in caplog.text
     for e, c in zip(eager, captured, strict=True):
         assert torch.equal(e, c)
+
+
+def test_one_off_costs_count_the_kernel_modules_built_and_the_graphs_captured_once(tmp_path, monkeypatch):
+    """An env's no-grad step is captured once however often it runs; a kernel in an empty cache is built
+    (counted as built, not loaded); Warp's logger and log level are given back afterwards."""
+    from envs.one_off import OneOffCosts
+
+    logger, level = wp.get_logger(), wp.config.log_level
+    env = DiffEnv("cartpole", 2, device="cpu", seed=0, differentiable=False)
+    with OneOffCosts() as stepping, torch.no_grad():
+        for _ in range(3):
+            env.step(torch.zeros(2, env.act_dim))
+    assert stepping.graphs_captured == 1 and stepping.graph_capture_s > 0
+
+    @wp.kernel(module="unique")
+    def add_one(x: wp.array(dtype=float)):
+        x[wp.tid()] += 1.0
+
+    monkeypatch.setattr(wp.config, "kernel_cache_dir", str(tmp_path))  # nothing cached: it must build
+    with OneOffCosts() as building:
+        x = wp.zeros(4, dtype=float, device="cpu")
+        wp.launch(add_one, dim=4, inputs=[x], device="cpu")
+    assert x.numpy().tolist() == [1.0] * 4
+    assert (building.kernel_modules_built, building.kernel_modules_loaded, building.graphs_captured) == (1, 0, 0)
+    assert building.kernels_built_s > 0
+    assert wp.get_logger() is logger and wp.config.log_level == level

@@ -64,6 +64,8 @@ def test_results_follow_the_schema(cartpole_run):
     summary = json.loads((cartpole_run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["iterations"] == 40
     assert summary["first_iteration_s"] == pytest.approx(metrics["wall_clock"].iloc[0])  # the one-off cost, named
+    # a SHAC window of 32 taped steps: a forward and a backward graph per step slot, captured in the first
+    assert summary["graphs_captured"] == 2 * 32 and summary["graph_capture_s"] > 0
     config = yaml.safe_load((cartpole_run / "config.yaml").read_text())
     assert config["num_envs"] == 16 and config["actor_lr"] == 1e-2  # YAML value + override
 
