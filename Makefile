@@ -84,6 +84,9 @@ apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac
 update-costs: install  # seconds per update and replay memory of drqv2, curl and dreamerv3, CPU preset and paper settings
 	$(PY) -m benchmark.speed.update_costs $(ARGS)
 
+first-iteration: install  # what the first iteration costs once, fresh machine vs next run: kernel builds, cache loads, graph captures
+	$(PY) -m benchmark.speed.first_iteration $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+
 scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are added (TASK, default cartpole)
 	$(PY) -m benchmark.speed.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 

@@ -113,7 +113,7 @@ def test_a_cpu_torch_on_a_machine_with_a_gpu_is_named_with_the_fix(monkeypatch, 
     assert cpu_torch_on_gpu_host() is None  # no GPU here: a CPU build is right
 
 
-@pytest.mark.parametrize("script", ["apg_costs", "update_costs", "physics_speed", "render_speed"])
+@pytest.mark.parametrize("script", ["apg_costs", "update_costs", "physics_speed", "render_speed", "first_iteration"])
 def test_every_speed_script_takes_a_device_and_refuses_one_this_machine_lacks_in_one_line(script, monkeypatch, capsys):
     module = importlib.import_module(f"benchmark.speed.{script}")
     monkeypatch.setattr(sys, "argv", [script, "--device", "cuda:3"])
