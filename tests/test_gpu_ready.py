@@ -90,6 +90,11 @@ def test_slurm_jobs_ask_for_gpus_where_the_partition_has_them(tmp_path, monkeypa
         )
         assert sweep.slurm_partition_gpus(partition) == expected
     monkeypatch.setattr(sweep, "slurm_partition_gpus", lambda partition: 1)
+    fake_bin = tmp_path / "bin"  # submitit's SLURM executor wants an srun on PATH; nothing is submitted here
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     args = Namespace(time_min=5, cpus=None, gpus=None, array_parallelism=None, signal_delay_s=None, partition="gpu",
                      mem_gb=None)  # fmt: skip
     executor = sweep.executor_for("slurm", tmp_path, args)
