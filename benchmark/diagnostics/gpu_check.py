@@ -67,13 +67,12 @@ def _captured_step(device: torch.device) -> str:
 
 
 def _frame(device: torch.device, backend: str) -> str:
-    from envs.render import make_renderer
+    from envs.render import install_hint, make_renderer
 
+    if (hint := install_hint(backend)) is not None:  # not installed: skipped with its fix (installed but broken fails)
+        raise SkipCheck(hint)
     env = DiffEnv("hopper", 2, device=device, seed=0)
-    try:
-        renderer = make_renderer(backend, env.task, 2, 64, 64, device)
-    except (ConfigError, ImportError) as error:  # an optional backend that is not installed: its fix, skipped
-        raise SkipCheck(str(error)) from None
+    renderer = make_renderer(backend, env.task, 2, 64, 64, device)
     image = renderer.render(env.body_transforms())
     spread = float(image.float().std())
     if spread == 0:
