@@ -138,6 +138,9 @@ class Learner:
 
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
+    # the version of the learner's maths and defaults: bump it with every change that can move results. A run
+    # records it; runs of two versions are never pooled, and a campaign re-runs cells of an older one
+    version: ClassVar[int] = 1
     needs_teacher: ClassVar[bool] = False  # True: built as ``Learner(env, config, teacher=<trained Learner>)``
 
     def __init__(self, env: DiffEnv, config: LearnerConfig) -> None:

@@ -17,7 +17,9 @@ resume), then ``train_ratio`` replayed steps per agent step. One update:
    w_t = prod_{k<t} gamma c_k, the continues c_k predicted from the start state on;
 3. actor: maximise the weighted advantages (returns minus the critic's values) scaled by max(1, the
    returns' 95th - 5th percentile) (an EMA), backpropagated through the learned dynamics (continuous
-   actions, as dreamerv3-torch does), plus an entropy bonus that the weights do not discount. A sampled
+   actions, as dreamerv3-torch does), the values included: the baseline is not detached, so the actor
+   also climbs the critic along the imagined states (-sum_t w_t grad v(s_t)); plus an entropy bonus
+   that the weights do not discount. A sampled
    action component beyond [-1, 1] is multiplied by sg(1 / |a|): it lands on +-1 and its gradient
    shrinks by that factor (a clamp would pass it in full);
 4. critic: twohot regression of the lambda-returns, weighted as the actor's, regularised toward its
@@ -48,6 +50,7 @@ from algorithms.replay import Metrics, ReplayConfig, ReplayLearner, Sequences
 from envs.pixels import PixelEnv
 
 STAGES = 4  # the image encoder halves the resolution this many times (64 -> 4, 48 -> 3)
+NORM_EPS = 1e-3  # every LayerNorm's epsilon (dreamerv3-torch's; PyTorch's default is 1e-5)
 
 
 @dataclass
@@ -69,7 +72,8 @@ class DreamerV3Config(ReplayConfig):
     free_nats: float = 1.0
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
-    horizon: int = bounded(15, low=1)
+    # imagined steps after the start state: dreamerv3-torch's imag_horizon 15 counts the start, so 14 returns
+    horizon: int = bounded(14, low=1)
     gamma: float = bounded(0.997, low=0, high=1)
     lam: float = bounded(0.95, low=0, high=1)
     model_lr: float = bounded(1e-4, above=0)
@@ -223,7 +227,7 @@ def dense(in_dim: int, units: int, layers: int, out_dim: int | None = None, out_
     initialised with ``out_scale`` (0: the head starts predicting 0, as DreamerV3's reward and critic)."""
     blocks: list[nn.Module] = []
     for _ in range(layers):
-        blocks += [nn.Linear(in_dim, units, bias=False), nn.LayerNorm(units), nn.SiLU()]
+        blocks += [nn.Linear(in_dim, units, bias=False), nn.LayerNorm(units, eps=NORM_EPS), nn.SiLU()]
         in_dim = units
     net = truncated_normal_init(nn.Sequential(*blocks))
     if out_dim is not None:
@@ -233,6 +237,9 @@ def dense(in_dim: int, units: int, layers: int, out_dim: int | None = None, out_
 
 class ChannelNorm(nn.LayerNorm):
     """LayerNorm over the channels of every pixel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, eps=NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
@@ -284,7 +291,7 @@ class NormGRUCell(nn.Module):
     def __init__(self, in_dim: int, size: int) -> None:
         super().__init__()
         self.linear = truncated_normal_init(nn.Linear(in_dim + size, 3 * size, bias=False))
-        self.norm = nn.LayerNorm(3 * size)
+        self.norm = nn.LayerNorm(3 * size, eps=NORM_EPS)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         reset, candidate, update = self.norm(self.linear(torch.cat([x, h], -1))).chunk(3, -1)
@@ -402,6 +409,8 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 class DreamerV3(ReplayLearner):
     name = "dreamerv3"
     Config = DreamerV3Config
+    # 2: the actor's baseline kept in the graph, 14 imagined steps (not 15), LayerNorm epsilon 1e-3
+    version = 2
 
     def __init__(self, env: PixelEnv, config: DreamerV3Config) -> None:
         size = env.obs_shape[-1] if len(env.obs_shape) == 3 else 0
@@ -532,7 +541,7 @@ class DreamerV3(ReplayLearner):
         entropy = self.actor.entropy(feats[:-1])
         weight = imagination_weights(cont, cfg.gamma)
         scale = self.return_scale(returns.detach())
-        advantage = (returns - value[:-1].detach()) / scale
+        advantage = (returns - value[:-1]) / scale  # the baseline in the graph too (dreamerv3-torch's)
         loss = actor_loss(advantage, entropy, weight, cfg.entropy)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()

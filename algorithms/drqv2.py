@@ -3,7 +3,10 @@
 Per iteration the learner takes one step in each of the N envs, stores the frames in the replay
 buffer, then makes ``updates_per_step`` updates (the paper's parallel variant: N / 2). One update:
 
-1. sample n-step transitions (o, a, R, gamma^n, o'), augment both frame stacks by a random shift;
+1. sample n-step transitions (o, a, R, gamma^n, o') as upstream DrQ-v2 does (its ``replay_buffer.py``,
+   as D.Va vendors it): an episode uniformly among the finished ones, then a step uniformly within it,
+   always with full n-step returns (:meth:`~algorithms.replay.ReplayBuffer.sample_by_episode`); augment
+   both frame stacks by a random shift;
 2. critic: y = R + gamma^n * min(Q1', Q2')(o', a' ~ clip(mu(o') + clip(eps, c), -1, 1)) with the
    target critic; the twin Q and the conv encoder minimise (Q1 - y)^2 + (Q2 - y)^2;
 3. actor: maximise min(Q1, Q2)(o, mu(o) + clipped noise) on the encoder's detached features (the
@@ -12,8 +15,10 @@ buffer, then makes ``updates_per_step`` updates (the paper's parallel variant: N
 
 Exploration noise has a scheduled standard deviation (1.0 -> 0.1, linear in agent steps: one per env per
 policy step, as DrQ-v2 and D.Va count them, so 500k steps are 1M frames at action repeat 2), the first
-``seed_frames`` are uniformly random actions. The replay buffer is not checkpointed (21 GB at the
-paper's settings): a resumed run refills it before it updates again.
+``seed_frames`` are uniformly random actions. Updates begin once the seed frames are in AND the replay
+holds a finished episode of at least ``n_step`` steps (an episode being collected is never sampled; on a
+task without early termination that is the end of the first episodes). The replay buffer is not
+checkpointed (21 GB at the paper's settings): a resumed run refills it before it updates again.
 """
 
 from __future__ import annotations
@@ -88,6 +93,8 @@ class Critic(nn.Module):
 class DrQv2(ReplayLearner):
     name = "drqv2"
     Config = DrQv2Config
+    # 2: upstream's replay sampling (an episode uniformly, then a step; full n-step returns)
+    version = 2
 
     def __init__(self, env: PixelEnv, config: DrQv2Config) -> None:
         super().__init__(env, config)
@@ -101,7 +108,10 @@ class DrQv2(ReplayLearner):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.updates_per_step = config.updates_per_step or max(env.num_envs // 2, 1)
-        self.lookahead = config.n_step
+
+    def replay_can_sample(self) -> bool:
+        """A finished episode of at least ``n_step`` steps (what the replay's ``sample_by_episode`` draws)."""
+        return self.replay.can_sample_episodes(self.config.n_step)
 
     # ------------------------------------------------------------------ acting
     def std(self) -> float:
@@ -128,7 +138,7 @@ class DrQv2(ReplayLearner):
     def update(self) -> Metrics:
         """One DrQ-v2 update on a replay batch (steps 1-4 of the module docstring)."""
         cfg = self.config
-        batch = self.replay.sample(cfg.batch_size, cfg.n_step, cfg.gamma)
+        batch = self.replay.sample_by_episode(cfg.batch_size, cfg.n_step, cfg.gamma)
         device = self.env.device
         # uint8 throughout: the encoder scales pixels to [-0.5, 0.5] here as when acting
         obs = random_shift(batch.obs.to(device), cfg.shift_pad)

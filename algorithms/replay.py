@@ -11,8 +11,15 @@ gathered by index and never reach before their episode's first frame (which they
 episode that ends writes two slots in that step: its final frame and the next episode's first, so a
 truncated episode is bootstrapped from its true last frame and nothing ever crosses a reset.
 
+Two ways to sample transitions: :meth:`ReplayBuffer.sample`, uniformly over slots with n-step returns cut
+at episode ends (CURL's: its upstream samples transitions uniformly, 1-step), and
+:meth:`ReplayBuffer.sample_by_episode`, an episode uniformly among the finished ones and then a step in
+it, with full n-step returns (DrQ-v2's upstream). For the latter each env keeps a ring of its finished
+episodes (first and last absolute slot), written by :meth:`ReplayBuffer.add` when they end and dropped
+when their first slot is overwritten, so a sample costs O(envs x episodes held), not O(capacity).
+
 Memory: ``capacity`` frames of 3 x H x W bytes (the paper's 1e6 frames at 84 x 84 are ~21 GB; keep them
-on the CPU with ``device="cpu"`` when the GPU is small), plus ~20 bytes per slot for the rest.
+on the CPU with ``device="cpu"`` when the GPU is small), plus ~28 bytes per slot for the rest.
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ since reading one (``.item()``) makes the host wait for the device, and updates 
 
 @dataclass
 class Transitions:
-    """An n-step batch: ``next_obs`` is ``n`` steps later (fewer where the episode ended), ``discount``
-    is gamma^steps, 0 after a termination."""
+    """An n-step batch: ``next_obs`` is ``n`` steps later (fewer where the episode ended, with
+    :meth:`ReplayBuffer.sample`), ``discount`` is gamma^steps, 0 after a termination."""
 
     obs: torch.Tensor  # (B, 3 * frames, H, W) uint8
     action: torch.Tensor  # (B, A)
@@ -80,11 +87,21 @@ class ReplayBuffer:
         self.written = torch.zeros(n, dtype=torch.long, device=self.device)  # slots written per env, ever
         self._start = torch.zeros(n, dtype=torch.long, device=self.device)  # current episode's first slot
         self._envs = torch.arange(n, device=self.device)
+        # finished episodes, a ring of records per env: an episode spans >= 2 slots, so at most slots // 2 of
+        # them still have their first slot in the ring; episode j of env e is record j % episode_slots
+        self.episode_slots = c // 2
+        self.episode_first = torch.zeros(n, self.episode_slots, dtype=torch.long, device=self.device)
+        self.episode_last = torch.zeros(n, self.episode_slots, dtype=torch.long, device=self.device)
+        self.episodes_finished = torch.zeros(n, dtype=torch.long, device=self.device)  # per env, ever
+        # per env, its episodes (oldest first) whose first slot was overwritten: those from here to
+        # episodes_finished are the ones held, so sampling looks at their records only
+        self.episodes_evicted = torch.zeros(n, dtype=torch.long, device=self.device)
         self.generator = generator
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.frame, self.action, self.reward, self.terminal, self.is_first, self.is_last, self.episode_start)
+        tensors = (self.frame, self.action, self.reward, self.terminal, self.is_first, self.is_last, self.episode_start,
+                   self.episode_first, self.episode_last)  # fmt: skip
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @staticmethod
@@ -92,7 +109,8 @@ class ReplayBuffer:
         """What a buffer of ``capacity`` frames would hold in memory, without allocating it."""
         c, h, w = frame_shape
         per_slot = c * h * w + 4 * act_dim + 4 + 3 + 8  # frame, action, reward, 3 flags, episode start
-        return num_envs * (capacity // num_envs) * per_slot
+        slots = capacity // num_envs
+        return num_envs * (slots * per_slot + (slots // 2) * 16)  # and the finished episodes' first and last slots
 
     def __len__(self) -> int:
         """Slots held (all envs)."""
@@ -135,9 +153,20 @@ class ReplayBuffer:
         self.terminal[self._envs, slot] = terminated.to(self.device)
         final, following = final_obs[:, -3:].to(self.device), next_obs[:, -3:].to(self.device)
         self._write(self._envs, torch.where(done[:, None, None, None], final, following), first=False, last=done)
-        if done.any():  # the next episodes' first frames
+        if done.any():  # index the finished episodes, then write the next episodes' first frames
             envs = self._envs[done]
+            record = self.episodes_finished[envs] % self.episode_slots
+            self.episode_first[envs, record] = self._start[envs]
+            self.episode_last[envs, record] = self.written[envs] - 1
+            self.episodes_finished[envs] += 1
             self._write(envs, following[done], first=True, last=torch.zeros_like(envs, dtype=torch.bool))
+        # drop the oldest record once its first slot is overwritten: one a step keeps up, as a step overwrites
+        # at most one first slot per env (first slots are never adjacent); sampling checks the slots anyway.
+        # Records overwritten by newer ones were evicted (at most episode_slots are held)
+        self.episodes_evicted = torch.maximum(self.episodes_evicted, self.episodes_finished - self.episode_slots)
+        oldest = self.episode_first[self._envs, self.episodes_evicted % self.episode_slots]
+        gone = (self.episodes_evicted < self.episodes_finished) & (oldest < self.written - self.slots)
+        self.episodes_evicted += gone.long()
 
     # ------------------------------------------------------------------ reading
     def stack(self, envs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -202,6 +231,48 @@ class ReplayBuffer:
             next_obs=self.stack(envs, start + steps),
         )
 
+    def _episodes(self, n_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(valid, first, last), each (N, W): the records of each env's finished episodes not seen evicted
+        (W: the most any env has), valid where the episode's first slot is still in the ring and it has at
+        least ``n_step`` actions."""
+        if n_step < 1:
+            raise ValueError(f"n_step={n_step}: must be at least 1")
+        window = int((self.episodes_finished - self.episodes_evicted).max())  # the one host read
+        number = self.episodes_evicted[:, None] + torch.arange(window, device=self.device)
+        record = number % self.episode_slots
+        first, last = self.episode_first.gather(1, record), self.episode_last.gather(1, record)
+        held = (number < self.episodes_finished[:, None]) & (first >= (self.written - self.slots)[:, None])
+        return held & (last - first >= n_step), first, last
+
+    def can_sample_episodes(self, n_step: int) -> bool:
+        """Whether some finished episode still in the ring has at least ``n_step`` actions."""
+        return bool(self._episodes(n_step)[0].any())
+
+    def sample_by_episode(self, batch: int, n_step: int = 1, gamma: float = 0.99) -> Transitions:
+        """``batch`` full n-step transitions as upstream DrQ-v2 samples them: an episode uniformly among the
+        finished ones still in the ring (shorter ones than ``n_step`` left out; one being collected never
+        counts), then a start uniformly among its steps with all ``n_step`` inside it. Short episodes are
+        thus oversampled against :meth:`sample`'s uniform slots. The reward is sum_k gamma^k r_k; the
+        discount gamma^n, 0 where the episode terminated (only its last action can) within the n steps.
+        A method of its own, not a flag of :meth:`sample`: it draws from other transitions (finished
+        episodes, no truncated returns) with other weights."""
+        valid, first, last = self._episodes(n_step)
+        if not valid.any():
+            raise ValueError(f"the replay buffer holds no finished episode of at least {n_step} steps to sample")
+        chosen = torch.multinomial(valid.flatten().float(), batch, replacement=True, generator=self.generator)
+        envs, first, last = chosen // valid.shape[1], first.flatten()[chosen], last.flatten()[chosen]
+        start = self._randint(first, last - n_step)  # the last slot holds the final frame, no action
+        slots = (start[:, None] + torch.arange(n_step, device=self.device)) % self.slots
+        powers = gamma ** torch.arange(n_step, device=self.device, dtype=torch.float32)
+        terminal = self.terminal[envs[:, None], slots].any(dim=1)
+        return Transitions(
+            obs=self.stack(envs, start),
+            action=self.action[envs, start % self.slots],
+            reward=(self.reward[envs[:, None], slots] * powers).sum(dim=1),
+            discount=torch.where(terminal, 0.0, gamma**n_step).to(torch.float32),
+            next_obs=self.stack(envs, start + n_step),
+        )
+
     def sample_sequences(self, batch: int, length: int) -> Sequences:
         """``batch`` windows of ``length`` consecutive slots of one env stream each (a world model's data)."""
         envs, start = self._sample_starts(batch, lookahead=length - 1, lookback=0, actions=False)
@@ -234,7 +305,8 @@ class ReplayLearner(Learner):
     """What DrQ-v2, CURL and DreamerV3 share around their updates: the replay buffer, one step of every
     env per iteration (uniformly random actions for the first ``seed_frames``), and when updates may
     begin. Subclasses build their networks, set ``lookahead`` (the slots an update's sample needs after
-    its start), implement ``act`` (or ``new_policy``) and make the updates in ``train_iteration``."""
+    its start) or override :meth:`replay_can_sample`, implement ``act`` (or ``new_policy``) and make the
+    updates in ``train_iteration``."""
 
     lookahead: int = 1
 
@@ -274,9 +346,14 @@ class ReplayLearner(Learner):
 
     def ready(self) -> bool:
         """Past the seed frames, with the replay refilled that far (also after a resume: it is not
-        checkpointed) and holding a stack with ``lookahead`` steps after it."""
+        checkpointed) and holding what an update samples (:meth:`replay_can_sample`)."""
         refilled = len(self.replay) * self.env.action_repeat >= self.config.seed_frames
-        return self.frames >= self.config.seed_frames and refilled and self.replay.can_sample(self.lookahead)
+        return self.frames >= self.config.seed_frames and refilled and self.replay_can_sample()
+
+    def replay_can_sample(self) -> bool:
+        """Whether the replay holds a sample for an update: by default a stack with ``lookahead`` steps
+        after it (uniform slots); a learner that samples otherwise overrides this."""
+        return self.replay.can_sample(self.lookahead)
 
     def iteration_metrics(self, steps: int, metrics: dict[str, float | torch.Tensor]) -> dict[str, float]:
         """The row the runner writes: env steps, the learner's metrics (the last update's, read here), episodes

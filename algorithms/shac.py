@@ -52,6 +52,8 @@ class SHACConfig(LearnerConfig):
 class SHAC(Learner):
     name = "shac"
     Config = SHACConfig
+    # 2: one normaliser per window, updated after it, and the critic's unshuffled minibatches (D.Va's and SHAC's)
+    version = 2
 
     def __init__(self, env: DiffEnv, config: SHACConfig) -> None:
         super().__init__(env, config)
@@ -126,11 +128,15 @@ class SHAC(Learner):
     def _rollout(self, policy: Callable[[int, torch.Tensor], torch.Tensor] | None = None):
         """Actor loss of one window, plus the (detached) data the critic trains on.
 
-        ``policy(t, obs) -> actions`` stands in for the actor (the gradient diagnostics replay a window
-        with fixed noise, detached inputs or open-loop actions)."""
+        The state normaliser is D.Va's and SHAC's: one set of statistics normalises the whole window
+        (the critic's inputs and targets, a state actor's input), and the window's raw states update it
+        once at the end, so the next window sees them. The critic trains on the states as normalised
+        here. ``policy(t, obs) -> actions`` stands in for the actor (the gradient diagnostics replay a
+        window with fixed noise, detached inputs or open-loop actions)."""
         cfg, env = self.config, self.env
         n, h = env.num_envs, cfg.horizon
         state_buf = torch.empty(h, n, env.state_dim, device=env.device)
+        raw_states = torch.empty(h + 1, n, env.state_dim, device=env.device)  # statistics' next update
         rewards = torch.empty(h, n, device=env.device)
         dones = torch.empty(h, n, device=env.device)
         next_values = torch.empty(h, n, device=env.device)
@@ -139,16 +145,16 @@ class SHAC(Learner):
         loss = torch.zeros((), device=env.device)
 
         obs, state = self.obs, self.state
+        raw_states[0] = state.detach()
         for t in range(h):
-            if cfg.normalize_obs:
-                self.obs_rms.update(state)
-            state_buf[t] = state.detach()
+            state_buf[t] = self._normalize(state.detach())
             if policy is None:
                 actions = self.actor(self._features(obs.detach() if cfg.detach_actor_input else obs))
             else:
                 actions = policy(t, obs)
             obs, reward, terminated, truncated, info = env.step(actions)
             state = info["state"]
+            raw_states[t + 1] = state.detach()
             self.episodes.record(info)
             done = terminated | truncated
 
@@ -167,6 +173,10 @@ class SHAC(Learner):
             reward_sum = torch.where(done, torch.zeros_like(reward_sum), reward_sum)
 
             rewards[t], dones[t], next_values[t] = reward.detach(), ends_here.float(), value.detach()
+        if cfg.normalize_obs:
+            # the window's start and every state after a step, as D.Va and SHAC count them (a window's
+            # start is also the previous window's last state: counted in both)
+            self.obs_rms.update(raw_states)
         self.obs, self.state = obs, state
         return loss / (h * n), (state_buf, rewards, dones, next_values)
 
@@ -188,22 +198,24 @@ class SHAC(Learner):
         return targets
 
     def _train_critic(self, state_buf, rewards, dones, next_values) -> float:
+        """``critic_iterations`` passes over the window in the same ``critic_minibatches`` chunks, time
+        step by time step (SHAC's and D.Va's ``CriticDataset``, never shuffled). ``state_buf`` holds the
+        states already normalised as the window saw them."""
         cfg = self.config
         obs = state_buf.reshape(-1, state_buf.shape[-1])
         targets = self._td_lambda_targets(rewards, dones, next_values).reshape(-1)
-        batch = math.ceil(obs.shape[0] / cfg.critic_minibatches)
+        batch = max(obs.shape[0] // cfg.critic_minibatches, 1)
+        chunks = [slice(start, start + batch) for start in range(0, obs.shape[0], batch)]
         total = 0.0
         for _ in range(cfg.critic_iterations):
-            order = torch.randperm(obs.shape[0], device=obs.device)
-            for start in range(0, obs.shape[0], batch):
-                idx = order[start : start + batch]
-                loss = ((self._value(self.critic, obs[idx]) - targets[idx]) ** 2).mean()
+            for chunk in chunks:
+                loss = ((self.critic(obs[chunk]).squeeze(-1) - targets[chunk]) ** 2).mean()
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if torch.isfinite(nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)):
                     self.critic_opt.step()  # a non-finite step would poison the critic for good
                 total += loss.item()
-        return total / (cfg.critic_iterations * cfg.critic_minibatches)
+        return total / (cfg.critic_iterations * len(chunks))
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

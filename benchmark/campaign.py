@@ -6,7 +6,8 @@ that neither the shipped reference set (``results/reference/``) nor this machine
 cell waits until the campaign's ``shac`` run of its task and seed has finished (its teacher: on this
 machine, or published with its last checkpoint, as the campaign publishes every teacher; the student's
 clock starts where the teacher's stopped, and its budget, the task's as for every learner, counts its
-own time from there). With the local
+own time from there). A cell published by an older version of its learner (or of its teacher's) is
+``stale``: ``make campaign`` runs it again and publishing the new run replaces it. With the local
 executor the command keeps going until nothing more can run. ``make campaign-status NAME=cpu`` prints
 the grid; ``make campaign-publish NAME=cpu`` copies every finished cell into the reference set.
 """
@@ -22,10 +23,11 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from algorithms import get_learner
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.reference import REFERENCE, experiment_name, publish
-from benchmark.results import FINISHED, checkpoints, load_summary, markdown_table
+from benchmark.results import FINISHED, checkpoints, load_summary, markdown_table, outdated_learners
 
 RESULTS = Path("results") / "campaigns"
 TEACHER = "shac"
@@ -61,7 +63,12 @@ class Campaign:
         return results / self.name
 
     def run_name(self, algo: str, task: str, seed: int) -> str:
-        return f"{algo}-{task}-seed{seed}"
+        """``<algo>-<task>-seed<k>``, then ``-v<version>`` once the learner (and a student's teacher:
+        ``-v<student>.<teacher>``) is past version 1: a run of an older learner on this machine is never
+        resumed or mistaken for the current one."""
+        versions = learner_versions(algo, task)
+        tag = "" if set(versions) == {1} else "-v" + ".".join(map(str, versions))
+        return f"{algo}-{task}-seed{seed}{tag}"
 
     def teacher_run(self, task: str, seed: int, results: Path, reference: Path = REFERENCE) -> Path:
         """Where a DAgger cell's teacher is: this machine's run when it finished, else its published cell
@@ -70,7 +77,8 @@ class Campaign:
         cfg = load_config(TEACHER, task, self.overrides_for(TEACHER, task, seed, results))
         shipped = reference / task / TEACHER / experiment_name(with_defaults(OmegaConf.to_container(cfg)))
         shipped = shipped / f"seed{seed}"
-        return shipped.resolve() if not _finished(here) and _finished(shipped) and checkpoints(shipped) else here
+        usable = _finished(shipped) and checkpoints(shipped) and not outdated_learners(shipped)
+        return shipped.resolve() if not _finished(here) and usable else here
 
     def overrides_for(self, algo: str, task: str, seed: int, results: Path, reference: Path = REFERENCE) -> list[str]:
         """The cell's config overrides: every learner the task's budget. A DAgger student's budget is its own
@@ -94,10 +102,13 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
                jobs: dict[str, str]) -> tuple[str, str]:  # fmt: skip
     """(state, detail): ``published`` (in the reference set), ``done`` (finished here, not yet published),
     ``running`` / ``pending`` (a job), ``failed`` (the run raised: a result, with the reason), ``stopped``
-    (interrupted or killed: resumable), ``waiting`` (DAgger's teacher is not done) or ``missing``."""
+    (interrupted or killed: resumable), ``waiting`` (DAgger's teacher is not done), ``stale`` (published
+    by an older version of its learner or its teacher's: run again, the shipped cell stays until the new
+    one replaces it) or ``missing``."""
     cfg = load_config(algo, task, campaign.overrides_for(algo, task, seed, results, reference))
     shipped = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg))) / f"seed{seed}"
-    if (shipped / "summary.json").exists():
+    outdated = outdated_learners(shipped) if (shipped / "summary.json").exists() else []
+    if (shipped / "summary.json").exists() and not outdated:
         return "published", load_summary(shipped).get("status", "")
     run = campaign.root(results) / campaign.run_name(algo, task, seed)
     summary = load_summary(run) if (run / "summary.json").exists() else {}
@@ -115,7 +126,7 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
         if cell_state(campaign, TEACHER, task, seed, results, reference, jobs)[0] == "published":
             return "waiting", f"for its teacher {teacher}: published without its checkpoint; run it here again"
         return "waiting", f"for its teacher {teacher}"
-    return "missing", ""
+    return ("stale", "published by " + ", ".join(outdated)) if outdated else ("missing", "")
 
 
 def experiment_dirs(campaign: Campaign, results: Path = RESULTS,
@@ -127,6 +138,15 @@ def experiment_dirs(campaign: Campaign, results: Path = RESULTS,
             cfg = load_config(algo, task, campaign.overrides_for(algo, task, campaign.seeds[0], results))
             dirs[task, algo] = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg)))
     return dirs
+
+
+def learner_versions(algo: str, task: str) -> list[int]:
+    """The code's version of the algo's learner, then its teacher's learner for a student."""
+    cfg = load_config(algo, task)
+    versions = [get_learner(cfg.learner).version]
+    if cfg.teacher is not None:
+        versions.append(get_learner(load_config(cfg.teacher, task).learner).version)
+    return versions
 
 
 def _finished(run: Path) -> bool:
@@ -161,7 +181,7 @@ def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REF
     cells = grid(campaign, results, reference)
     for column, names in (only or {}).items():
         cells = cells[cells[column].isin(names)]
-    todo = cells[cells["state"].isin(["missing", "stopped"])]
+    todo = cells[cells["state"].isin(["missing", "stopped", "stale"])]
     if todo.empty:
         return []
     todo = todo[todo["task"] == min(todo["task"], key=campaign.tasks.index)]

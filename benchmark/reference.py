@@ -34,7 +34,7 @@ import yaml
 
 from benchmark.config import ConfigError, as_name, settings_shown, usage_error, with_defaults
 from benchmark.provenance import ROOT
-from benchmark.results import checkpoints, load_metrics, load_summary
+from benchmark.results import checkpoints, load_metrics, load_summary, outdated_learners
 from envs import DiffEnv
 from envs.tasks import registry
 
@@ -96,8 +96,9 @@ def published_path(run: Path, reference: Path = REFERENCE) -> Path:
 def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, with_checkpoint: bool = False) -> Path:
     """Validate a finished run and copy it into the reference set (``with_checkpoint``: its last checkpoint
     too, for a teacher); returns where. Refused in one line (a ``ConfigError``), with nothing copied: a run
-    not finished, on an older task version, from a dirty tree without ``allow_dirty``, a seed the
-    experiment already holds, or a teacher with no checkpoint."""
+    not finished, on an older task or learner version, from a dirty tree without ``allow_dirty``, a seed
+    the experiment already holds, or a teacher with no checkpoint. A seed shipped by an older version
+    of the learner (or its teacher's) is replaced."""
     for name in ("config.yaml", "summary.json", "metrics.csv", "provenance.json"):
         if not (run / name).is_file():
             raise ConfigError(f"{run} has no {name}: not a run of this suite's runner (or from before provenance)")
@@ -109,13 +110,17 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
     if summary.get("task_version", 1) != current:
         raise ConfigError(f"{run} ran {summary['task']} task version {summary.get('task_version', 1)}; the "
                           f"reference set holds version {current} only: run it again")  # fmt: skip
+    if outdated := outdated_learners(run):
+        raise ConfigError(f"{run} ran {', '.join(outdated)}; the reference set holds the code's learners only: "
+                          "run it again")  # fmt: skip
     provenance = json.loads((run / "provenance.json").read_text())
     if provenance["git"].get("dirty") and not allow_dirty:
         diff = provenance["git"]["diff_sha256"][:12]
         raise ConfigError(f"{run} ran from a tree with uncommitted changes (diff {diff}); run it again from a clean "
                           "commit, or publish with --allow-dirty (recorded as dirty)")  # fmt: skip
     target = published_path(run, reference)
-    if target.exists():
+    replaces = target.exists() and (target / "summary.json").is_file() and bool(outdated_learners(target))
+    if target.exists() and not replaces:
         raise ConfigError(f"{target} already holds seed {summary['seed']} of this experiment; a seed is "
                           "published once (never re-run a seed for a better number)")  # fmt: skip
     if with_checkpoint and not checkpoints(run):
@@ -132,6 +137,8 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
             last = checkpoints(run)[-1]
             (staging / "checkpoints").mkdir()
             shutil.copy(last, staging / "checkpoints" / last.name)
+        if replaces:  # an older learner's cell stays shipped until this one takes its place (git keeps it)
+            shutil.rmtree(target)
         staging.rename(target)  # all or nothing
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -26,10 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from algorithms import registry
 from benchmark.config import ConfigError
 
 FINISHED = ("complete", "diverged")  # run statuses a sweep does not run again
@@ -299,3 +302,48 @@ def markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a run's wall-clock
+
+
+def final_training(run: Path) -> dict[str, float]:
+    """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
+    the paper's curves show at their end; the last episode's return when none ended in that share, as
+    with long episodes and few iterations), with its total env steps and hours."""
+    metrics = load_metrics(run)
+    if metrics.empty:
+        return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
+    end = metrics["wall_clock"].iloc[-1]
+    last = metrics.loc[metrics["wall_clock"] >= (1 - FINAL_SHARE) * end, "train_return"]
+    if last.isna().all():
+        last = metrics["train_return"].dropna().tail(1)
+    return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,
+            "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}  # fmt: skip
+
+
+def outdated_learners(run: Path) -> list[str]:
+    """What makes a finished run no longer the code's learner: ``"shac v1 (the code's: v2)"`` for its own
+    learner and, for a student, its teacher's (shipped inside it or where it points), each whose recorded
+    ``learner_version`` (1 when absent: recorded since version 2) is not the code's. Empty: current."""
+    found = []
+    summary = load_summary(run)
+    runs = [(run, summary)]
+    if isinstance(summary.get("teacher_run"), str) and (teacher := run / summary["teacher_run"]).is_dir():
+        runs.append((teacher, load_summary(teacher)))
+    for where, recorded in runs:
+        name = recorded.get("learner") or _config_value(where, "learner")
+        learner = registry().get(name) if isinstance(name, str) else None
+        version = recorded.get("learner_version", 1)
+        if learner is not None and version != learner.version:
+            found.append(f"{name} v{version} (the code's: v{learner.version})")
+    return found
+
+
+def _config_value(run: Path, key: str) -> Any:
+    """One key of a run's config.yaml (None when it cannot be read): runs recorded before the summary named it."""
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return config.get(key) if isinstance(config, dict) else None

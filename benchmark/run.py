@@ -26,7 +26,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from algorithms import Learner
+from algorithms import Learner, get_learner
 from benchmark.build import build_learner, make_env, restore_learner, run_device, seed_everything
 from benchmark.config import (
     RESUMABLE_CHANGES,
@@ -44,7 +44,7 @@ from benchmark.evaluate import evaluate
 from benchmark.loggers import make_logger
 from benchmark.memory import IterationMemory, keep_freed_memory
 from benchmark.provenance import start_record
-from benchmark.results import FINISHED, DiskFull, RunDir, latest_checkpoint, load_summary
+from benchmark.results import FINAL_SHARE, FINISHED, DiskFull, RunDir, final_training, latest_checkpoint, load_summary
 from envs import DiffEnv, cpu_torch_on_gpu_host
 from envs.one_off import OneOffCosts
 from envs.pixels import PixelEnv
@@ -193,6 +193,8 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
         try:
             logger = make_logger(cfg, out.path)
             status, skipped_in_a_row = _train_loop(session, memory, logger, progress, one_off)
+            final = final_training(out.path)["train_return"]  # as the tables compute it: beside published values
+            session.summary["final_train_return"] = final if math.isfinite(final) else None
             if status == "complete":
                 _evaluate_into(session)
             else:
@@ -222,7 +224,8 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
     seed_everything(seed)
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
     version = task_version(env)
-    _check_same_task_version(out.path, cfg.task, version)  # before anything in the directory changes
+    learner_version = get_learner(cfg.learner).version
+    _check_same_versions(out.path, cfg, version, learner_version)  # before anything in the directory changes
     teacher, taught_by = (None, None) if cfg.teacher is None else prepare_teacher(cfg, out.path, version, progress)
     seed_everything(seed)  # the same initial weights whether the teacher was trained just now or before
     learner = build_learner(cfg, env, teacher)
@@ -247,14 +250,15 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
     out.truncate_metrics(counters["iteration"])
     seed_everything(seed)  # training draws the same numbers whatever building the learner drew
 
-    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version, "seed": cfg.seed}
+    summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version,
+               "learner": cfg.learner, "learner_version": learner_version, "seed": cfg.seed}  # fmt: skip
     summary.update(device=str(device), resumed=counters["resumed"])
     if role is not None:
         summary["role"] = role
     if taught_by is not None:
         summary.update({f"teacher_{key}": taught_by[key] for key in ("run", "eval_return", "wall_clock", "env_steps")})
     out.write_summary(summary)
-    out.start_provenance(start_record(cfg, device))
+    out.start_provenance({**start_record(cfg, device), "task_version": version, "learner_version": learner_version})
     return Session(cfg, out, device, learner, counters, summary, parse_budget(cfg.budget), budget_from)
 
 
@@ -400,17 +404,22 @@ def task_version(env: DiffEnv | PixelEnv) -> int:
     return (env.env if isinstance(env, PixelEnv) else env).task.version
 
 
-def _check_same_task_version(run_dir: Path, task: str, version: int) -> None:
-    """Resuming on changed physics would splice two tasks into one learning curve. A summary without
-    ``task_version`` predates the field, hence version 1; no summary yet means nothing was trained."""
+def _check_same_versions(run_dir: Path, cfg: DictConfig, task_version: int, learner_version: int) -> None:
+    """Resuming on changed physics or a changed learner would splice two experiments into one learning
+    curve. A summary without a version predates the field, hence version 1; no summary yet means
+    nothing was trained."""
     if not (run_dir / "summary.json").exists():
         return
-    recorded = load_summary(run_dir).get("task_version", 1)
-    if recorded != version:
-        raise ConfigError(
-            f"{run_dir} holds a run on {task} task version {recorded}, the code's is version {version}; "
-            "their results are not comparable: start a new run (pick another run_name)"
-        )
+    summary = load_summary(run_dir)
+    for what, name, recorded, current in (
+        ("task", cfg.task, summary.get("task_version", 1), task_version),
+        ("learner", cfg.learner, summary.get("learner_version", 1), learner_version),
+    ):
+        if recorded != current:
+            raise ConfigError(
+                f"{run_dir} holds a run of {what} {name} version {recorded}, the code's is version {current}; "
+                "their results are not comparable: start a new run (pick another run_name)"
+            )
 
 
 def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
@@ -425,7 +434,9 @@ def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
 
 def beside_floors(summary: dict, cfg: DictConfig) -> str:
     """The run's return beside what it must beat and what the paper published, in one line: a return
-    means nothing alone (the zero action scores 2118 of 2400 on the cartpole)."""
+    means nothing alone (the zero action scores 2118 of 2400 on the cartpole). Like with like: the
+    published values are read off curves of sampled training episodes, so the final training return
+    (computed as the tables do) stands beside them, the deterministic evaluation apart."""
     from benchmark.reference import floor
 
     repeat, task = cfg.action_repeat, cfg.task
@@ -434,9 +445,13 @@ def beside_floors(summary: dict, cfg: DictConfig) -> str:
     floors = [(what, floor(task, what, repeat)) for what in ("random", "zero")]
     shown = ", ".join(f"{what} {'action ' if what == 'zero' else 'policy '}{value:.0f}" if value is not None
                       else f"{what}: make floors" for what, value in floors)  # fmt: skip
-    ours = f"{summary['eval_return']:.0f}" if "eval_return" in summary else summary["status"]
+    final = summary.get("final_train_return")
+    trained = f"{final:.0f}" if isinstance(final, float) and math.isfinite(final) else "n/a (no episode ended)"
+    evaluated = f"{summary['eval_return']:.0f}" if "eval_return" in summary else summary["status"]
     return (
-        f"{cfg.algo} on {task}: evaluation return {ours}; floors (action repeat {repeat}): {shown}; published {paper}"
+        f"{cfg.algo} on {task}: final training return {trained} (sampled actions, last {FINAL_SHARE:.0%} of the "
+        f"run) vs published {paper} (read off the paper's training curves); deterministic evaluation "
+        f"{evaluated}; floors (action repeat {repeat}): {shown}"
     )
 
 

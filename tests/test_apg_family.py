@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from algorithms import get_learner
+from algorithms.common import RunningMeanStd
 from benchmark.build import make_env
 from benchmark.config import algorithms, learner_config, load_config
 from benchmark.diagnostics.apg_vs_dpg import window_gradients
@@ -186,3 +187,59 @@ def test_the_bootstrap_branch_a_gpu_runs_every_step_leaves_the_loss_and_its_grad
         loss, _ = learner._rollout()
         results.append((loss.detach(), actor_gradient(learner)))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_one_normaliser_per_window_updated_once_after_it_with_the_windows_raw_states():
+    """D.Va and SHAC normalise a whole window with the statistics at its start, store those normalised
+    states for the critic, and fold the window's raw states (its start and every state after a step)
+    into the statistics once, after it."""
+    learner, env = learner_for("shac")
+    seen, updates, raw = [], [], [learner.state.clone()]
+    normalize, update, step = learner.obs_rms.normalize, learner.obs_rms.update, env.step
+
+    def recording_normalize(x):
+        seen.append((learner.obs_rms.mean.clone(), learner.obs_rms.var.clone()))
+        return normalize(x)
+
+    def recording_step(actions):
+        out = step(actions)
+        raw.append(out[-1]["state"].detach().clone())
+        return out
+
+    def recording_update(batch):
+        updates.append(len(seen))
+        update(batch)
+
+    learner.obs_rms.normalize, learner.obs_rms.update, env.step = recording_normalize, recording_update, recording_step
+    critic_data = []
+    train_critic = learner._train_critic
+    learner._train_critic = lambda *window: critic_data.append(window[0].clone()) or train_critic(*window)
+
+    initial = (learner.obs_rms.mean.clone(), learner.obs_rms.var.clone())
+    learner.train_iteration()
+    assert len(updates) == 1 and len(seen) == updates[0] > 4  # every normalisation of the window came first
+    assert all(torch.equal(mean, initial[0]) and torch.equal(var, initial[1]) for mean, var in seen)
+    expected = RunningMeanStd((env.state_dim,))
+    expected.update(torch.stack(raw))  # start + 4 steps
+    assert torch.allclose(learner.obs_rms.mean, expected.mean, atol=1e-5)
+    assert torch.allclose(learner.obs_rms.var, expected.var, rtol=1e-4)
+    stored = (torch.stack(raw[:4]) - initial[0]) / torch.sqrt(initial[1] + 1e-5)
+    assert torch.allclose(critic_data[0], stored)  # normalised as the window saw them, not re-normalised after
+
+    after_first = (learner.obs_rms.mean.clone(), learner.obs_rms.var.clone())
+    seen.clear()
+    learner.train_iteration()
+    assert len(updates) == 2 and all(torch.equal(m, after_first[0]) and torch.equal(v, after_first[1]) for m, v in seen)
+
+
+def test_the_critic_trains_on_fixed_time_ordered_chunks_as_shacs_critic_dataset():
+    learner, env = learner_for("shac")
+    h, n, d = 4, 4, env.state_dim
+    state_buf = torch.randn(h, n, d)
+    inputs = []
+    learner.critic.register_forward_hook(lambda module, args, out: inputs.append(args[0].clone()))
+    learner._train_critic(state_buf, torch.randn(h, n), torch.zeros(h, n), torch.randn(h, n))
+    flat = state_buf.reshape(-1, d)
+    chunks = [flat[k * 4 : (k + 1) * 4] for k in range(4)]  # 16 states / 4 minibatches: one time step each
+    expected = chunks * learner.config.critic_iterations
+    assert len(inputs) == len(expected) and all(torch.equal(a, b) for a, b in zip(inputs, expected, strict=True))

@@ -41,7 +41,7 @@ def test_learner_configs_follow_an_upstream_file_and_only_presets_are_ours():
     ours = [p for p in CONFIGS if OURS.match(p.read_text().splitlines()[0])]
     assert all(p.parent.name in ("presets", "campaigns") or p.name == "sweep.yaml" for p in ours), ours
     assert {p.parent.name for p in CONFIGS if p.name == "defaults.yaml"} == set(algorithms())
-    assert len(algorithms()) == 8
+    assert len(algorithms()) == 9
 
 
 def test_make_bench_without_a_gpu_runs_the_cpu_preset_for_an_hour_and_says_so_first():

@@ -3,6 +3,7 @@ lambda-returns by their n-step expansion, the imagination's weights, bounded act
 a world model that learns a small dataset, the recurrent policy's state, the pretrain burst, and every
 task through the runner."""
 
+import copy
 import math
 
 import pytest
@@ -20,6 +21,7 @@ from algorithms.dreamerv3 import (
     actor_loss,
     bound_action,
     categorical_kl,
+    frozen,
     imagination_weights,
     kl_balance,
     lambda_returns,
@@ -142,6 +144,60 @@ def test_the_weights_are_the_discounted_continues_from_the_start_on_and_leave_th
     advantage, entropy = torch.randn(horizon, 3), torch.rand(horizon, 3)
     loss = actor_loss(advantage, entropy, weight, 0.1)
     assert loss.item() == pytest.approx((-(weight * advantage).mean() - 0.1 * entropy.mean()).item())
+
+
+def test_the_actor_also_climbs_the_critic_along_the_imagined_states_its_baseline_is_not_detached(pixel_bandit):
+    """dreamerv3-torch keeps the baseline v(s_t) in the graph: under dynamics backpropagation the actor's
+    gradient is that of the detached-baseline loss plus grad (1 / (H N scale)) sum_t w_t v(s_t). In float64:
+    the two parts cancel in part, which float32 rounding would blur."""
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _check_the_actor_gradient_by_hand(learner(pixel_bandit(2, frames=1), horizon=3, actor_critic_grad_clip=1e9))
+    finally:
+        torch.set_default_dtype(default)
+
+
+def _check_the_actor_gradient_by_hand(agent: DreamerV3) -> None:
+    with torch.no_grad():  # a critic that does not predict 0 everywhere (its head starts at zero)
+        for p in agent.critic.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    start = Latent(torch.randn(6, 16), sample_one_hot(unimix_probs(torch.randn(6, 4, 4), 0.01)).flatten(-2))
+    before = {name: copy.deepcopy(getattr(agent, name).state_dict()) for name in ("actor", "critic")}
+    return_range = agent.return_range.clone()
+
+    torch.manual_seed(1)
+    agent.update_actor_critic(start)
+    ours = [p.grad.clone() for p in agent.actor.parameters()]
+
+    for name, state in before.items():  # the update stepped both
+        getattr(agent, name).load_state_dict(state)
+    agent.return_range.copy_(return_range)
+    torch.manual_seed(1)  # the same imagined trajectories, by hand
+    with frozen(agent.world_model, agent.critic):
+        feats = agent.imagine(start)
+        reward = agent.twohot.mean(agent.reward_head(feats))
+        cont = torch.sigmoid(agent.continue_head(feats)).squeeze(-1)
+        value = agent.twohot.mean(agent.critic(feats))
+    returns = lambda_returns(reward, cont, value, agent.config.gamma, agent.config.lam)
+    weight = imagination_weights(cont, agent.config.gamma)
+    scale = agent.return_scale(returns.detach())
+    detached = actor_loss((returns - value[:-1].detach()) / scale, agent.actor.entropy(feats[:-1]), weight,
+                          agent.config.entropy)  # fmt: skip
+    climb = (weight * value[:-1]).mean() / scale
+    baseline_part = torch.autograd.grad(climb, list(agent.actor.parameters()), retain_graph=True)
+    by_hand = torch.autograd.grad(detached + climb, list(agent.actor.parameters()))
+    assert max(g.abs().max() for g in baseline_part) > 1e-6  # the baseline's own gradient is not nothing
+    for mine, hand in zip(ours, by_hand, strict=True):
+        assert torch.allclose(mine, hand, rtol=1e-9, atol=1e-12)
+
+
+def test_dreamerv3_counts_the_start_state_in_its_imagination_as_dreamerv3_torch_does():
+    """imag_horizon 15 there is the start and 14 imagined steps: 14 returns per start."""
+    assert DreamerV3Config().horizon == 14
+    layer_norms = [m for m in RSSM(8, 2, DreamerV3Config(**TINY)).modules() if isinstance(m, nn.LayerNorm)]
+    assert layer_norms and all(m.eps == 1e-3 for m in layer_norms)
 
 
 def test_actions_beyond_the_bounds_are_scaled_back_onto_them_with_a_shrunk_gradient_not_clamped():

@@ -8,8 +8,10 @@ import torch
 
 from algorithms.drqv2 import DrQv2, DrQv2Config
 from benchmark.config import load_config
+from envs.tasks.hopper import Hopper
 
-TINY = dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64)
+# n_step 1: the pixel bandit's episodes are one step long, and only episodes of n_step steps or more are sampled
+TINY = dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=64, n_step=1)
 
 
 def learner(env, **overrides) -> DrQv2:
@@ -76,6 +78,36 @@ def test_no_updates_before_the_seed_frames_then_num_envs_over_two(pixel_bandit):
     assert agent.updates_per_step == 4 and not math.isnan(agent.train_iteration()["critic_loss"])  # 32: updates begin
 
 
+def episodes_of(env, length: int):
+    """The bandit with its episodes cut to ``length`` steps by a time limit (all envs together)."""
+    step, taken = env.step, [0]
+
+    def stepping(actions):
+        obs, reward, _, _, info = step(actions)
+        taken[0] += 1
+        ended = torch.full((env.num_envs,), taken[0] % length == 0)
+        return obs, reward, torch.zeros_like(ended), ended, info
+
+    env.step = stepping
+    return env
+
+
+def test_updates_wait_for_a_finished_episode_of_n_steps_and_sample_by_episode(pixel_bandit, monkeypatch):
+    """As upstream DrQ-v2, updates draw full n-step returns from finished episodes only: past the seed
+    frames, none begins before the first episode of at least n_step steps has ended."""
+    agent = learner(pixel_bandit(4), n_step=3, seed_frames=0)  # one-step episodes: never n_step long
+    fill(agent, 10)
+    assert not agent.ready() and agent.replay.can_sample(3)  # uniform slots would have been ready
+    with pytest.raises(ValueError, match="no finished episode"):
+        agent.update()
+
+    agent = learner(episodes_of(pixel_bandit(4), 5), n_step=3, seed_frames=0)
+    rows = [agent.train_iteration() for _ in range(6)]
+    assert [math.isnan(row["critic_loss"]) for row in rows] == [True] * 4 + [False] * 2  # the 5th step ends them
+    monkeypatch.setattr(agent.replay, "sample", None)  # the uniform sampler is not DrQ-v2's
+    assert torch.isfinite(agent.update()["critic_loss"])
+
+
 def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
     torch.manual_seed(0)
     agent = learner(pixel_bandit(16), lr=1e-3, std_decay_steps=2000, updates_per_step=4)
@@ -87,15 +119,16 @@ def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
     assert greedy > 0.9, (greedy, rewards[-10:])
 
 
-def test_runs_resumes_and_writes_results(tmp_path, six_iterations_then_a_resume):
+def test_runs_resumes_and_writes_results(tmp_path, six_iterations_then_a_resume, monkeypatch):
     """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
     task = "hopper"
+    monkeypatch.setattr(Hopper, "episode_length", 6)  # 3 agent steps at action repeat 2: episodes end early on
     overrides = ["preset=cpu", "num_envs=2", "image_size=32", "eval_envs=2", "eval_max_steps=4", "hidden_dim=32",
                  "batch_size=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}", "run_name=tiny",
                  "checkpoint_every=1"]  # fmt: skip
     metrics = six_iterations_then_a_resume("drqv2", task, overrides)
-    # updates once the replay holds a frame stack and 3 steps after it in each env (6 slots)
-    assert metrics["critic_loss"].notna().tolist() == [False] * 4 + [True] * 2
+    # updates once the seed frames are in and an episode of n_step (3) agent steps has ended: the third iteration
+    assert metrics["critic_loss"].notna().tolist() == [False] * 2 + [True] * 4
 
 
 def test_cpu_preset_layers_the_algos_own_file_over_the_shared_one():

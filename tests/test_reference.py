@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from algorithms import get_learner
 from benchmark import campaign as campaigns
 from benchmark.config import ConfigError, load_config
 from benchmark.figures import manifest, report
@@ -109,7 +110,8 @@ def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(t
 
 
 REFUSED = {"running": "publish it when it has finished", "interrupted": "publish it when it has finished",
-           "older task version": "holds version", "duplicate seed": "already holds seed 0",
+           "older task version": "holds version", "older learner version": "the code's learners only",
+           "duplicate seed": "already holds seed 0",
            "dirty tree": "--allow-dirty", "teacher without checkpoint": "no checkpoint to ship"}  # fmt: skip
 
 
@@ -123,6 +125,8 @@ def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_pa
         (out / "summary.json").write_text(json.dumps({**summary, "status": case}))
     elif case == "older task version":
         (out / "summary.json").write_text(json.dumps({**summary, "task_version": summary["task_version"] - 1}))
+    elif case == "older learner version":
+        (out / "summary.json").write_text(json.dumps({**summary, "learner_version": summary["learner_version"] - 1}))
     elif case == "duplicate seed":
         publish(out, reference, allow_dirty=True)
     elif case == "teacher without checkpoint":
@@ -154,8 +158,9 @@ def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, 
     args = Namespace(wait=False, parallel=1, time_min=10)
     assert campaigns.submit(plan, args, results, reference) == 2
     records = pd.read_csv(results / "t" / ".sweep" / "jobs.csv")
-    assert sorted(records["run"]) == ["shac-cartpole-seed0", "shac-cartpole-seed2"]
-    command = json.loads((results / "t" / "shac-cartpole-seed0" / "provenance.json").read_text())["command"]
+    assert sorted(records["run"]) == [plan.run_name("shac", "cartpole", 0), plan.run_name("shac", "cartpole", 2)]
+    command = json.loads((results / "t" / plan.run_name("shac", "cartpole", 0) / "provenance.json").read_text())
+    command = command["command"]
     assert command[:5] == ["python", "-m", "benchmark.run", "shac", "cartpole"]  # the run's, not the job's
     capsys.readouterr()
     grid = campaigns.print_grid(plan, results, reference)
@@ -178,7 +183,7 @@ def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_wh
     args = Namespace(wait=False, parallel=1, time_min=10)
     machine_a, machine_b = tmp_path / "a", tmp_path / "b"
     assert campaigns.submit(plan, args, machine_a, reference, only={"learner": ["shac"]}) == 1
-    teacher_run = machine_a / "t" / "shac-cartpole-seed0"
+    teacher_run = machine_a / "t" / plan.run_name("shac", "cartpole", 0)
     (shipped,) = campaigns.publish_finished(plan, machine_a, reference)
     assert [p.name for p in (shipped / "checkpoints").iterdir()] == ["iter-000002.pt"]  # the last one only
     assert (shipped / "checkpoints" / "iter-000002.pt").read_bytes() == (
@@ -188,7 +193,7 @@ def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_wh
     assert (algo, task, seed) == ("dagger", "cartpole", 0) and f"teacher_run={shipped.resolve()}" in overrides
     before = {p: p.stat().st_mtime_ns for p in reference.rglob("*")}
     assert campaigns.submit(plan, args, machine_b, reference) == 1
-    student = json.loads((machine_b / "t" / "dagger-cartpole-seed0" / "summary.json").read_text())
+    student = json.loads((machine_b / "t" / plan.run_name("dagger", "cartpole", 0) / "summary.json").read_text())
     assert student["status"] == "complete" and student["teacher_run"] == str(shipped.resolve())
     assert student["teacher_eval_return"] == json.loads((shipped / "summary.json").read_text())["eval_return"]
     assert {p: p.stat().st_mtime_ns for p in reference.rglob("*")} == before
@@ -259,7 +264,7 @@ def test_a_campaign_table_normalises_by_hand_and_its_figure_names_the_learners_n
     table = report.campaign_table(cells, plan, floors).set_index("learner")
     finals = []
     for seed in (0, 1):  # the mean training return over the last 10% of the run's wall-clock, by hand
-        metrics = pd.read_csv(tmp_path / "c" / "t" / f"shac-cartpole-seed{seed}" / "metrics.csv")
+        metrics = pd.read_csv(tmp_path / "c" / "t" / plan.run_name("shac", "cartpole", seed) / "metrics.csv")
         last = metrics.loc[metrics["wall_clock"] >= 0.9 * metrics["wall_clock"].iloc[-1], "train_return"]
         finals.append(last.mean() if last.notna().any() else metrics["train_return"].dropna().iloc[-1])
     final = np.mean(finals)  # the last episode's return where none ended in the last 10%
@@ -317,3 +322,40 @@ def test_a_teacher_shipped_inside_its_student_is_not_a_seed_of_its_own_experimen
     os.utime(student / "teacher" / "summary.json")  # written later than the original
     runs = report.collect(tmp_path / "results")
     assert sorted(map(str, runs["path"])) == sorted([str(student), str(teacher)])  # the original, once
+
+
+def test_a_cell_of_an_older_learner_version_is_stale_run_again_and_replaced(tmp_path, monkeypatch, capsys):
+    """A learner's version goes up: its shipped cell shows as stale, stays shipped until the new run is
+    published in its place, and the figures leave it out meanwhile."""
+    monkeypatch.setattr(campaigns, "film", lambda run: None)
+    monkeypatch.setattr(campaigns, "publish", functools.partial(publish, allow_dirty=True))
+    results, reference = tmp_path / "campaigns", tmp_path / "reference"
+    plan = campaigns.Campaign(name="t", learners=["shac"], tasks=["cartpole"], seeds=[0], preset=None,
+                              budget={"cartpole": "1h"}, overrides=TINY, executor="inline", parallel=1)  # fmt: skip
+    args = Namespace(wait=False, parallel=1, time_min=10)
+    assert campaigns.submit(plan, args, results, reference) == 1
+    (shipped,) = campaigns.publish_finished(plan, results, reference)
+    version = get_learner("shac").version
+    assert json.loads((shipped / "summary.json").read_text())["learner_version"] == version
+
+    monkeypatch.setattr(get_learner("shac"), "version", version + 1)
+    (cell,) = campaigns.grid(plan, results, reference).itertuples()
+    assert cell.state == "stale" and cell.detail == f"published by shac v{version} (the code's: v{version + 1})"
+    assert report.collect(reference).empty and "older learner version left out" in capsys.readouterr().out
+    assert [c[:3] for c in campaigns.to_submit(plan, results, reference)] == [("shac", "cartpole", 0)]
+    assert (shipped / "summary.json").exists()  # kept until the new cell replaces it
+    assert campaigns.submit(plan, args, results, reference) == 1
+    assert plan.run_name("shac", "cartpole", 0).endswith(f"-v{version + 1}")  # the old run is never resumed
+    assert campaigns.publish_finished(plan, results, reference) == [shipped]
+    assert json.loads((shipped / "summary.json").read_text())["learner_version"] == version + 1
+    assert campaigns.grid(plan, results, reference)["state"].tolist() == ["published"]
+
+
+def test_a_run_of_another_learner_version_is_never_resumed(tmp_path, monkeypatch):
+    out = tiny_run(tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted", "learner_version": 1}))
+    name = out.name
+    with pytest.raises(ConfigError, match="learner shac version 1, the code's is version"):
+        run(load_config("shac", "cartpole", [*TINY, "seed=0", f"results_dir={tmp_path}", f"run_name={name}"]),
+            progress=False)  # fmt: skip

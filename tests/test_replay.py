@@ -185,6 +185,152 @@ def test_sequences_are_consecutive_slots_with_episode_starts_marked():
     assert seq.is_first.any() and seq.is_last.any()
 
 
+# ---------------------------------------------------------------------------- episodes, as DrQ-v2 samples them
+def episodes(slots) -> list[tuple[int, int, int | None]]:
+    """(env, first slot, last slot or None while unfinished) of every episode in the recorded streams."""
+    found = []
+    for e, stream in enumerate(slots):
+        for i, s in enumerate(stream):
+            if s["first"]:
+                found.append([e, i, None])
+            if s["last"]:
+                found[-1][2] = i
+    return [tuple(episode) for episode in found]
+
+
+def episode_of(slots, e: int, index: int) -> tuple[int, int, int | None]:
+    return next(ep for ep in episodes(slots) if ep[0] == e and ep[1] <= index and (ep[2] is None or index <= ep[2]))
+
+
+def paint(k: int, t: int) -> torch.Tensor:
+    """A one-env "stack" whose newest frame says (env 0, episode k, step t) (the buffer keeps only that frame)."""
+    return torch.tensor([0, k, t], dtype=torch.uint8)[None, :, None, None].expand(1, 3, SIZE, SIZE).contiguous()
+
+
+def play(buffer: ReplayBuffer, lengths: list[int], terminated: list[bool], unfinished: int = 0) -> None:
+    """One env's episodes of ``lengths`` actions (the reward of step t of episode k is 100 k + t), then
+    ``unfinished`` steps of one more that never ends."""
+    buffer.start(paint(0, 0))
+    plan = [
+        (k, t, t + 1 == n, term) for k, (n, term) in enumerate(zip(lengths, terminated, strict=True)) for t in range(n)
+    ]
+    plan += [(len(lengths), t, False, False) for t in range(unfinished)]
+    for k, t, end, term in plan:
+        following = paint(k + 1, 0) if end else paint(k, t + 1)
+        terminated_now, truncated_now = torch.tensor([end and term]), torch.tensor([end and not term])
+        action, reward = torch.full((1, 2), float(t)), torch.tensor([100.0 * k + t])
+        buffer.add(action, reward, terminated_now, truncated_now, following, paint(k, t + 1))
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_episode_samples_are_full_n_step_transitions_of_finished_episodes_by_hand(n_step):
+    """Episodes of 2 to 5 steps, even ones terminated, odd ones truncated, the last of each env unfinished."""
+    buffer, slots = record(steps=30, capacity_per_env=80)  # no wrap
+    buffer.generator = torch.Generator().manual_seed(0)
+    batch = buffer.sample_by_episode(3000, n_step=n_step, gamma=GAMMA)
+    where = by_tag(slots)
+    seen, seen_terminal, seen_truncated_end, seen_inside = set(), 0, 0, 0
+    for i in range(3000):
+        e, start = where[tag(batch.obs[i, -3:])]
+        stream = slots[e]
+        episode = episode_of(slots, e, start)
+        seen.add(episode)
+        _, first, last = episode
+        assert last is not None  # a finished episode
+        assert first <= start and start + n_step <= last  # all n steps inside it
+        reward = sum(GAMMA**k * stream[start + k]["reward"] for k in range(n_step))
+        terminal = any(stream[start + k]["terminal"] for k in range(n_step))
+        assert not terminal or start + n_step == last  # only an episode's last action terminates
+        assert batch.reward[i].item() == pytest.approx(reward, rel=1e-6)
+        assert batch.discount[i].item() == (0.0 if terminal else pytest.approx(GAMMA**n_step, rel=1e-6))
+        assert torch.equal(batch.obs[i], stream[start]["obs"])
+        assert torch.equal(batch.action[i], stream[start]["action"])
+        assert torch.equal(batch.next_obs[i], stream[start + n_step]["obs"])  # n slots later, the final frame at last
+        seen_terminal += terminal
+        seen_truncated_end += start + n_step == last and not terminal
+        seen_inside += start + n_step < last
+    finished = [ep for ep in episodes(slots) if ep[2] is not None]
+    assert seen == {ep for ep in finished if ep[2] - ep[1] >= n_step}  # every long enough one, nothing else
+    assert n_step == 1 or any(ep[2] - ep[1] < n_step for ep in finished)  # some too short ones were left out
+    assert seen_terminal and seen_truncated_end and seen_inside
+
+
+def test_an_episode_being_collected_or_shorter_than_n_steps_is_never_sampled():
+    buffer = ReplayBuffer(1, 64, (3, SIZE, SIZE), 2, FRAMES, generator=torch.Generator().manual_seed(0))
+    play(buffer, lengths=[], terminated=[], unfinished=20)
+    assert not buffer.can_sample_episodes(1) and buffer.can_sample(3)  # uniform slots would have plenty
+    with pytest.raises(ValueError, match="no finished episode"):
+        buffer.sample_by_episode(8, n_step=1)
+    buffer = ReplayBuffer(1, 64, (3, SIZE, SIZE), 2, FRAMES, generator=torch.Generator().manual_seed(0))
+    play(buffer, lengths=[2, 1], terminated=[False, True], unfinished=20)
+    assert not buffer.can_sample_episodes(3)
+    with pytest.raises(ValueError, match="at least 3 steps"):
+        buffer.sample_by_episode(8, n_step=3)
+    assert buffer.can_sample_episodes(2)
+    batch = buffer.sample_by_episode(200, n_step=2, gamma=GAMMA)
+    assert {tag(frame) for frame in batch.obs[:, -3:]} == {(0, 0, 0)}  # the one start of episode 0
+    assert {tag(frame) for frame in batch.next_obs[:, -3:]} == {(0, 0, 2)}  # its true final frame
+    assert torch.allclose(batch.reward, torch.tensor(0.0 + GAMMA * 1.0))  # rewards 0 and 1
+    assert torch.allclose(batch.discount, torch.tensor(GAMMA**2))  # truncated: bootstrapped
+    with pytest.raises(ValueError, match="at least 1"):
+        buffer.sample_by_episode(8, n_step=0)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_episodes_are_drawn_uniformly_then_a_step_within_them(n_step):
+    """A 4-step and a 40-step episode: each gets half the samples (uniform slots would give the short one
+    about 1/11), and the long one's starts are all drawn."""
+    buffer = ReplayBuffer(1, 128, (3, SIZE, SIZE), 2, FRAMES, generator=torch.Generator().manual_seed(0))
+    play(buffer, lengths=[4, 40], terminated=[True, False], unfinished=30)
+    batch = buffer.sample_by_episode(4000, n_step=n_step, gamma=GAMMA)
+    starts = [tag(frame) for frame in batch.obs[:, -3:]]
+    short = sum(k == 0 for _, k, _ in starts) / len(starts)
+    assert abs(short - 0.5) < 0.05  # ~6 standard deviations; uniform over steps: 0.09 (n=1) or 0.05 (n=3)
+    assert {t for _, k, t in starts if k == 0} == set(range(4 - n_step + 1))
+    assert {t for _, k, t in starts if k == 1} == set(range(40 - n_step + 1))
+
+
+def test_evicted_episodes_are_never_sampled():
+    """The ring wrapped: episodes whose first slot was overwritten are gone, even while their later
+    slots are still held; every episode wholly in the ring is drawn."""
+    buffer, slots = record(steps=60, capacity_per_env=25)
+    buffer.generator = torch.Generator().manual_seed(3)
+    batch = buffer.sample_by_episode(3000, n_step=1, gamma=GAMMA)
+    where = by_tag(slots)
+    seen = {episode_of(slots, *where[tag(frame)]) for frame in batch.obs[:, -3:]}
+    oldest = {e: len(stream) - buffer.slots for e, stream in enumerate(slots)}  # the oldest slot held per env
+    finished = [ep for ep in episodes(slots) if ep[2] is not None]
+    held = {ep for ep in finished if ep[1] >= oldest[ep[0]]}
+    straddling = [ep for ep in finished if ep[1] < oldest[ep[0]] <= ep[2]]
+    assert straddling  # partly overwritten episodes exist ...
+    assert seen == held  # ... and are never drawn
+    indexed = (buffer.episodes_finished - buffer.episodes_evicted).tolist()  # the records sampling looks at
+    assert indexed == [sum(ep[0] == e for ep in held) for e in range(NUM_ENVS)]
+
+
+def test_one_step_episodes_stay_indexed_while_their_first_slot_is_held():
+    """Every episode spans two slots at least: the episode index keeps all those the ring can hold (six
+    in 13 slots, the most there can be)."""
+    buffer = ReplayBuffer(1, 13, (3, SIZE, SIZE), 2, FRAMES, generator=torch.Generator().manual_seed(0))
+    play(buffer, lengths=[1] * 20, terminated=[True, False] * 10)  # episode k: slots 2k, 2k + 1; slots 28-40 held
+    batch = buffer.sample_by_episode(1000, n_step=1, gamma=GAMMA)
+    assert {tag(frame)[1] for frame in batch.obs[:, -3:]} == set(range(14, 20))
+    assert buffer.episodes_finished.tolist() == [20] and buffer.episodes_evicted.tolist() == [14]
+    terminated = torch.tensor([tag(frame)[1] % 2 == 0 for frame in batch.obs[:, -3:]])
+    assert torch.equal(batch.discount == 0, terminated)
+
+
+def test_the_same_seed_draws_the_same_episode_samples():
+    buffer, _ = record(steps=40, capacity_per_env=30)
+    draws = []
+    for seed in (5, 5, 6):
+        buffer.generator = torch.Generator().manual_seed(seed)
+        draws.append(buffer.sample_by_episode(64, n_step=3, gamma=GAMMA))
+    fields = ("obs", "action", "reward", "discount", "next_obs")
+    assert all(torch.equal(getattr(draws[0], f), getattr(draws[1], f)) for f in fields)
+    assert not torch.equal(draws[0].obs, draws[2].obs)
+
+
 def test_memory_is_reported_and_a_too_small_buffer_is_refused():
     buffer = ReplayBuffer(4, 4000, (3, 84, 84), 6, 3)
     assert buffer.nbytes >= 4000 * 3 * 84 * 84
@@ -197,7 +343,8 @@ def test_memory_is_reported_and_a_too_small_buffer_is_refused():
 
 # ---------------------------------------------------------------------------- one pixel scale
 SMALL_LEARNERS = {
-    "drqv2": dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=32),
+    "drqv2": dict(feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=32,
+                  n_step=1),  # the bandit's episodes are one step long
     "curl": dict(crop_size=16, feature_dim=16, hidden_dim=32, batch_size=16, buffer_size=2000, seed_frames=32),
     "dreamerv3": dict(deter=16, units=16, stoch=4, classes=4, cnn_depth=4, batch_size=4, batch_length=8,
                       buffer_size=2000, seed_frames=16, train_ratio=8, pretrain=0),
@@ -207,7 +354,9 @@ SMALL_LEARNERS = {
 @pytest.mark.parametrize("algo", sorted(SMALL_LEARNERS))
 def test_the_encoder_sees_pixels_on_the_same_scale_when_learning_and_when_acting(pixel_bandit, algo):
     """The first convolution's input in updates spans what it spans when acting (a learner that fed
-    0..255 to its updates and 0..1 to its actions trained on images its policy never saw)."""
+    0..255 to its updates and 0..1 to its actions trained on images its policy never saw). Seeded: an
+    unseeded reset can draw all-black frames to act on, whose maximum says nothing."""
+    torch.manual_seed(0)
     env = pixel_bandit(4, frames=1 if algo == "dreamerv3" else 3)
     agent = get_learner(algo)(env, get_learner(algo).Config(**SMALL_LEARNERS[algo]))
     seen: dict[str, list[float]] = {"act": [], "update": []}
@@ -219,7 +368,7 @@ def test_the_encoder_sees_pixels_on_the_same_scale_when_learning_and_when_acting
     while not agent.ready():
         agent.train_iteration()
     agent.update()
-    assert seen["update"] and max(seen["update"]) == pytest.approx(max(seen["act"])) and max(seen["act"]) <= 1.0
+    assert seen["update"] and max(seen["update"]) == pytest.approx(max(seen["act"])) and 0 < max(seen["act"]) <= 1.0
 
 
 @pytest.mark.parametrize("algo", sorted(SMALL_LEARNERS))

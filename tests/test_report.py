@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from algorithms import get_learner
 from benchmark.config import load_config
 from benchmark.figures.report import collect, final_table, make_all, mean_ci, returns_figure
 from benchmark.results import RunDir
@@ -21,7 +22,16 @@ EVAL = {("dva", 0): 1500.0, ("dva", 1): 1700.0, ("dva", 2): 1800.0, ("shac_diffr
 
 
 def fake_run(
-    results, algo, seed, iterations=20, preset=None, budget=None, task_version=CURRENT, status="complete", **settings
+    results,
+    algo,
+    seed,
+    iterations=20,
+    preset=None,
+    budget=None,
+    task_version=CURRENT,
+    status="complete",
+    learner_version=None,
+    **settings,
 ):
     run = RunDir(results / f"{algo}-cartpole-seed{seed}" / f"{preset}-{budget}")
     run.path.mkdir(parents=True)
@@ -35,6 +45,8 @@ def fake_run(
                             "time_backward": backward, "time_update": update, "peak_memory_mb": 800.0 + seed,
                             "actor_grad_norm": 10.0 * (1 + seed)})  # fmt: skip
     recorded = {} if task_version is None else {"task_version": task_version}  # None: written before the field
+    learner = load_config(algo, "cartpole").learner
+    recorded.update(learner=learner, learner_version=learner_version or get_learner(learner).version)
     evaluated = {"eval_return": EVAL[algo, seed]} if status == "complete" else {}
     run.write_summary({"status": status, "algo": algo, "task": "cartpole", "seed": seed, **recorded, **evaluated,
                        "peak_memory_mb": 800.0 + seed})  # fmt: skip
@@ -112,7 +124,7 @@ def test_return_curves_have_one_line_per_learner_with_the_seed_mean(report):
 def test_missing_figures_are_reported_with_the_command_that_makes_them(report):
     _, made, missing = report
     assert any(m.startswith("Fig. 3") and "make apg-vs-dpg" in m for m in missing)
-    assert any(m.startswith("Fig. 13") and "dpg_state,shac" in m for m in missing)
+    assert any(m.startswith("Fig. 13") and "NAME=fig13" in m for m in missing)
     assert not any(name.startswith("fig13") for name in made)
 
 
@@ -212,3 +224,12 @@ def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counte
     drawn = by_time["dagger [teacher_overrides=['iterations=5']]: its state teacher"]
     assert drawn[0, 0] == 0 and drawn[-1].tolist() == [5.0, 2000.0]  # ends at 5 min, where the student starts
     assert by_time["dagger [teacher_overrides=['iterations=5']] (1 seed)"][0].tolist() == [6.0, 1000.0]
+
+
+def test_runs_of_an_older_learner_version_are_left_out_of_every_figure_and_said_so(tmp_path, capsys):
+    fake_run(tmp_path / "old", "dva", 0, learner_version=get_learner("shac").version - 1)
+    fake_run(tmp_path / "new", "dva", 1)
+    runs = collect(tmp_path)
+    assert runs["seed"].tolist() == [1]
+    out = capsys.readouterr().out
+    assert "1 run(s) of an older learner version left out" in out and "dva cartpole seed 0 (shac v1" in out

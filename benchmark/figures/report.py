@@ -13,7 +13,9 @@ Results of different task versions never pool (``task_version`` in ``summary.jso
 from before it was recorded). A run on an older version of its task than the current one (the code's,
 or the newest seen if newer) is kept as a separate experiment rather than dropped, so old results stay
 visible: its learner reads ``<learner> [task v<k>]`` in every curve and table, and the final-returns
-table sets no published value beside it (the paper's numbers are for the current tasks).
+table sets no published value beside it (the paper's numbers are for the current tasks). A run of an
+older version of its learner (``learner_version``, or its teacher's) is left out of every figure and
+table, with a note naming it: the learner it measured is not the code's any more.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors, wide_floors  # noqa: E402
-from benchmark.results import load_metrics, load_summary, markdown_table  # noqa: E402
+from benchmark.results import final_training, load_metrics, load_summary, markdown_table, outdated_learners  # noqa: E402
 from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
@@ -49,7 +51,7 @@ PUBLISHED = Path(__file__).with_name("published.yaml")
 def collect(results: Path) -> pd.DataFrame:
     """One row per run (the newest where an experiment's seed was run twice): experiment label, status,
     eval return, settings, task version, and the run's path."""
-    rows = []
+    rows, left_out = [], []
     for summary_path in sorted(results.rglob("summary.json")):
         run = summary_path.parent
         if (
@@ -66,6 +68,9 @@ def collect(results: Path) -> pd.DataFrame:
             continue
         if summary.get("role") == "teacher" or (run.parent / "summary.json").exists():
             continue  # trained for a student, or a teacher shipped inside its student: drawn and tabled with it
+        if outdated := outdated_learners(run):
+            left_out.append(f"{config['algo']} {config['task']} seed {config['seed']} ({', '.join(outdated)})")
+            continue
         rows.append(
             {
                 "algo": config["algo"],
@@ -90,6 +95,10 @@ def collect(results: Path) -> pd.DataFrame:
                "env_steps", "hours", "peak_memory_mb",
                "num_envs", "action_repeat", "image_size", "path", "written", "teacher_run",
                "teacher_eval_return"]  # fmt: skip
+    if left_out:
+        print(f"note: {len(left_out)} run(s) of an older learner version left out of every figure and table "
+              f"(figures draw the code's learners only; `make campaign` re-runs shipped cells): "
+              f"{'; '.join(left_out)}")  # fmt: skip
     runs = pd.DataFrame(rows, columns=columns)
     runs.insert(0, "learner", experiment_labels(runs))
     runs = apart_by_task_version(runs)
@@ -99,24 +108,6 @@ def collect(results: Path) -> pd.DataFrame:
     for _, run in runs[repeated].iterrows():
         print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
     return runs[~repeated].drop(columns="experiment").reset_index(drop=True)
-
-
-FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a run's wall-clock
-
-
-def final_training(run: Path) -> dict[str, float]:
-    """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
-    the paper's curves show at their end; the last episode's return when none ended in that share, as
-    with long episodes and few iterations), with its total env steps and hours."""
-    metrics = load_metrics(run)
-    if metrics.empty:
-        return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
-    end = metrics["wall_clock"].iloc[-1]
-    last = metrics.loc[metrics["wall_clock"] >= (1 - FINAL_SHARE) * end, "train_return"]
-    if last.isna().all():
-        last = metrics["train_return"].dropna().tail(1)
-    return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,
-            "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}  # fmt: skip
 
 
 def experiment_labels(runs: pd.DataFrame) -> pd.Series:
@@ -431,8 +422,8 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
     steps: list[tuple[str, Callable[[pd.DataFrame], bool], str]] = [
         ("Table 1 / Fig. 10 (dva vs shac_diffrender)", lambda r: r["algo"].isin(["dva", "shac_diffrender"]),
          "make sweep ALGOS=dva,shac_diffrender TASKS=cartpole (or make apg-costs)"),
-        ("Fig. 13 (dpg_state vs shac)", lambda r: r["algo"].isin(["dpg_state", "shac"]),
-         "make sweep ALGOS=dpg_state,shac TASKS=cartpole,hopper"),
+        ("Fig. 13 (dpg_state vs shac_diffrl)", lambda r: r["algo"].isin(["dpg_state", "shac_diffrl"]),
+         "make campaign NAME=fig13"),
     ]  # fmt: skip
     apg_runs = has_metrics[steps[0][1](has_metrics)]
     if apg_runs.empty:
@@ -450,7 +441,7 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         need(steps[1][0], steps[1][2])
     for task, group in state_runs.groupby("task"):
         fig = returns_figure(group, task)
-        fig.suptitle(f"Fig. 13, {task}: DPG (actor input detached) vs SHAC in state space")
+        fig.suptitle(f"Fig. 13, {task}: DPG (actor input detached) vs SHAC in state space, SHAC's settings")
         write_figure(fig, out, f"fig13_dpg_vs_shac_{task}", made)
     fig3 = out / "apg_vs_dpg.csv"
     if fig3.exists():
