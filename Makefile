@@ -84,6 +84,9 @@ apg-costs: install  # Table 1 and Fig. 10: backward time and memory, dva vs shac
 update-costs: install  # seconds per update and replay memory of drqv2, curl and dreamerv3, CPU preset and paper settings
 	$(PY) -m benchmark.speed.update_costs $(ARGS)
 
+profile: install  # make profile ALGO=dva TASK=hopper: one iteration's time by operator group (CPU preset, one thread)
+	$(PY) -m benchmark.speed.profile_iteration $(ALGO) $(TASK) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
+
 first-iteration: install  # what the first iteration costs once, fresh machine vs next run: kernel builds, cache loads, graph captures
 	$(PY) -m benchmark.speed.first_iteration $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 

@@ -2,7 +2,8 @@
 
 The env renders ``image_size`` frames; every update draws random ``crop_size`` crops (the agent acts on
 the centre crop). Per iteration the learner steps all N envs once, stores the frames, then makes
-``updates_per_step`` updates (the paper's: N). One update, on a replay batch (o, a, r, o'):
+``updates_per_step`` updates (the paper's Table 5: 8 for its 16 envs, N / 2; D.Va's script makes N,
+docs/fidelity.md row 15). One update, on a replay batch (o, a, r, o'):
 
 1. critic (SAC): y = r + gamma * (min(Q1', Q2')(o', a') - alpha log pi(a'|o')), a' ~ pi(o'), the
    targets from the momentum encoder and target Q; the encoder and twin Q minimise the squared errors
@@ -59,7 +60,7 @@ class CURLConfig(ReplayConfig):
     alpha_lr: float = bounded(1e-4, above=0)
     alpha_betas: list[float] = bounded([0.5, 0.999], low=0, below=1, count=2)
     seed_frames: int = 32_000  # 1000 vector steps of 16 envs
-    updates_per_step: int = 0  # 0: num_envs (the paper's)
+    updates_per_step: int = 0  # 0: num_envs / 2 (the paper's Table 5: 8 with its 16 envs)
 
 
 class Actor(nn.Module):
@@ -81,6 +82,8 @@ class Actor(nn.Module):
 class CURL(ReplayLearner):
     name = "curl"
     Config = CURLConfig
+    # 2: the paper's update ratio, num_envs / 2 updates per vector step (was num_envs, D.Va's script)
+    version = 2
 
     def __init__(self, env: PixelEnv, config: CURLConfig) -> None:
         if config.crop_size > min(env.obs_shape[1:]):
@@ -104,7 +107,7 @@ class CURL(ReplayLearner):
         self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), cfg.lr, betas)
         self.contrastive_opt = torch.optim.Adam([*self.encoder.parameters(), self.W], cfg.lr, betas)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], cfg.alpha_lr, tuple(cfg.alpha_betas))
-        self.updates_per_step = cfg.updates_per_step or env.num_envs
+        self.updates_per_step = cfg.updates_per_step or max(env.num_envs // 2, 1)
         self.updates = 0
 
     @property

@@ -156,6 +156,7 @@ def run(cfg: DictConfig, progress: bool = True, role: str | None = None) -> Path
     out = RunDir(Path(cfg.results_dir) / name)
     if (out.path / "config.yaml").exists():
         _check_same_config(out.path, cfg)
+        _check_same_versions(out.path, cfg)  # a finished run of an older learner is not this run either
         if (out.path / "summary.json").exists() and (summary := load_summary(out.path))["status"] in FINISHED:
             _note_finished(out.path, summary, cfg)
             return out.path
@@ -223,9 +224,7 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
     seed = resume_seed(cfg, checkpoint)
     seed_everything(seed)
     env = make_env(cfg, cfg.num_envs, device, cfg.seed)
-    version = task_version(env)
-    learner_version = get_learner(cfg.learner).version
-    _check_same_versions(out.path, cfg, version, learner_version)  # before anything in the directory changes
+    version, learner_version = task_version(env), get_learner(cfg.learner).version
     teacher, taught_by = (None, None) if cfg.teacher is None else prepare_teacher(cfg, out.path, version, progress)
     seed_everything(seed)  # the same initial weights whether the teacher was trained just now or before
     learner = build_learner(cfg, env, teacher)
@@ -404,20 +403,20 @@ def task_version(env: DiffEnv | PixelEnv) -> int:
     return (env.env if isinstance(env, PixelEnv) else env).task.version
 
 
-def _check_same_versions(run_dir: Path, cfg: DictConfig, task_version: int, learner_version: int) -> None:
+def _check_same_versions(run_dir: Path, cfg: DictConfig) -> None:
     """Resuming on changed physics or a changed learner would splice two experiments into one learning
-    curve. A summary without a version predates the field, hence version 1; no summary yet means
-    nothing was trained."""
+    curve, and a finished run of either is not the run asked for. A summary without a version predates
+    the field, hence version 1; no summary yet means nothing was trained."""
     if not (run_dir / "summary.json").exists():
         return
     summary = load_summary(run_dir)
     for what, name, recorded, current in (
-        ("task", cfg.task, summary.get("task_version", 1), task_version),
-        ("learner", cfg.learner, summary.get("learner_version", 1), learner_version),
+        ("task", cfg.task, summary.get("task_version", 1), task_registry()[cfg.task].version),
+        ("learner", cfg.learner, summary.get("learner_version", 1), get_learner(cfg.learner).version),
     ):
         if recorded != current:
             raise ConfigError(
-                f"{run_dir} holds a run of {what} {name} version {recorded}, the code's is version {current}; "
+                f"{run_dir} holds a run on {name} {what} version {recorded}, the code's is version {current}; "
                 "their results are not comparable: start a new run (pick another run_name)"
             )
 

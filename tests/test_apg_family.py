@@ -243,3 +243,14 @@ def test_the_critic_trains_on_fixed_time_ordered_chunks_as_shacs_critic_dataset(
     chunks = [flat[k * 4 : (k + 1) * 4] for k in range(4)]  # 16 states / 4 minibatches: one time step each
     expected = chunks * learner.config.critic_iterations
     assert len(inputs) == len(expected) and all(torch.equal(a, b) for a, b in zip(inputs, expected, strict=True))
+
+
+def test_an_iterations_profile_puts_its_time_in_the_simulator_the_renderer_and_the_encoder():
+    from benchmark.speed.profile_iteration import OUTSIDE, profile_iteration
+
+    tiny = ["num_envs=2", "horizon=2", "image_size=24", "frames=3"]
+    wall, seconds = profile_iteration("dva", "cartpole", tiny, warmup=1)
+    for group in ("simulator forward", "simulator backward", "rendering", "convolutions, forward",
+                  "convolutions, backward", "optimiser steps and clipping"):  # fmt: skip
+        assert seconds.get(group, 0.0) > 0, group
+    assert sum(seconds.values()) == pytest.approx(wall, rel=0.02) and seconds[OUTSIDE] < wall

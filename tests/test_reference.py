@@ -351,11 +351,11 @@ def test_a_cell_of_an_older_learner_version_is_stale_run_again_and_replaced(tmp_
     assert campaigns.grid(plan, results, reference)["state"].tolist() == ["published"]
 
 
-def test_a_run_of_another_learner_version_is_never_resumed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("status", ["interrupted", "complete"])
+def test_a_run_of_another_learner_version_is_never_resumed_nor_taken_for_finished(tmp_path, status):
     out = tiny_run(tmp_path)
     summary = json.loads((out / "summary.json").read_text())
-    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted", "learner_version": 1}))
-    name = out.name
-    with pytest.raises(ConfigError, match="learner shac version 1, the code's is version"):
-        run(load_config("shac", "cartpole", [*TINY, "seed=0", f"results_dir={tmp_path}", f"run_name={name}"]),
+    (out / "summary.json").write_text(json.dumps({**summary, "status": status, "learner_version": 1}))
+    with pytest.raises(ConfigError, match="shac learner version 1, the code's is version"):
+        run(load_config("shac", "cartpole", [*TINY, "seed=0", f"results_dir={tmp_path}", f"run_name={out.name}"]),
             progress=False)  # fmt: skip

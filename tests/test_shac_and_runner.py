@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from algorithms import get_learner, registry
-from benchmark.config import ConfigError, learner_config, load_config, parse_budget
+from benchmark.config import ConfigError, learner_config, load_config, load_run_config, parse_budget
 from benchmark.evaluate import random_policy_return
 from benchmark.results import METRIC_COLUMNS, checkpoints
-from benchmark.run import run
+from benchmark.run import beside_floors, run
 from envs import DiffEnv
 from envs.tasks import registry as task_registry
 
@@ -190,3 +190,18 @@ def test_curve_labels_name_the_settings_that_differ(tmp_path):
     (tmp_path / "c" / "config.yaml").write_text(yaml.safe_dump(config))
     labels = run_labels([*runs, tmp_path / "c"])
     assert labels[1:] == ["shac hopper seed 0 contact_law=newton", "dreamerv3 hopper seed 0"]
+
+
+def test_the_end_line_sets_the_final_training_return_beside_the_published_value(cartpole_run):
+    """Published returns are read off sampled training curves: the summary's final training return is the
+    mean over the last 10% of the run's wall-clock, by hand, and the end line sets it, not the
+    deterministic evaluation, beside the published value."""
+    metrics = pd.read_csv(cartpole_run / "metrics.csv")
+    last = metrics.loc[metrics["wall_clock"] >= 0.9 * metrics["wall_clock"].iloc[-1], "train_return"]
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert summary["final_train_return"] == pytest.approx(np.nanmean(last))
+    assert summary["learner"] == "shac" and summary["learner_version"] == get_learner("shac").version
+    line = beside_floors(summary, load_run_config(cartpole_run))
+    final, evaluation = f"{summary['final_train_return']:.0f}", f"{summary['eval_return']:.0f}"
+    assert re.search(rf"final training return {final} \(sampled .*\) vs published ~\S+ .*deterministic "
+                     rf"evaluation {evaluation};", line), line  # fmt: skip
