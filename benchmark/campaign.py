@@ -125,7 +125,8 @@ def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Pat
         teacher = campaign.run_name(TEACHER, task, seed)
         if cell_state(campaign, TEACHER, task, seed, results, reference, jobs)[0] == "published":
             return "waiting", f"for its teacher {teacher}: published without its checkpoint; run it here again"
-        return "waiting", f"for its teacher {teacher}"
+        return "waiting", f"for its teacher {teacher}" + (f"; shipped cell published by {', '.join(outdated)}"
+                                                           if outdated else "")  # fmt: skip
     return ("stale", "published by " + ", ".join(outdated)) if outdated else ("missing", "")
 
 
