@@ -211,9 +211,11 @@ def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counte
         student.append_metrics({"iteration": i, "wall_clock": 300 + 60.0 * i, "env_steps": 500 + 100 * i,
                                 "train_return": 1000.0})  # fmt: skip
     teacher.write_summary({"status": "complete", "algo": "shac", "task": "cartpole", "seed": 0, "role": "teacher",
-                           "task_version": CURRENT, "eval_return": 2200.0})  # fmt: skip
+                           "task_version": CURRENT, "learner_version": get_learner("shac").version,
+                           "eval_return": 2200.0})  # fmt: skip
     student.write_summary({"status": "complete", "algo": "dagger", "task": "cartpole", "seed": 0,
-                           "task_version": CURRENT, "eval_return": 1400.0, "teacher_run": str(teacher.path),
+                           "task_version": CURRENT, "learner_version": get_learner("dagger").version,
+                           "eval_return": 1400.0, "teacher_run": str(teacher.path),
                            "teacher_eval_return": 2200.0})  # fmt: skip
     runs = collect(tmp_path)
     assert runs["learner"].tolist() == ["dagger [teacher_overrides=['iterations=5']]"]
@@ -233,3 +235,27 @@ def test_runs_of_an_older_learner_version_are_left_out_of_every_figure_and_said_
     assert runs["seed"].tolist() == [1]
     out = capsys.readouterr().out
     assert "1 run(s) of an older learner version left out" in out and "dva cartpole seed 0 (shac v1" in out
+
+
+def test_a_student_whose_teacher_ran_an_older_learner_is_left_out_too(tmp_path, capsys):
+    student = RunDir(tmp_path / "dagger-cartpole-seed0")
+    teacher = RunDir(student.path / "teacher")
+    for run, algo in ((teacher, "shac"), (student, "dagger")):
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}"]))
+        run.append_metrics({"iteration": 1, "wall_clock": 60.0, "env_steps": 100, "train_return": 1000.0})
+    teacher.write_summary(
+        {
+            "status": "complete",
+            "algo": "shac",
+            "task": "cartpole",
+            "seed": 0,
+            "role": "teacher",
+            "task_version": CURRENT,
+        }
+    )  # fmt: skip  (no learner_version: recorded before it, v1)
+    student.write_summary({"status": "complete", "algo": "dagger", "task": "cartpole", "seed": 0,
+                           "task_version": CURRENT, "learner_version": get_learner("dagger").version,
+                           "teacher_run": "teacher"})  # fmt: skip
+    assert collect(tmp_path).empty
+    assert "dagger cartpole seed 0 (shac v1 (the code's: v" in capsys.readouterr().out

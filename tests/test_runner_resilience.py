@@ -20,6 +20,8 @@ from benchmark.run import main, run
 from envs import get_task
 
 SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_every=5", "keep_checkpoints=0"]
+# the summary of a run killed while it trained: the runner writes the versions it runs before anything else
+KILLED = {"status": "running", "task_version": get_task("cartpole").version, "learner_version": SHAC.version}
 
 
 def small_config(tmp_path, *extra):
@@ -77,7 +79,7 @@ def test_an_unreadable_checkpoint_is_retried_not_renamed(tmp_path, monkeypatch):
     """An I/O error (a network filesystem's hiccup) is not a corrupt file: retried; if it persists, the
     run stops with one line and nothing in the run directory changes."""
     out = run(small_config(tmp_path, "iterations=10"), progress=False)
-    (out / "summary.json").write_text(json.dumps({"status": "running", "task_version": get_task("cartpole").version}))
+    (out / "summary.json").write_text(json.dumps(KILLED))
     monkeypatch.setattr("benchmark.results.time.sleep", lambda s: None)
     load, failures = torch.load, []
 
@@ -98,7 +100,7 @@ def test_an_unreadable_checkpoint_is_retried_not_renamed(tmp_path, monkeypatch):
 
 def test_a_torn_last_metrics_row_is_dropped_by_readers_and_on_resume(tmp_path):
     out = run(small_config(tmp_path, "iterations=7"), progress=False)
-    (out / "summary.json").write_text(json.dumps({"status": "running", "task_version": get_task("cartpole").version}))
+    (out / "summary.json").write_text(json.dumps(KILLED))
     whole = (out / "metrics.csv").read_text()
     (out / "metrics.csv").write_text(whole + "8,3.1")  # the machine died while writing row 8
     assert load_metrics(out)["iteration"].tolist() == list(range(1, 8))
@@ -127,7 +129,7 @@ def test_a_run_with_no_usable_checkpoint_starts_over_but_keeps_its_metrics(tmp_p
     before = pd.read_csv(out / "metrics.csv")
     for path in checkpoints(out):
         path.write_bytes(b"not a checkpoint")
-    killed = {"status": "running", "task_version": get_task("cartpole").version}
+    killed = KILLED
     (out / "summary.json").write_text(json.dumps(killed))  # as if killed
 
     run(small_config(tmp_path, "iterations=10"), progress=False)

@@ -78,8 +78,10 @@ def test_results_follow_the_schema(cartpole_run):
     assert learner.iteration == 40
 
 
-def test_dpg_state_is_shac_with_the_actor_input_detached():
-    shac, dpg = load_config("shac", "hopper"), load_config("dpg_state", "hopper")
+def test_dpg_state_is_shac_with_shacs_own_settings_and_the_actor_input_detached():
+    """Fig. 13 (the paper's Appendix D.1) sets DPG beside SHAC with SHAC's own (DiffRL's) settings."""
+    shac, dpg = load_config("shac_diffrl", "hopper"), load_config("dpg_state", "hopper")
+    assert shac.num_envs == 256 and load_config("shac_diffrl", "cartpole").iterations == 500
     assert not shac.detach_actor_input and dpg.detach_actor_input
     assert {k: v for k, v in dpg.items() if k not in ("algo", "detach_actor_input")} == {
         k: v for k, v in shac.items() if k not in ("algo", "detach_actor_input")
