@@ -63,16 +63,17 @@ def rebuild(runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None = N
                 made.append(out)
             else:
                 missing.append(
-                    f"{out}: no cell of campaign '{entry['select']['campaign']}' shipped; {entry['command']}"
+                    f"{out}: no cell of campaign '{entry['select']['campaign']}' shipped by the code's learners; "
+                    f"{entry['command']}"
                 )
             continue
         group = selected(ours, entry["select"]) if not ours.empty else ours
         lacking = sorted(set(entry["select"].get("algos", [])) - set(group["algo"]))
         if group.empty or lacking:  # never a figure that quietly leaves out a learner it names
             what = (
-                f"no runs of {', '.join(lacking)} shipped"
+                f"no runs of {', '.join(lacking)} shipped by the code's learners"
                 if lacking and not group.empty
-                else "its runs are not shipped"
+                else "its runs are not shipped by the code's learners"
             )
             missing.append(f"{out}: {what}; {entry['command']}")
             continue
