@@ -234,7 +234,7 @@ def test_runs_of_an_older_learner_version_are_left_out_of_every_figure_and_said_
     runs = collect(tmp_path)
     assert runs["seed"].tolist() == [1]
     out = capsys.readouterr().out
-    assert "1 run(s) of an older learner version left out" in out and "dva cartpole seed 0 (shac v1" in out
+    assert "1 run(s) of an older learner version left out" in out and "1 dva by shac v1 (the code's: v" in out
 
 
 def test_a_student_whose_teacher_ran_an_older_learner_is_left_out_too(tmp_path, capsys):
@@ -258,4 +258,4 @@ def test_a_student_whose_teacher_ran_an_older_learner_is_left_out_too(tmp_path, 
                            "task_version": CURRENT, "learner_version": get_learner("dagger").version,
                            "teacher_run": "teacher"})  # fmt: skip
     assert collect(tmp_path).empty
-    assert "dagger cartpole seed 0 (shac v1 (the code's: v" in capsys.readouterr().out
+    assert "1 dagger by shac v1 (the code's: v" in capsys.readouterr().out

@@ -21,6 +21,7 @@ table, with a note naming it: the learner it measured is not the code's any more
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def collect(results: Path) -> pd.DataFrame:
         if summary.get("role") == "teacher" or (run.parent / "summary.json").exists():
             continue  # trained for a student, or a teacher shipped inside its student: drawn and tabled with it
         if outdated := outdated_learners(run):
-            left_out.append(f"{config['algo']} {config['task']} seed {config['seed']} ({', '.join(outdated)})")
+            left_out.append(f"{config['algo']} by {', '.join(outdated)}")
             continue
         rows.append(
             {
@@ -96,9 +97,9 @@ def collect(results: Path) -> pd.DataFrame:
                "num_envs", "action_repeat", "image_size", "path", "written", "teacher_run",
                "teacher_eval_return"]  # fmt: skip
     if left_out:
+        counts = "; ".join(f"{n} {what}" for what, n in sorted(Counter(left_out).items()))
         print(f"note: {len(left_out)} run(s) of an older learner version left out of every figure and table "
-              f"(figures draw the code's learners only; `make campaign` re-runs shipped cells): "
-              f"{'; '.join(left_out)}")  # fmt: skip
+              f"(figures draw the code's learners only; `make campaign` re-runs shipped cells): {counts}")  # fmt: skip
     runs = pd.DataFrame(rows, columns=columns)
     runs.insert(0, "learner", experiment_labels(runs))
     runs = apart_by_task_version(runs)
