@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -143,11 +144,15 @@ def experiment_dirs(campaign: Campaign, results: Path = RESULTS,
 
 def learner_versions(algo: str, task: str) -> list[int]:
     """The code's version of the algo's learner, then its teacher's learner for a student."""
+    return [get_learner(name).version for name in _learners(algo, task)]
+
+
+@cache
+def _learners(algo: str, task: str) -> tuple[str, ...]:
+    """The learner of the algo and, for a student, its teacher's, from the config files (read once per
+    process: every cell's run name asks)."""
     cfg = load_config(algo, task)
-    versions = [get_learner(cfg.learner).version]
-    if cfg.teacher is not None:
-        versions.append(get_learner(load_config(cfg.teacher, task).learner).version)
-    return versions
+    return (cfg.learner,) if cfg.teacher is None else (cfg.learner, load_config(cfg.teacher, task).learner)
 
 
 def _finished(run: Path) -> bool:

@@ -377,8 +377,8 @@ def submit(sweep: Sweep, kind: str, args: argparse.Namespace) -> list[dict]:
     todo, skipped = [], []
     active = _still_active(sweep)
     for algo, task, seed, overrides in sweep.runs():
-        named = [item.split("=", 1)[1] for item in overrides if item.startswith("run_name=")]
-        name = named[-1] if named else f"{algo}-{task}-seed{seed}"  # a campaign's cells name their own runs
+        # the grid's runs and a campaign's cells both carry their run_name (the grid's <algo>-<task>-seed<k>)
+        name = next(item.split("=", 1)[1] for item in reversed(overrides) if item.startswith("run_name="))
         summary_path = sweep.root / name / "summary.json"
         if summary_path.exists() and load_summary(sweep.root / name)["status"] in FINISHED:
             skipped.append((name, "finished"))
