@@ -45,6 +45,11 @@ class Campaign:
     overrides: list[str]
     executor: str
     parallel: int
+    only: dict[str, list[str]] | None = None  # task -> its learners, where a task runs fewer than all
+
+    def learners_for(self, task: str) -> list[str]:
+        """The task's learners: all of them unless ``only`` narrows the task (a campaign need not be a full grid)."""
+        return [a for a in self.learners if a in (self.only or {}).get(task, self.learners)]
 
     @classmethod
     def load(cls, name: str) -> Campaign:
@@ -56,6 +61,11 @@ class Campaign:
         missing = [t for t in campaign.tasks if t not in campaign.budget]
         if missing:
             raise ConfigError(f"configs/campaigns/{name}.yaml: no budget for {', '.join(missing)}")
+        for task, names in (campaign.only or {}).items():
+            unknown = [a for a in names if a not in campaign.learners] + ([task] if task not in campaign.tasks else [])
+            if unknown:
+                raise ConfigError(f"configs/campaigns/{name}.yaml: 'only' names {', '.join(unknown)}, "
+                                  "not among its learners and tasks")
         for task in campaign.tasks:
             parse_budget(campaign.budget[task])
         return campaign
@@ -136,7 +146,7 @@ def experiment_dirs(campaign: Campaign, results: Path = RESULTS,
     """Where each (task, learner) of the campaign is shipped: its experiment's folder in the reference set."""
     dirs = {}
     for task in campaign.tasks:
-        for algo in campaign.learners:
+        for algo in campaign.learners_for(task):
             cfg = load_config(algo, task, campaign.overrides_for(algo, task, campaign.seeds[0], results))
             dirs[task, algo] = reference / task / algo / experiment_name(with_defaults(OmegaConf.to_container(cfg)))
     return dirs
@@ -172,7 +182,7 @@ def grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENC
     jobs = _jobs(campaign, results)
     rows = []
     for task in campaign.tasks:
-        for algo in campaign.learners:
+        for algo in campaign.learners_for(task):
             for seed in campaign.seeds:
                 state, detail = cell_state(campaign, algo, task, seed, results, reference, jobs)
                 rows.append({"task": task, "learner": algo, "seed": seed, "state": state, "detail": detail})

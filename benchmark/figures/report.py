@@ -248,11 +248,11 @@ def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFra
     colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
     for ax, task in zip(axes[0], campaign.tasks, strict=True):
         cells = runs[runs["task"] == task]
-        order = [a for a in campaign.learners if a in set(cells["algo"])]
+        order = [a for a in campaign.learners_for(task) if a in set(cells["algo"])]
         cells = cells.set_index("algo").loc[order].reset_index() if order else cells
         draw_floors(ax, floors, task, set(cells["action_repeat"]) or {1, 2}, legend=False)
         draw_learners(ax, cells, "wall_clock", colors=colors)
-        missing = [a for a in campaign.learners if a not in order]
+        missing = [a for a in campaign.learners_for(task) if a not in order]
         if missing:
             ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
                     color="dimgrey", va="bottom", wrap=True)  # fmt: skip
@@ -287,7 +287,7 @@ def campaign_table(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame)
     low = aggregate.random_by_repeat(floors) if len(floors) else {}
     rows = []
     for task in campaign.tasks:
-        for algo in campaign.learners:
+        for algo in campaign.learners_for(task):
             cells = runs[(runs["task"] == task) & (runs["algo"] == algo)]
             done = cells[cells["status"] == "complete"]
             train, ci_low, ci_high = mean_ci(done["train_return"].to_numpy())
