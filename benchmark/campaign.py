@@ -64,8 +64,10 @@ class Campaign:
         for task, names in (campaign.only or {}).items():
             unknown = [a for a in names if a not in campaign.learners] + ([task] if task not in campaign.tasks else [])
             if unknown:
-                raise ConfigError(f"configs/campaigns/{name}.yaml: 'only' names {', '.join(unknown)}, "
-                                  "not among its learners and tasks")
+                raise ConfigError(
+                    f"configs/campaigns/{name}.yaml: 'only' names {', '.join(unknown)}, "
+                    "not among its learners and tasks"
+                )
         for task in campaign.tasks:
             parse_budget(campaign.budget[task])
         return campaign
