@@ -24,7 +24,7 @@ from torch import nn
 
 from algorithms.base import Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
-from algorithms.networks import GaussianActor, PixelEncoder, mlp
+from algorithms.networks import GaussianActor, PixelEncoder, mlp, on_device
 from envs import DiffEnv
 from envs.core import branch_needed
 
@@ -60,7 +60,7 @@ class SHAC(Learner):
         dev = env.device
         pixels = len(env.obs_shape) == 3
         # images: encoder + trunk to the first actor width, then the actor MLP; state: normalised state
-        self.encoder = PixelEncoder(env.obs_shape, config.actor_hidden[0]).to(dev) if pixels else None
+        self.encoder = on_device(PixelEncoder(env.obs_shape, config.actor_hidden[0]), dev) if pixels else None
         actor_in = config.actor_hidden[0] if pixels else env.state_dim
         self.actor = GaussianActor(actor_in, config.actor_hidden, env.act_dim, config.log_std_init).to(dev)
         self.critic = mlp(env.state_dim, config.critic_hidden, 1, orthogonal_gain=math.sqrt(2)).to(dev)

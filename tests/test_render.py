@@ -9,6 +9,7 @@ import torch
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import install_hint, make_renderer, renderers
+from envs.render.base import Renderer
 from envs.render.diff import DiffRenderer
 from envs.render.maniskill import INSTALL_HINT
 from envs.render.scene import FLOOR, GRID_LINE, GRID_LINE_WIDTH, GRID_SPACING, SKY, SPHERE, WALL, Scene
@@ -148,6 +149,25 @@ def test_backends_agree_on_silhouettes(make_env, task, detached):
     b = make_renderer("diff", env.task, 4).foreground(poses)
     iou = (a & b).sum((1, 2)).float() / (a | b).sum((1, 2)).float()
     assert (iou > (0.95 if task in ("cartpole", "ant") else 0.8)).all(), iou
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_newton_images_composite_exactly_as_the_torch_background(make_env, task):
+    """The Newton renderer puts its robot pixels over the background in one Warp kernel; the torch
+    maths of ``Scene.background`` (which the differentiable renderers use) is the reference. Poses are
+    moved metres away and up and down, so the floor's grid, the wall and the sky all fall in view: the
+    images must agree to the byte (the kernel rounds ties to even, as torch does)."""
+    env = make_env(task, 4)
+    renderer = make_renderer("newton", env.task, 4, width=40, height=32)
+    poses = env.body_transforms().clone()
+    poses[..., :3] += torch.tensor([[0.0, 0.0, 0.0], [3.3, 0.7, 0.4], [-5.1, -0.6, -0.2], [0.45, 0.45, 1.5]])[:, None]
+    rgba, _, _ = renderer._rgba(poses)
+    reference = Renderer._over_background(renderer, poses, rgba[..., :3] / 255.0, rgba[..., 3] > 0)
+    images = renderer.render(poses)
+    assert images.shape == (4, 3, 32, 40) and images.dtype == torch.uint8
+    background = ~(rgba[..., 3] > 0)
+    assert background.float().mean() > 0.3  # most of each image is floor, wall or sky
+    assert torch.equal(images, reference)
 
 
 @pytest.mark.parametrize("backend", ["newton", "diff"])

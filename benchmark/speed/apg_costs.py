@@ -7,6 +7,8 @@ measured iterations, after one warm-up) and writes ``results/figures/apg_costs.{
 (our differentiable renderer) and, when PyTorch3D is installed, ``shac_diffrender@pytorch3d`` (the paper's).
 ``--scene-growth cartpole --shapes 0,8,32,128`` instead adds that many visual-only spheres to the
 task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``.
+``--before <commit>`` instead measures seconds per iteration and per phase with that commit's code and
+with this checkout's, case after case in one run, and writes ``results/figures/apg_costs_before.{csv,md}``.
 Each measurement runs in its own process so peak memory is its own.
 """
 
@@ -17,6 +19,7 @@ import json
 import math
 import os
 import sys
+import time
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -35,7 +38,13 @@ from benchmark.build import make_env  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.memory import IterationMemory  # noqa: E402
 from benchmark.results import markdown_table  # noqa: E402
-from benchmark.speed.isolated import MeasurementFailed, chosen_device, run_isolated  # noqa: E402
+from benchmark.speed.isolated import (  # noqa: E402
+    MeasurementFailed,
+    checkout,
+    chosen_device,
+    require_commit,
+    run_isolated,
+)
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
@@ -83,7 +92,9 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
     memory, rows = IterationMemory(torch.device(device)), []
     for _ in range(iterations):
         memory.start()
-        rows.append({**agent.train_iteration(), "iteration_memory_mb": memory.added_mb()})
+        start = time.perf_counter()
+        metrics = agent.train_iteration()
+        rows.append({**metrics, "iteration_s": time.perf_counter() - start, "iteration_memory_mb": memory.added_mb()})
     median = lambda key: float(np.median([r.get(key, 0.0) for r in rows]))  # noqa: E731
     return {
         "algo": learner,
@@ -92,20 +103,24 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
         "horizon": cfg.horizon,
         "image_size": cfg.image_size,
         "extra_shapes": extra_shapes,
-        "backward_s": median("time_backward"),
+        "iteration_s": median("iteration_s"),
         "forward_s": median("time_forward"),
         "render_s": median("time_render"),
+        "backward_s": median("time_backward"),
+        "update_s": median("time_update"),
         "iteration_memory_mb": median("iteration_memory_mb"),
         "peak_memory_mb": memory.peak_mb(),
         "device": device,
     }
 
 
-def measure_isolated(algo: str, task: str, shapes: int, extra: list[str]) -> dict:
-    """:func:`measure` in its own process; a case that dies (``shac_diffrender`` on a big scene runs out
-    of memory) becomes a row without numbers that says why, and the other cases still get reported."""
+def measure_isolated(algo: str, task: str, shapes: int, extra: list[str], code_root: Path | None = None) -> dict:
+    """:func:`measure` in its own process (``code_root``: against another checkout's learners and envs);
+    a case that dies (``shac_diffrender`` on a big scene runs out of memory) becomes a row without
+    numbers that says why, and the other cases still get reported."""
     try:
-        return {**run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra), "failed": ""}
+        found = run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra, code_root=code_root)
+        return {**found, "failed": ""}
     except MeasurementFailed as error:
         print(f"warning: {algo} {task} with {shapes} extra shapes: {error.reason}", file=sys.stderr)
         nothing = dict.fromkeys(("backward_s", "iteration_memory_mb", "peak_memory_mb"), np.nan)
@@ -123,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scene-growth", metavar="TASK", help="sweep extra scene shapes on this task instead")
     parser.add_argument("--shapes", default="0,8,32,128", help="extra shapes per scene for --scene-growth")
     parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
+    parser.add_argument("--before", metavar="REF", help="seconds per iteration now against this git commit's code")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SHAPES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     overrides = [*([f"preset={args.preset}"] if args.preset else []), *args.set]
@@ -155,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     extra = ["--iterations", str(args.iterations), "--device", args.device,
              *(["--preset", args.preset] if args.preset else [])]  # fmt: skip
     extra += ["--set", *args.set] if args.set else []
+    if args.before:
+        print(before_and_now(args.before, cases, learners, extra, args.out))
+        return
     rows = [measure_isolated(learner, task, shapes, extra) for task, shapes in cases for learner in learners]
     if all(row["failed"] for row in rows):  # keep the figures of an earlier, good run
         print("error: every measurement failed (warnings above); nothing was written", file=sys.stderr)
@@ -162,6 +181,29 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     report = scene_growth_report if args.scene_growth else per_task_report
     print(report(pd.DataFrame(rows), args.out))
+
+
+def before_and_now(ref: str, cases: list[tuple[str, int]], learners: list[str], extra: list[str], out: Path) -> str:
+    """Seconds per iteration and per phase of every case with the code of commit ``ref`` and with this
+    checkout's, measured one right after the other in one run; the speed-up is before / now. Writes
+    ``<out>/apg_costs_before.{csv,md}``."""
+    require_commit(ref)
+    rows = []
+    with checkout(ref) as root:
+        for task, shapes in cases:
+            for learner in learners:
+                for code, code_root in ((ref, root), ("now", None)):
+                    rows.append({"code": code, **measure_isolated(learner, task, shapes, extra, code_root)})
+    table = pd.DataFrame(rows)
+    columns = ["task", "algo", "code", "iteration_s", "forward_s", "render_s", "backward_s", "update_s"]
+    table = table.reindex(columns=columns)
+    before = table[table["code"] == ref].set_index(["task", "algo"])["iteration_s"]
+    table["speed-up"] = [before.get((r.task, r.algo), np.nan) / r.iteration_s for r in table.itertuples()]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "apg_costs_before.csv", index=False)
+    text = markdown_table(table.round(3))
+    (out / "apg_costs_before.md").write_text(text + "\n")
+    return text
 
 
 def _compare(table: pd.DataFrame, index: str) -> pd.DataFrame:

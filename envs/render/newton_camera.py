@@ -16,6 +16,7 @@ from newton.sensors import SensorCamera
 
 from envs.physics import warp_device
 from envs.render.base import Renderer
+from envs.render.composite import Compositor
 from envs.render.scene import Scene, matrix_to_quat
 from envs.tasks.base import Task
 
@@ -42,23 +43,28 @@ class NewtonRenderer(Renderer):
             width, height, camera_fov=scene.camera.fov_y, device=self.model.device
         )
         self.color = self.camera.allocate_image_color(num_envs, width, height)
+        self.compositor = Compositor(scene, width, height, self.device)
+        self.camera_rot = scene.camera_rotation(device=self.device)
+        self.camera_quat = matrix_to_quat(self.camera_rot)
 
-    def _rgba(self, body_q: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 4) uint8 render of the robots; alpha 0 where no robot was hit."""
+    def _rgba(self, body_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, H, W, 4) uint8 render of the robots (alpha 0 where no robot was hit), and the cameras'
+        eyes (N, 3) and rotations (N, 3, 3)."""
         body_q = body_q.detach()
         self.state.body_q.assign(wp.from_torch(body_q.reshape(-1, 7).contiguous(), dtype=wp.transform))
         self.model.bvh_refit_shapes(self.state)
-        eye, rot = self.scene.camera_pose(body_q)
-        poses = torch.cat([eye, matrix_to_quat(rot)], -1).contiguous()
+        eye = self.scene.camera_eye(body_q)
+        poses = torch.cat([eye, self.camera_quat.expand(len(eye), 4)], -1).contiguous()
         self.camera.update(self.state, wp.from_torch(poses, dtype=wp.transformf), self.rays, color_image=self.color)
-        return wp.to_torch(self.color).view(torch.uint8).reshape(self.num_envs, self.height, self.width, 4)
+        rgba = wp.to_torch(self.color).view(torch.uint8).reshape(self.num_envs, self.height, self.width, 4)
+        return rgba, eye, self.camera_rot.expand(len(eye), 3, 3)
 
     @torch.no_grad()
     def render(self, body_q: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images of the poses ``body_q`` (N, B, 7)."""
-        rgba = self._rgba(body_q)
-        return self._over_background(body_q, rgba[..., :3] / 255.0, rgba[..., 3] > 0)
+        rgba, eye, rot = self._rgba(body_q)
+        return self.compositor(eye, rot, rgba)
 
     @torch.no_grad()
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:
-        return self._rgba(body_q)[..., 3] > 0
+        return self._rgba(body_q)[0][..., 3] > 0

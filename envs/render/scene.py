@@ -146,18 +146,30 @@ class Scene:
         """Eye (N, 3) and camera-to-world rotation (N, 3, 3): columns right, up, back (looks along -Z).
 
         The camera follows the tracked body's position (not its rotation); cartpole's is fixed."""
+        eye = self.camera_eye(body_q)
+        return eye, self.camera_rotation(body_q.dtype, body_q.device).expand(len(eye), 3, 3)
+
+    def camera_rotation(self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(3, 3) camera to world, columns right, up, back: it looks along minus the eye's offset from its
+        target, so it is the same in every env and at every step."""
+        forward = torch.nn.functional.normalize(
+            -torch.tensor(self.camera.eye_offset, dtype=dtype, device=device), dim=0
+        )
+        world_up = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=device)
+        right = torch.nn.functional.normalize(torch.linalg.cross(forward, world_up), dim=0)
+        up = torch.linalg.cross(right, forward)
+        return torch.stack([right, up, -forward], dim=-1)
+
+    def camera_eye(self, body_q: torch.Tensor) -> torch.Tensor:
+        """(N, 3): the tracked body's position (or the fixed target) plus the camera's offset. The
+        rotation of :meth:`camera_pose` depends on the offset alone: a constant of the scene."""
         cam = self.camera
         offset = torch.tensor(cam.eye_offset, dtype=body_q.dtype, device=body_q.device)
         if cam.body is None:
-            target = torch.tensor(cam.target, dtype=body_q.dtype, device=body_q.device).expand(body_q.shape[0], 3)
-        else:
-            target = body_q[:, cam.body, :3]
-        eye = target + offset
-        forward = torch.nn.functional.normalize(target - eye, dim=-1)
-        world_up = torch.tensor([0.0, 0.0, 1.0], dtype=body_q.dtype, device=body_q.device).expand_as(forward)
-        right = torch.nn.functional.normalize(torch.cross(forward, world_up, dim=-1), dim=-1)
-        up = torch.cross(right, forward, dim=-1)
-        return eye, torch.stack([right, up, -forward], dim=-1)
+            return torch.tensor(cam.target, dtype=body_q.dtype, device=body_q.device) + offset.expand(
+                body_q.shape[0], 3
+            )
+        return body_q[:, cam.body, :3] + offset
 
     def focal_px(self, height: int) -> float:
         return (height / 2) / math.tan(self.camera.fov_y / 2)
