@@ -73,7 +73,7 @@ def restore_learner(run_dir: Path, device: torch.device) -> tuple[Learner, DictC
     cfg = load_run_config(run_dir)
     teacher = None
     if get_learner(cfg.learner).needs_teacher:
-        teacher = restore_learner(Path(load_summary(run_dir)["teacher_run"]), device)[0]
+        teacher = restore_learner(run_dir / load_summary(run_dir)["teacher_run"], device)[0]  # shipped: relative
     learner = build_learner(cfg, make_env(cfg, 1, device, cfg.seed, differentiable=False), teacher)
     checkpoint = latest_checkpoint(run_dir, fits=lambda state: learner.load_state_dict(state["learner"]))
     if checkpoint is None:

@@ -438,7 +438,9 @@ def with_defaults(saved: dict) -> dict:
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The typed config a run was started with, from its ``config.yaml``."""
-    saved = OmegaConf.load(run_dir / "config.yaml")
+    from benchmark.results import read_run_config  # results imports this module
+
+    saved = OmegaConf.create(read_run_config(run_dir))
     cfg = OmegaConf.merge(OmegaConf.structured(_schema(get_learner(saved.learner).Config)), saved)
     OmegaConf.set_readonly(cfg, True)
     return cfg

@@ -32,9 +32,9 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmark.config import ConfigError, as_name, settings_shown, usage_error, with_defaults
+from benchmark.config import ConfigError, algorithms, as_name, settings_shown, usage_error, with_defaults
 from benchmark.provenance import ROOT
-from benchmark.results import checkpoints, load_metrics, load_summary, outdated_learners
+from benchmark.results import checkpoints, file_within, load_metrics, load_summary, outdated_learners, read_run_config
 from envs import DiffEnv
 from envs.tasks import registry
 
@@ -89,8 +89,17 @@ SHIPPED_VIDEO = ("policy.webm", "policy.png")  # the MP4 stays on the machine: t
 
 
 def published_path(run: Path, reference: Path = REFERENCE) -> Path:
-    config = with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
-    return reference / config["task"] / config["algo"] / experiment_name(config) / f"seed{config['seed']}"
+    """Where ``run`` goes in the reference set, from names the suite knows: its config is input, and a
+    ``task`` or ``algo`` that is a path (``/abs``, ``../..``) must not choose where publishing writes."""
+    config = with_defaults(read_run_config(run))
+    task, algo, seed = config.get("task"), config.get("algo"), config.get("seed")
+    if task not in registry() or algo not in algorithms() or type(seed) is not int or seed < 0:
+        raise ConfigError(f"{run}/config.yaml names task {task!r}, algo {algo!r}, seed {seed!r}: not a task and algo "
+                          "of this suite with a seed >= 0; it cannot be published")  # fmt: skip
+    target = reference / task / algo / experiment_name(config) / f"seed{seed}"
+    if not target.resolve().is_relative_to(reference.resolve()):
+        raise ConfigError(f"{run}: its experiment name leads out of {reference}; it cannot be published")
+    return target
 
 
 def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, with_checkpoint: bool = False) -> Path:
@@ -146,18 +155,39 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
     return target
 
 
+# Where a run wrote and where its teacher was are the machine's, not the experiment's: the reference set
+# holds them as a fresh run of the same config would (its default results folder, the teacher inside)
+SHIPPED_PATHS = {"results_dir": "results", "teacher_run": "teacher"}
+
+
+def without_machine_paths(config: dict, provenance: dict) -> tuple[dict, dict]:
+    """The config and provenance with ``SHIPPED_PATHS`` in place of the machine's paths (in the command
+    of the run and of every earlier attempt too); the provenance says which keys were rewritten."""
+    config = {**config, **{k: v for k, v in SHIPPED_PATHS.items() if config.get(k) is not None}}
+
+    def command(record: dict) -> dict:
+        args = [next((f"{k}={v}" for k, v in SHIPPED_PATHS.items() if str(a).startswith(f"{k}=")), a)
+                for a in record.get("command", [])]  # fmt: skip
+        return {**record, "command": args}
+
+    provenance = {**command(provenance), "earlier": [command(e) for e in provenance.get("earlier", [])]}
+    return config, {**provenance, "paths_rewritten_when_shipped": sorted(SHIPPED_PATHS)}
+
+
 def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:
     target.mkdir(parents=True)
-    shutil.copy(run / "config.yaml", target / "config.yaml")
-    if (run / "provenance.json").exists():
-        shutil.copy(run / "provenance.json", target / "provenance.json")
+    provenance = file_within(run, "provenance.json")
+    provenance = json.loads(provenance.read_text()) if provenance is not None else {}
+    config, provenance = without_machine_paths(read_run_config(run), provenance)
+    (target / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     summary = {k: v for k, v in load_summary(run).items() if k != "traceback"}
     (target / "summary.json").write_text(json.dumps({**summary, **summary_changes}, indent=2) + "\n")
     compact_curve(load_metrics(run)).to_csv(target / "curve.csv.gz", index=False, float_format="%.6g")
     for name in SHIPPED_VIDEO:  # what the policy does (``make video``), when the run has one: small files
-        if (run / "video" / name).is_file():
+        if (video := file_within(run, f"video/{name}")) is not None:
             (target / "video").mkdir(exist_ok=True)
-            shutil.copy(run / "video" / name, target / "video" / name)
+            shutil.copy(video, target / "video" / name)
 
 
 # ---------------------------------------------------------------------------------------------- floors

@@ -297,6 +297,16 @@ def load_summary(run: Path) -> dict[str, Any]:
     return json.loads((run / "summary.json").read_text())
 
 
+def file_within(run: Path, relative: str) -> Path | None:
+    """``run / relative`` when it is a regular file that is neither a symlink nor reached through one
+    out of the run's folder, else None: a results folder is input, and a viewer or a publisher must not
+    read (or embed, or copy) a file elsewhere on the machine because a run points there."""
+    path = run / relative
+    if not path.is_file() or any(p.is_symlink() for p in (path, *path.parents) if p.is_relative_to(run) and p != run):
+        return None
+    return path if path.resolve().is_relative_to(run.resolve()) else None
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table (no extra dependency)."""
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
@@ -340,10 +350,37 @@ def outdated_learners(run: Path) -> list[str]:
     return found
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a run's config.yaml is a few KB
+
+
+class _PlainYAML(yaml.SafeLoader):
+    """Safe YAML without aliases: a kilobyte of nested ``*refs`` expands to gigabytes in whatever walks it."""
+
+    def fetch_alias(self) -> None:
+        raise yaml.YAMLError("aliases (*name) have no place in a run's config.yaml")
+
+
+def read_run_config(run: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as plain data, read as input: not a symlink out of the run, at most 1 MB,
+    a mapping, no YAML aliases and no OmegaConf interpolation (``${oc.env:...}`` would read the
+    environment). A ``ConfigError`` names the run and the fault."""
+    path = file_within(run, "config.yaml")
+    if path is None or path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{run}/config.yaml is missing, a link out of the run, or over 1 MB: not a run's config")
+    try:
+        config = yaml.load(path.read_text(), Loader=_PlainYAML)  # noqa: S506 (a safe loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{run}/config.yaml is not readable YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{run}/config.yaml is not a mapping of settings")
+    if "${" in json.dumps(config, default=str):
+        raise ConfigError(f"{run}/config.yaml holds an interpolation (${{...}}); a run's config holds values only")
+    return config
+
+
 def _config_value(run: Path, key: str) -> Any:
     """One key of a run's config.yaml (None when it cannot be read): runs recorded before the summary named it."""
     try:
-        config = yaml.safe_load((run / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        return read_run_config(run).get(key)
+    except (OSError, ConfigError):
         return None
-    return config.get(key) if isinstance(config, dict) else None

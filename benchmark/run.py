@@ -44,7 +44,16 @@ from benchmark.evaluate import evaluate
 from benchmark.loggers import make_logger
 from benchmark.memory import IterationMemory, keep_freed_memory
 from benchmark.provenance import start_record
-from benchmark.results import FINAL_SHARE, FINISHED, DiskFull, RunDir, final_training, latest_checkpoint, load_summary
+from benchmark.results import (
+    FINAL_SHARE,
+    FINISHED,
+    DiskFull,
+    RunDir,
+    final_training,
+    latest_checkpoint,
+    load_summary,
+    read_run_config,
+)
 from envs import DiffEnv, cpu_torch_on_gpu_host
 from envs.one_off import OneOffCosts
 from envs.pixels import PixelEnv
@@ -423,7 +432,7 @@ def _check_same_versions(run_dir: Path, cfg: DictConfig) -> None:
 
 def _check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """Resuming with other hyperparameters would silently mix two experiments."""
-    saved = with_defaults(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")))
+    saved = with_defaults(read_run_config(run_dir))
     new = OmegaConf.to_container(cfg)
     differ = sorted(k for k in set(saved) | set(new) if k not in RESUMABLE_CHANGES and saved.get(k) != new.get(k))
     if differ:

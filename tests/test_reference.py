@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from algorithms import get_learner
 from benchmark import campaign as campaigns
 from benchmark.config import ConfigError, load_config
 from benchmark.figures import manifest, report
 from benchmark.provenance import ROOT, git_state, versions
-from benchmark.reference import compact_curve, publish
+from benchmark.reference import compact_curve, publish, without_machine_paths
 from benchmark.run import run
 
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=3"]
@@ -112,7 +113,17 @@ def test_a_finished_run_is_published_with_its_compact_curve_and_no_checkpoints(t
 REFUSED = {"running": "publish it when it has finished", "interrupted": "publish it when it has finished",
            "older task version": "holds version", "older learner version": "the code's learners only",
            "duplicate seed": "already holds seed 0",
-           "dirty tree": "--allow-dirty", "teacher without checkpoint": "no checkpoint to ship"}  # fmt: skip
+           "dirty tree": "--allow-dirty", "teacher without checkpoint": "no checkpoint to ship",
+           "task is a path": "not a task and algo of this suite",
+           "algo climbs out": "not a task and algo of this suite",
+           "interpolation": "holds an interpolation", "alias bomb": "aliases",
+           "config links out": "a link out of the run"}  # fmt: skip
+HOSTILE_CONFIGS = {
+    "task is a path": "task: {tmp}/elsewhere\n",
+    "algo climbs out": "algo: ../../../..\n",
+    "interpolation": "note: ${{oc.env:HOME}}\n",
+    "alias bomb": "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n",
+}
 
 
 @pytest.mark.parametrize("case", REFUSED)
@@ -131,6 +142,13 @@ def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_pa
         publish(out, reference, allow_dirty=True)
     elif case == "teacher without checkpoint":
         shutil.rmtree(out / "checkpoints")
+    elif case in HOSTILE_CONFIGS:  # a run's config is input: it must not choose where publishing writes
+        with (out / "config.yaml").open("a") as config:
+            config.write(HOSTILE_CONFIGS[case].format(tmp=tmp_path))
+    elif case == "config links out":
+        (tmp_path / "elsewhere.yaml").write_text((out / "config.yaml").read_text())
+        (out / "config.yaml").unlink()
+        (out / "config.yaml").symlink_to(tmp_path / "elsewhere.yaml")
     else:
         provenance = json.loads((out / "provenance.json").read_text())
         provenance["git"].update(dirty=True, diff_sha256="ab" * 32)
@@ -142,6 +160,24 @@ def test_publishing_refuses_what_is_not_a_finished_current_clean_new_seed(tmp_pa
     assert "\n" not in str(error.value)
     assert REFUSED[case] in str(error.value)
     assert (sorted(str(p) for p in reference.rglob("*")) if reference.exists() else []) == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_published_cell_holds_no_path_of_the_machine_it_ran_on(tmp_path):
+    out = tiny_run(tmp_path / "results", 0, "r", f"teacher_run={tmp_path}/nowhere")
+    target = publish(out, tmp_path / "reference", allow_dirty=True)
+    for shipped in target.rglob("*"):
+        if shipped.is_file() and shipped.suffix != ".gz":
+            assert str(tmp_path) not in shipped.read_text(), shipped
+    config = yaml.safe_load((target / "config.yaml").read_text())
+    assert (config["results_dir"], config["teacher_run"]) == ("results", "teacher")
+    provenance = json.loads((target / "provenance.json").read_text())
+    assert provenance["paths_rewritten_when_shipped"] == ["results_dir", "teacher_run"]
+    command = ["python", "-m", "benchmark.run", f"results_dir={tmp_path}", "seed=0", f"teacher_run={tmp_path}/t"]
+    _, shipped = without_machine_paths({}, {"command": command, "earlier": [{"command": command}]})
+    expected = ["python", "-m", "benchmark.run", "results_dir=results", "seed=0", "teacher_run=teacher"]
+    assert shipped["command"] == expected and shipped["earlier"][0]["command"] == expected
+    assert provenance["config_sha256"] == json.loads((out / "provenance.json").read_text())["config_sha256"]
 
 
 # ---------------------------------------------------------------------------------------------- campaigns

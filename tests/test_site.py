@@ -2,6 +2,9 @@
 driven headless by Playwright): no console errors, every image and video loads, one table row per task x
 learner, every run's curve link resolves."""
 
+import base64
+import html
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -65,3 +68,44 @@ def test_the_page_opens_offline_in_a_browser_with_everything_loaded(shipped):
     assert len(videos) == 1 and rows == len(plan.tasks) * len(plan.learners)
     assert len(links) == 2 and all(os.path.exists(unquote(urlparse(link).path)) for link in links)
     assert Path(out / "screenshot.png").stat().st_size > 10_000
+
+
+PAYLOAD = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+def plant(plan, reference: Path, secret: Path) -> Path:
+    """A hostile shipped cell: markup in its summary and a poster that links to a file outside."""
+    cell = next(reference.glob("cartpole/shac/*/seed0"))
+    summary = json.loads((cell / "summary.json").read_text())
+    (cell / "summary.json").write_text(json.dumps({**summary, "eval_return": PAYLOAD, "status": PAYLOAD}))
+    secret.write_bytes(b"PRIVATE-KEY-" * 20)
+    (cell / "video" / "policy.png").unlink()
+    (cell / "video" / "policy.png").symlink_to(secret)
+    return cell
+
+
+def test_the_page_escapes_what_a_cell_says_and_embeds_nothing_a_symlink_points_to(shipped, tmp_path):
+    plan, reference, out = shipped
+    plant(plan, reference, tmp_path / "secret")
+    text = site.build(plan, reference, out).read_text()
+    assert PAYLOAD not in text and html.escape(PAYLOAD) in text
+    assert base64.b64encode(b"PRIVATE-KEY-" * 3).decode()[:16] not in text
+    assert "Content-Security-Policy" in text and "script-src" not in text  # default-src 'none' forbids scripts
+
+
+def test_a_planted_payload_runs_no_script_in_a_browser(shipped, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("no chromium here (apt install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    plan, reference, out = shipped
+    plant(plan, reference, tmp_path / "secret")
+    page_path = site.build(plan, reference, out)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        title, planted = page.title(), page.eval_on_selector_all("img[src='x']", "els => els.length")
+        shown = page.inner_text("body")
+        browser.close()
+    assert title == plan.name and planted == 0 and PAYLOAD in shown  # shown as text, never as markup

@@ -18,17 +18,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from benchmark.config import NOT_THE_EXPERIMENT, usage_error  # noqa: E402
-from benchmark.results import load_metrics, load_summary  # noqa: E402
+from benchmark.results import load_metrics, load_summary, read_run_config  # noqa: E402
 
 
 def run_labels(runs: Sequence[Path]) -> list[str]:
     """'algo task seed N', plus every config value that differs between runs of the same algo (e.g.
     contact_law=newton), so two runs of one seed with different settings are told apart; different
     algos are told apart by name, not by the keys only one of them has."""
-    configs = [OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) for run in runs]
+    configs = [read_run_config(run) for run in runs]
     labels = []
     for config in configs:
         peers = [c for c in configs if c["algo"] == config["algo"]]

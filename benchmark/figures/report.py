@@ -41,7 +41,14 @@ from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors, wide_floors  # noqa: E402
-from benchmark.results import final_training, load_metrics, load_summary, markdown_table, outdated_learners  # noqa: E402
+from benchmark.results import (  # noqa: E402
+    final_training,
+    load_metrics,
+    load_summary,
+    markdown_table,
+    outdated_learners,
+    read_run_config,
+)
 from envs.tasks import registry  # noqa: E402
 
 PHASES = ("forward", "render", "backward", "update")
@@ -61,7 +68,7 @@ def collect(results: Path) -> pd.DataFrame:
         ):
             continue
         try:  # one damaged run is left out with a note, never the end of every figure
-            summary, config = load_summary(run), with_defaults(yaml.safe_load((run / "config.yaml").read_text()))
+            summary, config = load_summary(run), with_defaults(read_run_config(run))
             if load_metrics(run).empty:
                 raise ValueError("metrics.csv has no rows")
         except Exception as error:

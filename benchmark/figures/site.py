@@ -29,8 +29,13 @@ from benchmark.figures import aggregate
 from benchmark.figures.report import campaign_runs, campaign_table, collect, comparison_figure, normalise_by
 from benchmark.provenance import ROOT, git_state
 from benchmark.reference import REFERENCE, load_floors, wide_floors
+from benchmark.results import file_within
 
 COST_FIGURES = ("docs/apg_costs_cpu.png", "docs/fig10_scene_growth_cpu.png")
+# No script runs on the page, whatever a shipped cell holds: images and videos only as embedded data,
+# the style only inline (a second fence behind the escaping of every shipped string)
+POLICY = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+          "media-src data:; style-src 'unsafe-inline'\">")  # fmt: skip
 STYLE = """body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}
 th{background:#f3f3f3}img{max-width:100%}video{width:380px;margin:4px}.run{margin:1em 0}
@@ -50,10 +55,13 @@ def figure_uri(fig) -> str:
 
 def table_html(frame: pd.DataFrame, table_id: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.itertuples(False)
-    )
+    rows = "".join("<tr>" + "".join(f"<td>{_text(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(False))
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _text(value) -> str:
+    """A shipped value as page text: formatted, then escaped (a cell's files are input like any other)."""
+    return html.escape(_cell(value))
 
 
 def _cell(value) -> str:
@@ -91,8 +99,8 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
     page = out / "index.html"
     out.mkdir(parents=True, exist_ok=True)
     body = "\n".join(parts)
-    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"><title>{campaign.name}</title>'
-                    f"<style>{STYLE}</style></head><body>{body}</body></html>\n")  # fmt: skip
+    head = f'<meta charset="utf-8">{POLICY}<title>{html.escape(campaign.name)}</title><style>{STYLE}</style>'
+    page.write_text(f"<!doctype html><html><head>{head}</head><body>{body}</body></html>\n")
     return page
 
 
@@ -103,7 +111,7 @@ def _aggregate_section(cells: pd.DataFrame, campaign: Campaign, floors: pd.DataF
         return []
     tasks, scores, table = found
     fig = aggregate.campaign_figure(cells, campaign.learners, floors, reference, tasks, scores, table)
-    return [f"<h2>Aggregate over {', '.join(tasks)}</h2>", table_html(table.round(3), "aggregate"),
+    return [f"<h2>Aggregate over {html.escape(', '.join(tasks))}</h2>", table_html(table.round(3), "aggregate"),
             f'<img alt="aggregate" src="{figure_uri(fig)}">']  # fmt: skip
 
 
@@ -113,15 +121,15 @@ def _run_html(run: Path, out: Path, row) -> str:
     started = provenance.get("start", "?")
     host = (provenance.get("device") or {}).get("name") or (provenance.get("device") or {}).get("model") or "?"
     curve = os.path.relpath(run / "curve.csv.gz", out)
-    parts = [f'<div class="run"><b>{html.escape(row.algo)} / {html.escape(row.task)} / seed {row.seed}</b> '
-             f"({html.escape(str(row.status))}; evaluation {_cell(row.eval_return)}) "
+    parts = [f'<div class="run"><b>{html.escape(row.algo)} / {html.escape(row.task)} / seed {_text(row.seed)}</b> '
+             f"({html.escape(str(row.status))}; evaluation {_text(row.eval_return)}) "
              f'<span class="small">commit {html.escape(commit)}, {html.escape(str(started))}, '
              f"on {html.escape(str(host))}; "
              f'<a class="curve" href="{html.escape(curve)}">raw curve</a></span><br>']  # fmt: skip
-    webm = run / "video" / "policy.webm"
-    if webm.exists():
-        poster = run / "video" / "policy.png"
-        cover = f' poster="{data_uri(poster.read_bytes(), "image/png")}"' if poster.exists() else ""
+    webm = file_within(run, "video/policy.webm")
+    if webm is not None:
+        poster = file_within(run, "video/policy.png")
+        cover = f' poster="{data_uri(poster.read_bytes(), "image/png")}"' if poster is not None else ""
         parts.append(f'<video controls muted preload="auto"{cover} src="{data_uri(webm.read_bytes(), "video/webm")}">'
                      "</video>")  # fmt: skip
     return "".join(parts) + "</div>"
