@@ -165,10 +165,14 @@ def without_machine_paths(config: dict, provenance: dict) -> tuple[dict, dict]:
     of the run and of every earlier attempt too); the provenance says which keys were rewritten."""
     config = {**config, **{k: v for k, v in SHIPPED_PATHS.items() if config.get(k) is not None}}
 
+    def shipped(arg: str) -> str:
+        key = next((k for k in SHIPPED_PATHS if arg.startswith(f"{k}=")), None)
+        if key is not None:
+            return f"{key}={SHIPPED_PATHS[key]}"
+        return f"<machine>/{Path(arg).name}" if arg.startswith("/") else arg  # a job runner's script or folder
+
     def command(record: dict) -> dict:
-        args = [next((f"{k}={v}" for k, v in SHIPPED_PATHS.items() if str(a).startswith(f"{k}=")), a)
-                for a in record.get("command", [])]  # fmt: skip
-        return {**record, "command": args}
+        return {**record, "command": [shipped(str(a)) for a in record.get("command", [])]}
 
     provenance = {**command(provenance), "earlier": [command(e) for e in provenance.get("earlier", [])]}
     return config, {**provenance, "paths_rewritten_when_shipped": sorted(SHIPPED_PATHS)}

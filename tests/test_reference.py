@@ -173,9 +173,11 @@ def test_a_published_cell_holds_no_path_of_the_machine_it_ran_on(tmp_path):
     assert (config["results_dir"], config["teacher_run"]) == ("results", "teacher")
     provenance = json.loads((target / "provenance.json").read_text())
     assert provenance["paths_rewritten_when_shipped"] == ["results_dir", "teacher_run"]
-    command = ["python", "-m", "benchmark.run", f"results_dir={tmp_path}", "seed=0", f"teacher_run={tmp_path}/t"]
+    command = ["python", "-m", "benchmark.run", f"results_dir={tmp_path}", "seed=0", f"teacher_run={tmp_path}/t",
+               f"{tmp_path}/.sweep/logs"]  # fmt: skip
     _, shipped = without_machine_paths({}, {"command": command, "earlier": [{"command": command}]})
     expected = ["python", "-m", "benchmark.run", "results_dir=results", "seed=0", "teacher_run=teacher"]
+    expected.append("<machine>/logs")
     assert shipped["command"] == expected and shipped["earlier"][0]["command"] == expected
     assert provenance["config_sha256"] == json.loads((out / "provenance.json").read_text())["config_sha256"]
 
