@@ -116,25 +116,38 @@ def _lock_holder(path: Path) -> str:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (what SLURM, ``timeout`` and ``kill`` send), taken as an interruption like Ctrl-C."""
+    """A signal that ends the process (SIGTERM from SLURM, ``timeout`` and ``kill``; SIGHUP when the
+    terminal goes; SIGQUIT; SIGUSR1), taken as an interruption like Ctrl-C; the process exits with 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# Signals whose default action ends the process; SIGKILL cannot be caught (a resume then finds the
+# summary ``running`` with no process holding the run's lock, and takes it as interrupted)
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM end the run as interrupted (summary written, resumable), like SIGINT. Only where
-    nobody else handles it: submitit installs its own handlers in a job (to requeue it), which stay."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    """Make every ending signal stop the run as interrupted (summary written, resumable), like SIGINT.
+    Only signals nobody else handles: submitit installs its own in a job (to requeue it), which stay."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    ours = [s for s in ENDING_SIGNALS if signal.getsignal(s) == signal.SIG_DFL]
 
     def interrupt(signum, frame) -> None:
-        raise Terminated("SIGTERM")
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in ours:
+        signal.signal(signum, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in ours:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _note_finished(path: Path, summary: dict, cfg: DictConfig) -> None:
@@ -186,6 +199,13 @@ class Session:
     summary: dict
     budget: Budget
     budget_from: tuple[float, int] = (0.0, 0)  # (wall-clock, env steps) where the budget starts counting
+    provenance: dict | None = None  # this session's start record
+
+    def start(self) -> None:
+        """Write the ``running`` summary and this session's provenance: called where every stop that
+        follows is recorded, so no signal leaves a summary saying ``running`` with nobody running."""
+        self.out.start_provenance(self.provenance or {})
+        self.out.write_summary(self.summary)
 
     def save(self) -> None:
         state = {"learner": self.learner.state_dict(), "runner": dict(self.counters)}
@@ -201,6 +221,7 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
         session = _open(cfg, out, device, progress, role)
         memory, logger = IterationMemory(device), None  # the run's own peak from here
         try:
+            session.start()
             logger = make_logger(cfg, out.path)
             status, skipped_in_a_row = _train_loop(session, memory, logger, progress, one_off)
             final = final_training(out.path)["train_return"]  # as the tables compute it: beside published values
@@ -226,7 +247,8 @@ def _train(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, r
 
 def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, role: str | None) -> Session:
     """Build the env and the learner (training the teacher first, for a student), resume from the newest
-    checkpoint that fits, and write the config, a ``running`` summary and the provenance."""
+    checkpoint that fits, and write the config; :meth:`Session.start` then writes the ``running`` summary
+    and the provenance."""
     checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
     # the seed decides everything drawn from here on: the env's noise, the initial weights, the samples; a
     # resumed run draws fresh, reproducible noise
@@ -265,9 +287,8 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
         summary["role"] = role
     if taught_by is not None:
         summary.update({f"teacher_{key}": taught_by[key] for key in ("run", "eval_return", "wall_clock", "env_steps")})
-    out.write_summary(summary)
-    out.start_provenance({**start_record(cfg, device), "task_version": version, "learner_version": learner_version})
-    return Session(cfg, out, device, learner, counters, summary, parse_budget(cfg.budget), budget_from)
+    provenance = {**start_record(cfg, device), "task_version": version, "learner_version": learner_version}
+    return Session(cfg, out, device, learner, counters, summary, parse_budget(cfg.budget), budget_from, provenance)
 
 
 def _progress_bar(session: Session, progress: bool) -> tuple[tqdm, str]:
@@ -369,7 +390,8 @@ def _record_stop(session: Session, error: BaseException, logger) -> None:
     session.summary["traceback"] = traceback.format_exc(limit=5)
     try:
         session.out.write_summary(session.summary)
-        session.out.end_provenance(session.summary["status"])
+        if (session.out.path / "provenance.json").exists():  # a stop inside Session.start may come first
+            session.out.end_provenance(session.summary["status"])
     except DiskFull:
         pass  # the summary on disk stays the last one written; the message the caller prints says what to do
     if logger is not None:
@@ -484,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt as error:
         print("interrupted; the same command resumes the run from its newest checkpoint", file=sys.stderr)
-        sys.exit(143 if isinstance(error, Terminated) else 130)
+        sys.exit(128 + error.signum if isinstance(error, Terminated) else 130)
     summary = (path / "summary.json").read_text()
     print(f"results written to {path}/ (config.yaml, metrics.csv, summary.json, provenance.json, checkpoints/)")
     print(summary)

@@ -135,18 +135,25 @@ def test_a_second_start_of_a_run_in_use_is_refused(tmp_path, capsys):
     assert stop.value.code == 2 and f"is in use by process {os.getpid()}" in err and len(err.strip().splitlines()) == 1
 
 
-def test_sigterm_leaves_an_interrupted_run_that_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, "SIGTERM early"])
+def test_a_signal_that_ends_the_process_leaves_an_interrupted_run_that_resumes(tmp_path, signum):
+    """Every catchable signal whose default ends a process (what SLURM, ``kill``, a closed terminal or
+    Ctrl-\\ send) ends the run as interrupted, also the instant its summary appears."""
+    early = signum == "SIGTERM early"
+    signum = signal.SIGTERM if early else signum
     args = [*SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=400", "keep_checkpoints=0"]
     process = subprocess.Popen([sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"],
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 300
-    while not checkpoints(tmp_path / "r"):
+    while not ((tmp_path / "r" / "summary.json").exists() if early else checkpoints(tmp_path / "r")):
         assert process.poll() is None and time.time() < deadline, process.stderr.read() if process.poll() else "slow"
-        time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143
+        time.sleep(0.001 if early else 0.2)
+    process.send_signal(signum)
+    assert process.wait(timeout=120) == 128 + signum
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["error"] == "Terminated: SIGTERM"
+    assert summary["status"] == "interrupted" and summary["error"] == f"Terminated: {signal.Signals(signum).name}"
+    if early or signum != signal.SIGTERM:  # resuming is the same whatever the signal
+        return
     resumed = json.loads(
         (run(small(tmp_path, "iterations=12", "keep_checkpoints=0"), progress=False) / "summary.json").read_text()
     )
