@@ -72,6 +72,14 @@ def _num(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
+# Upper bounds of the sizes a user can set: far past any run of the paper (its widest layer is 1024, its
+# longest window 64 steps, its largest batch 512), and small enough that a typo fails in one line before
+# anything allocates instead of after minutes of swapping
+MAX_WIDTH = 16_384  # units of a layer, features, channels
+MAX_STEPS = 4_096  # steps of a window, an imagined horizon or a replayed sequence
+MAX_BATCH = 65_536  # samples per update
+
+
 def bounded(default: Any, **bound: Any) -> Any:
     """A dataclass field with its allowed values: ``horizon: int = bounded(32, low=1)``; a list default
     is copied per instance."""

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import center_crop, random_crop
-from algorithms.base import bounded
+from algorithms.base import MAX_BATCH, MAX_WIDTH, bounded
 from algorithms.networks import PixelEncoder, TwinQ, on_device, relu_mlp, soft_update, squashed_gaussian, trunk
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
@@ -45,14 +45,15 @@ LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # CURL's (and SAC-AE's) bounds on the pol
 @dataclass
 class CURLConfig(ReplayConfig):
     # random crops of the image_size frames (the paper: 100 -> 84); the encoder needs 16 pixels
-    crop_size: int = bounded(84, low=16)
+    crop_size: int = bounded(84, low=16, high=1024)
     buffer_size: int = 100_000  # frames, all envs together: 3 x image_size^2 bytes each (~3 GB at 100 x 100)
-    batch_size: int = bounded(32, low=1)  # the paper's config (CURL's authors report 512 in their final runs)
+    # the paper's config (CURL's authors report 512 in their final runs)
+    batch_size: int = bounded(32, low=1, high=MAX_BATCH)
     gamma: float = bounded(0.99, low=0, high=1)
     lr: float = bounded(1e-3, above=0)  # actor, critic, encoder and W
     betas: list[float] = bounded([0.9, 0.999], low=0, below=1, count=2)
-    feature_dim: int = bounded(50, low=1)  # encoder output, also the size of the bilinear W
-    hidden_dim: int = bounded(1024, low=1)
+    feature_dim: int = bounded(50, low=1, high=MAX_WIDTH)  # encoder output, also the size of the bilinear W
+    hidden_dim: int = bounded(1024, low=1, high=MAX_WIDTH)
     critic_tau: float = bounded(0.01, low=0, high=1)
     encoder_tau: float = bounded(0.05, low=0, high=1)  # the momentum (key) encoder
     actor_update_every: int = bounded(2, low=1)  # actor, temperature and target updates every this many updates

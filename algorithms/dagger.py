@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from algorithms.base import Learner, LearnerConfig, bounded
+from algorithms.base import MAX_BATCH, MAX_STEPS, MAX_WIDTH, Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, orthogonal_init
 from envs.pixels import PixelEnv
@@ -39,8 +39,8 @@ LABEL_LIMIT = 1.0 - 1e-6
 @dataclass
 class DAggerConfig(LearnerConfig):
     iterations: int = 10_000  # segments (the paper's epochs; humanoid 40000)
-    horizon: int = bounded(32, low=1)  # steps per segment
-    actor_hidden: list[int] = bounded([64, 64], low=1)  # D.Va's actor for the task
+    horizon: int = bounded(32, low=1, high=MAX_STEPS)  # steps per segment
+    actor_hidden: list[int] = bounded([64, 64], low=1, high=MAX_WIDTH)  # D.Va's actor for the task
     log_std_init: float = -1.0
     # mse: deterministic student; nll: stochastic student (it samples when it acts)
     loss: str = bounded("mse", choices=("mse", "nll"))
@@ -50,7 +50,7 @@ class DAggerConfig(LearnerConfig):
     # auto: the run's device; cpu keeps the pairs in host memory
     dataset_device: str = bounded("auto", choices=("auto", "cpu"))
     learning_starts: int = bounded(32_000, low=0)  # pairs collected before the first update
-    batch_size: int = bounded(128, low=1)
+    batch_size: int = bounded(128, low=1, high=MAX_BATCH)
     max_updates: int = bounded(2000, low=1)  # per iteration
     stop_loss: float = 0.1  # an iteration's updates stop at the first minibatch loss below this
     lr: float = bounded(2e-3, above=0)  # decays linearly to final_lr over iterations x max_updates updates

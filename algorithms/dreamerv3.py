@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.base import Policy, bounded, require
+from algorithms.base import MAX_BATCH, MAX_STEPS, MAX_WIDTH, Policy, bounded, require
 from algorithms.networks import like_weights, on_device, soft_update
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner, Sequences
 from envs.pixels import PixelEnv
@@ -61,19 +61,19 @@ class DreamerV3Config(ReplayConfig):
     pretrain: int = bounded(100, low=0)  # updates in one burst once the seed frames are in (dreamerv3-torch's)
     # replayed steps per agent step: an update every batch_size * batch_length / 512 steps
     train_ratio: int = bounded(512, low=1)
-    batch_size: int = bounded(16, low=1)
-    batch_length: int = bounded(64, low=1)
+    batch_size: int = bounded(16, low=1, high=MAX_BATCH)
+    batch_length: int = bounded(64, low=1, high=MAX_STEPS)
     deter: int = bounded(512, low=1)  # GRU state
     units: int = bounded(512, low=1)  # hidden width of every MLP
     stoch: int = bounded(32, low=1)  # categorical latents ...
     classes: int = bounded(32, low=1)  # ... of this many classes each
-    cnn_depth: int = bounded(32, low=1)  # channels of the first convolution (doubling per stage)
+    cnn_depth: int = bounded(32, low=1, high=MAX_WIDTH)  # channels of the first convolution (doubling per stage)
     unimix: float = bounded(0.01, low=0, high=1)
     free_nats: float = 1.0
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
     # imagined steps after the start state: dreamerv3-torch's imag_horizon 15 counts the start, so 14 returns
-    horizon: int = bounded(14, low=1)
+    horizon: int = bounded(14, low=1, high=MAX_STEPS)
     gamma: float = bounded(0.997, low=0, high=1)
     lam: float = bounded(0.95, low=0, high=1)
     model_lr: float = bounded(1e-4, above=0)

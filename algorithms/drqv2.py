@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.augment import random_shift
-from algorithms.base import bounded
+from algorithms.base import MAX_BATCH, MAX_WIDTH, bounded
 from algorithms.common import linear_decay
 from algorithms.networks import ConvEncoder, TwinQ, on_device, relu_mlp, soft_update, trunk
 from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
@@ -43,12 +43,12 @@ from envs.pixels import PixelEnv
 @dataclass
 class DrQv2Config(ReplayConfig):
     buffer_size: int = 1_000_000  # frames, all envs together: 3 x 84 x 84 bytes each (~21 GB at 1e6)
-    batch_size: int = bounded(256, low=1)
+    batch_size: int = bounded(256, low=1, high=MAX_BATCH)
     n_step: int = bounded(3, low=1)
     gamma: float = bounded(0.99, low=0, high=1)
     lr: float = bounded(1e-4, above=0)  # encoder, actor and critic
-    feature_dim: int = bounded(50, low=1)  # trunk output
-    hidden_dim: int = bounded(1024, low=1)  # actor and Q heads: two hidden layers each
+    feature_dim: int = bounded(50, low=1, high=MAX_WIDTH)  # trunk output
+    hidden_dim: int = bounded(1024, low=1, high=MAX_WIDTH)  # actor and Q heads: two hidden layers each
     critic_tau: float = bounded(0.01, low=0, high=1)
     std_start: float = bounded(1.0, low=0)  # exploration noise: linear from std_start to std_end ...
     std_end: float = bounded(0.1, low=0)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.base import Learner, LearnerConfig, bounded
+from algorithms.base import MAX_STEPS, MAX_WIDTH, Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, mlp, on_device
 from envs import DiffEnv
@@ -31,11 +31,11 @@ from envs.core import branch_needed
 
 @dataclass
 class SHACConfig(LearnerConfig):
-    horizon: int = bounded(32, low=1)  # steps per short-horizon window
+    horizon: int = bounded(32, low=1, high=MAX_STEPS)  # steps per short-horizon window
     gamma: float = bounded(0.99, low=0, high=1)
     lam: float = bounded(0.95, low=0, high=1)  # TD(lambda) for the critic targets
-    actor_hidden: list[int] = bounded([64, 64], low=1)
-    critic_hidden: list[int] = bounded([64, 64], low=1)
+    actor_hidden: list[int] = bounded([64, 64], low=1, high=MAX_WIDTH)
+    critic_hidden: list[int] = bounded([64, 64], low=1, high=MAX_WIDTH)
     actor_lr: float = bounded(2e-3, above=0)
     critic_lr: float = bounded(2e-4, above=0)
     final_lr: float = bounded(1e-5, low=0)  # both learning rates decay linearly to this over ``iterations``

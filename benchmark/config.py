@@ -54,8 +54,8 @@ class RunConfig:
     # control steps per agent step (DrQ-v2, CURL, DreamerV3: 2); env steps count control steps
     action_repeat: int = bounded(1, low=1)
     renderer: str | None = None  # set: the actor sees a frame stack from this backend (newton, diff, ...)
-    image_size: int = 84
-    frames: int = bounded(3, low=1)
+    image_size: int = bounded(84, high=1024)  # pixels per side of the frames (at least MIN_IMAGE_SIZE with a renderer)
+    frames: int = bounded(3, low=1, high=16)
     budget: str | None = None  # stop early: "30min", "2h", "90s" (wall-clock) or "1e6steps" (env steps)
     eval_envs: int = bounded(16, low=1, high=MAX_ENVS)  # envs for the final deterministic evaluation (one episode each)
     # cut evaluation episodes short (quick looks, tests); None: full episodes
@@ -359,6 +359,10 @@ def load_config(algo: str, task: str, overrides: list[str] | None = None) -> Dic
         cli = OmegaConf.from_dotlist(list(overrides or []))
     except Exception as error:  # omegaconf's grammar errors
         raise ConfigError(f"cannot parse overrides {overrides}: {error}; write them as key=value") from None
+    for key in ("algo", "task"):  # named by the command's positional words; an override would be ignored
+        if key in cli and cli[key] != {"algo": algo, "task": task}[key]:
+            raise ConfigError(f"override '{key}={cli[key]}': the algo and the task are the command's first two words "
+                              f"(python -m benchmark.run <algo> <task> ...; make bench ALGO=... TASK=...)")  # fmt: skip
     if cli.get("preset") == "paper":  # the paper's settings: no preset (``make bench PRESET=paper``)
         cli.preset = None
     preset = cli.get("preset", file_cfg.get("preset"))
