@@ -28,7 +28,7 @@ from algorithms import get_learner
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.reference import REFERENCE, experiment_name, publish
-from benchmark.results import FINISHED, checkpoints, load_summary, markdown_table, outdated_learners
+from benchmark.results import FINISHED, DamagedRun, checkpoints, load_summary, markdown_table, outdated_learners
 
 RESULTS = Path("results") / "campaigns"
 TEACHER = "shac"
@@ -113,6 +113,16 @@ class Campaign:
 
 def cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Path, reference: Path,
                jobs: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+    """:func:`_cell_state`, or ``damaged`` with the reason when a file of the cell (shipped or here) is not
+    what the runner writes: the grid names it and goes on, and nothing is submitted over it."""
+    try:
+        return _cell_state(campaign, algo, task, seed, results, reference, jobs)
+    except DamagedRun as error:
+        return "damaged", str(error)
+
+
+def _cell_state(campaign: Campaign, algo: str, task: str, seed: int, results: Path, reference: Path,
+                jobs: dict[str, str]) -> tuple[str, str]:  # fmt: skip
     """(state, detail): ``published`` (in the reference set), ``done`` (finished here, not yet published),
     ``running`` / ``pending`` (a job), ``failed`` (the run raised: a result, with the reason), ``stopped``
     (interrupted or killed: resumable), ``waiting`` (DAgger's teacher is not done), ``stale`` (published

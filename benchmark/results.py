@@ -293,8 +293,27 @@ def _whole_rows(path: Path) -> str:
     return text if text.endswith("\n") else text[: text.rfind("\n") + 1]
 
 
+class DamagedRun(ConfigError):
+    """A run's files cannot be what the runner wrote (not JSON, not a mapping, a field of the wrong kind):
+    the readers of many runs name it and go on with the others."""
+
+
 def load_summary(run: Path) -> dict[str, Any]:
-    return json.loads((run / "summary.json").read_text())
+    """A run's ``summary.json``, checked as input: a JSON object of at most 1 MB with a ``status`` and
+    whole-number versions; anything else is a :class:`DamagedRun` naming the run."""
+    path = file_within(run, "summary.json")
+    if path is None or path.stat().st_size > MAX_CONFIG_BYTES:
+        raise DamagedRun(f"{run}/summary.json is missing, a link out of the run, or over 1 MB")
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedRun(f"{run}/summary.json is not JSON ({error})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        raise DamagedRun(f"{run}/summary.json is not a run's summary (a mapping with a status)")
+    for key in ("task_version", "learner_version", "seed", "iterations"):
+        if key in summary and (type(summary[key]) is not int):
+            raise DamagedRun(f"{run}/summary.json: {key} is {summary[key]!r}, not a whole number")
+    return summary
 
 
 def file_within(run: Path, relative: str) -> Path | None:

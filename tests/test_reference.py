@@ -207,6 +207,38 @@ def test_a_campaign_submits_exactly_the_cells_the_reference_set_lacks(tmp_path, 
     assert campaigns.to_submit(plan, results, reference) == []
 
 
+DAMAGE = {
+    "not json": "{status: complete",
+    "a list": "[1, 2]",
+    "no status": '{"seed": 1}',
+    "a version that is text": '{"status": "complete", "task_version": "abc"}',
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_one_damaged_shipped_cell_is_named_and_every_other_cell_still_read(tmp_path, capsys, damage):
+    """A shipped cell whose summary is not the runner's: the campaign's grid says ``damaged`` with the
+    file at fault and submits nothing over it, the figures' reader leaves it out with a note, publishing
+    refuses it in one line; the other cells are read as before."""
+    results, reference = tmp_path / "campaigns", tmp_path / "reference"
+    plan = campaigns.Campaign(name="t", learners=["shac"], tasks=["cartpole"], seeds=[0, 1], preset=None,
+                              budget={"cartpole": "1h"}, overrides=TINY, executor="inline", parallel=1)  # fmt: skip
+    outs = [run(load_config("shac", "cartpole", plan.overrides_for("shac", "cartpole", seed, tmp_path / "ran")),
+                progress=False) for seed in (0, 1)]  # fmt: skip
+    shipped = [publish(out, reference, allow_dirty=True) for out in outs]
+    (shipped[1] / "summary.json").write_text(DAMAGE[damage])
+    grid = campaigns.grid(plan, results, reference).set_index("seed")
+    assert grid.loc[0, "state"] == "published" and grid.loc[1, "state"] == "damaged"
+    assert f"{shipped[1]}/summary.json" in grid.loc[1, "detail"]
+    assert campaigns.to_submit(plan, results, reference) == []
+    capsys.readouterr()
+    found = report.collect(reference)
+    assert list(found["seed"]) == [0] and f"{shipped[1]} left out" in capsys.readouterr().out
+    (outs[1] / "summary.json").write_text(DAMAGE[damage])
+    with pytest.raises(ConfigError, match="summary.json"):
+        publish(outs[1], tmp_path / "elsewhere", allow_dirty=True)
+
+
 def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_where_it_never_ran(tmp_path, monkeypatch):
     """Machine A runs the teacher and publishes it with its checkpoint; machine B (empty results) runs the
     DAgger cell from the reference set alone, writing nothing into it. Published without the checkpoint,

@@ -116,7 +116,11 @@ def _aggregate_section(cells: pd.DataFrame, campaign: Campaign, floors: pd.DataF
 
 
 def _run_html(run: Path, out: Path, row) -> str:
-    provenance = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else {}
+    try:  # a cell's provenance is shown, never trusted: a damaged one shows as unknown
+        provenance = json.loads(file_within(run, "provenance.json").read_text())
+        provenance = provenance if isinstance(provenance, dict) else {}
+    except (AttributeError, OSError, ValueError):
+        provenance = {}
     commit = str(provenance.get("git", {}).get("commit", "?"))[:12]
     started = provenance.get("start", "?")
     host = (provenance.get("device") or {}).get("name") or (provenance.get("device") or {}).get("model") or "?"
