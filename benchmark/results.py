@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import gzip
 import io
 import json
 import os
@@ -283,8 +284,23 @@ def load_metrics(run: Path) -> pd.DataFrame:
     """A run's metrics; a torn last row (see the module doc) is left out. A run of the shipped reference
     set has its compact curve instead (``benchmark.reference``: the same columns, fewer rows)."""
     if not (run / "metrics.csv").exists() and (run / "curve.csv.gz").exists():
-        return pd.read_csv(run / "curve.csv.gz")
+        return pd.read_csv(io.BytesIO(_unpacked(run / "curve.csv.gz")))
     return pd.read_csv(io.StringIO(_whole_rows(run / "metrics.csv")))
+
+
+MAX_CURVE_BYTES = 64 << 20  # a compact curve unpacks to well under a megabyte
+
+
+def _unpacked(path: Path) -> bytes:
+    """A shipped curve's bytes, unpacked at most ``MAX_CURVE_BYTES``: a small file that unpacks to
+    gigabytes (a gzip bomb) is a damaged run, not a figure."""
+    if file_within(path.parent, path.name) is None:
+        raise DamagedRun(f"{path} is a link out of its run")
+    with gzip.open(path) as packed:
+        data = packed.read(MAX_CURVE_BYTES + 1)
+    if len(data) > MAX_CURVE_BYTES:
+        raise DamagedRun(f"{path} unpacks to more than {MAX_CURVE_BYTES >> 20} MB: not a compact curve")
+    return data
 
 
 def _whole_rows(path: Path) -> str:

@@ -2,6 +2,7 @@
 of the reference set, campaigns that submit only what is missing, and a manifest for every figure."""
 
 import functools
+import gzip
 import hashlib
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ from benchmark.config import ConfigError, load_config
 from benchmark.figures import manifest, report
 from benchmark.provenance import ROOT, git_state, versions
 from benchmark.reference import compact_curve, publish, without_machine_paths
+from benchmark.results import DamagedRun, load_metrics
 from benchmark.run import run
 
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=3"]
@@ -429,3 +431,15 @@ def test_a_run_of_another_learner_version_is_never_resumed_nor_taken_for_finishe
     with pytest.raises(ConfigError, match="shac learner version 1, the code's is version"):
         run(load_config("shac", "cartpole", [*TINY, "seed=0", f"results_dir={tmp_path}", f"run_name={out.name}"]),
             progress=False)  # fmt: skip
+
+
+def test_a_shipped_curve_that_unpacks_to_gigabytes_is_a_damaged_run_not_a_figure(tmp_path):
+    """A 100 KB gzip of 80 MB: reading stops at 64 MB and names the file (a real curve is under 1 MB)."""
+    with gzip.open(tmp_path / "curve.csv.gz", "wb") as packed:
+        packed.write(b"iteration\n" + b"1\n" * (40 << 20))
+    assert (tmp_path / "curve.csv.gz").stat().st_size < 1 << 20
+    with pytest.raises(DamagedRun, match="unpacks to more than 64 MB"):
+        load_metrics(tmp_path)
+    with gzip.open(tmp_path / "curve.csv.gz", "wb") as packed:
+        packed.write(b"iteration,train_return\n1,5.0\n2,7.5\n")
+    assert load_metrics(tmp_path)["train_return"].tolist() == [5.0, 7.5]
