@@ -253,13 +253,17 @@ def _read_checkpoint(path: Path, tries: int = 3, wait_s: float = 1.0) -> dict[st
 
 
 def latest_checkpoint(
-    run: Path, required: tuple[str, ...] = ("learner", "runner"), fits: Callable[[dict], None] | None = None
+    run: Path,
+    required: tuple[str, ...] = ("learner", "runner"),
+    fits: Callable[[dict], None] | None = None,
+    set_aside: bool = True,
 ) -> dict[str, Any] | None:
     """The newest checkpoint that loads, has the ``required`` keys and ``fits`` (a callable that loads it
     into the learner, raising where it does not fit); corrupt, truncated or unfitting ones are reported
-    on stderr, renamed ``*.corrupt`` (kept for inspection) and skipped. An unreadable one (I/O error) is
-    retried, never renamed. Checkpoints load with ``weights_only``: tensors, numbers and containers,
-    never code."""
+    on stderr and skipped, and renamed ``*.corrupt`` (kept for inspection) when ``set_aside``: the run's
+    own resume does, a viewer (video, evaluation, a student reading its teacher) never changes what it
+    reads. An unreadable one (I/O error) is retried, never renamed. Checkpoints load with
+    ``weights_only``: tensors, numbers and containers, never code."""
     for path in reversed(checkpoints(run)):
         try:
             state = _read_checkpoint(path)
@@ -274,7 +278,8 @@ def latest_checkpoint(
             print(f"warning: checkpoint {path} is corrupt or does not fit ({type(error).__name__}: "
                   f"{str(error).splitlines()[0] if str(error) else ''}); falling back to the previous one",
                   file=sys.stderr)  # fmt: skip
-            path.rename(path.with_suffix(".corrupt"))
+            if set_aside:
+                path.rename(path.with_suffix(".corrupt"))
             continue
         return state
     return None

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmark.config import load_config
+from benchmark.config import ConfigError, load_config
 from benchmark.figures import video
 from benchmark.run import run
 
@@ -36,3 +36,16 @@ def test_a_trained_runs_video_has_its_frames_and_decodes_back(tmp_path):
             len(frames),
             pytest.approx(len(frames) / video.FPS, abs=0.05),
         )
+
+
+def test_filming_a_run_whose_checkpoint_no_longer_fits_changes_nothing_in_it(tmp_path):
+    """A viewer never changes what it views: the checkpoint that does not load is reported, not renamed."""
+    out = run(load_config("shac", "cartpole", ["num_envs=4", "horizon=8", "iterations=2", "eval_envs=1",
+                                               "eval_max_steps=2", f"results_dir={tmp_path}", "run_name=r"]),
+              progress=False)  # fmt: skip
+    config = out / "config.yaml"
+    config.write_text(config.read_text().replace("- 64\n- 64\n", "- 32\n- 32\n", 1))  # the actor's widths
+    before = sorted((p.name, p.stat().st_size) for p in (out / "checkpoints").iterdir())
+    with pytest.raises(ConfigError, match="no checkpoint that loads"):
+        video.record(out, num_envs=1, max_frames=2)
+    assert sorted((p.name, p.stat().st_size) for p in (out / "checkpoints").iterdir()) == before
