@@ -26,6 +26,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
 from algorithms.base import bounded, check_bounds
+from envs.core import MAX_ENVS
 from envs.featherstone_fix import CONTACT_LAWS
 from envs.render import install_hint, renderers
 from envs.tasks import registry as task_registry
@@ -34,7 +35,6 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULTS = "defaults.yaml"  # an algo's settings; configs/<algo>/<task>.yaml holds what a task changes
 MIN_IMAGE_SIZE = 16  # the DrQ-v2 encoder's four 3 x 3 convolutions (one of stride 2) need 15
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
-MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
 
 
 class ConfigError(ValueError):

@@ -19,6 +19,8 @@ from envs.physics import Simulation, blown_up, warp_device
 from envs.tasks import get_task
 from envs.tasks.base import Task
 
+MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
+
 
 def branch_needed(mask: torch.Tensor) -> bool:
     """Whether to run a branch that only changes the rows set in ``mask`` (and leaves the others bit for bit).

@@ -36,7 +36,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.core import DiffEnv
+from envs.core import MAX_ENVS, DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import make_renderer, renderers
 from envs.tasks import registry
@@ -86,10 +86,11 @@ class Options:
         if self.render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode={self.render_mode!r}: choose rgb_array or None")
         for name in ("image_size", "render_size"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 8):
-                raise ValueError(f"{name}={getattr(self, name)!r}: give a whole number of pixels, at least 8")
-        if not (isinstance(self.frames, int) and self.frames >= 1):
-            raise ValueError(f"frames={self.frames!r}: give a whole number of frames, at least 1")
+            if not (isinstance(getattr(self, name), int) and 8 <= getattr(self, name) <= 1024):
+                raise ValueError(f"{name}={getattr(self, name)!r}: give a whole number of pixels in [8, 1024]")
+        if not (isinstance(self.frames, int) and 1 <= self.frames <= 16):
+            raise ValueError(f"frames={self.frames!r}: give a whole number of frames in [1, 16]")
+        _check_seed(self.seed)
 
 
 class _Batch:
@@ -161,14 +162,21 @@ class _Batch:
         return image[0].permute(1, 2, 0).cpu().numpy()
 
     def actions(self, actions: Any, shape: tuple[int, ...]) -> torch.Tensor:
-        """Actions as a float32 tensor of ``shape`` on the env's device; ``torch_io`` takes tensors only."""
+        """Actions as a float32 tensor of exactly ``shape`` on the env's device (never reshaped: a
+        transposed or flattened batch would hand env k another env's numbers); ``torch_io`` takes tensors
+        only."""
         if self.torch_io and not isinstance(actions, torch.Tensor):
             raise TypeError(f"torch_io=True takes actions as torch tensors on {self.device}, got "
                             f"{type(actions).__name__}; pass torch.as_tensor(actions, device=env.device), or make "
                             "the env with torch_io=False")  # fmt: skip
-        if isinstance(actions, torch.Tensor):
-            return actions.to(self.device, torch.float32).reshape(shape)
-        return torch.as_tensor(np.asarray(actions, np.float32), device=self.device).reshape(shape)
+        if not isinstance(actions, torch.Tensor):
+            array = np.asarray(actions)
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"actions must be numbers of shape {shape}, got {actions!r:.60}")
+            actions = torch.as_tensor(array.astype(np.float32), device=self.device)
+        if tuple(actions.shape) != shape:
+            raise ValueError(f"actions of shape {tuple(actions.shape)}; this env takes {shape} (envs x action dims)")
+        return actions.to(self.device, torch.float32)
 
     def out(self, value: Any) -> Any:
         """Tensors as given (``torch_io``) or as numpy arrays; dicts alike."""
@@ -190,6 +198,8 @@ class GymVectorEnv(VectorEnv):
         **options: Any,
     ) -> None:
         """``options``: the fields of :class:`Options`."""
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
+            raise ValueError(f"num_envs={num_envs!r}: give a whole number of envs in [1, {MAX_ENVS}]")
         mode = _autoreset_mode(autoreset_mode)
         self.batch = _Batch(task, num_envs, Options(**options))
         self.env, self.device, self.num_envs = self.batch.env, self.batch.device, num_envs
@@ -201,11 +211,25 @@ class GymVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._resetting = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """``seed``: one int, or gymnasium's per-env list, which its vector envs fill as ``seed + k`` for
+        env k: ``[s, s + 1, ...]`` is ``seed=s`` here (one generator draws for the whole batch)."""
+        if isinstance(seed, list | tuple):
+            seed = self._one_seed(list(seed))
+        _check_seed(seed)
         super().reset(seed=seed)
         obs = self.batch.reset(seed)
         self._resetting.zero_()
         return self.batch.out(obs), {}
+
+    def _one_seed(self, seeds: list) -> int | None:
+        if all(s is None for s in seeds):
+            return None
+        first = seeds[0]
+        if len(seeds) == self.num_envs and isinstance(first, int) and seeds == [first + k for k in range(len(seeds))]:
+            return first
+        raise ValueError(f"seed={seeds!r:.60}: this batch draws every env from one generator; give one int s or "
+                         f"the list [s, s + 1, ..., s + {self.num_envs - 1}] gymnasium makes of it")  # fmt: skip
 
     def step(self, actions):
         action = self.batch.actions(actions, (self.num_envs, self.env.act_dim))
@@ -259,11 +283,17 @@ class GymEnv(gymnasium.Env):
         self.observation_space, self.action_space = self.batch.observation_space, self.batch.action_space
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        _check_seed(seed)
         super().reset(seed=seed)
+        self._ended = False
         return _row(self.batch.out(self.batch.reset(seed)), 0), {}
 
     def step(self, action):
-        _, last, reward, terminated, truncated = self.batch.step(self.batch.actions(action, (1, -1)))
+        if getattr(self, "_ended", True):
+            raise gymnasium.error.ResetNeeded("call reset() first: before the first step and after an episode ends")
+        action = self.batch.actions(action, (self.batch.env.act_dim,))[None]
+        _, last, reward, terminated, truncated = self.batch.step(action)
+        self._ended = bool(terminated[0] | truncated[0])
         obs = _row(self.batch.out(last), 0)  # the true last observation: the caller resets
         if self.batch.torch_io:
             return obs, reward[0], terminated[0], truncated[0], {}
@@ -271,6 +301,12 @@ class GymEnv(gymnasium.Env):
 
     def render(self) -> np.ndarray | None:
         return self.batch.render()
+
+
+def _check_seed(seed: Any) -> None:
+    """A seed is a whole number >= 0 or None (1.5 is not truncated to 1, nor True taken for 1)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ValueError(f"seed={seed!r}: give a whole number >= 0, or None")
 
 
 def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:

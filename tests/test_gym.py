@@ -219,8 +219,11 @@ def test_torch_io_takes_and_gives_tensors_on_the_envs_device_and_refuses_numpy_i
     [({"obs_mode": "pixels"}, "obs_mode='pixels': choose one of state, rgb, state_rgb"),
      ({"renderer": "newtn"}, f"renderer='newtn': choose one of {', '.join(renderers())}"),
      ({"render_mode": "ansi"}, "render_mode='ansi': choose rgb_array or None"),
-     ({"image_size": 4}, "image_size=4: give a whole number of pixels, at least 8"),
-     ({"frames": 0}, "frames=0: give a whole number of frames, at least 1")],
+     ({"image_size": 4}, "image_size=4: give a whole number of pixels in [8, 1024]"),
+     ({"image_size": 60000}, "image_size=60000: give a whole number of pixels in [8, 1024]"),
+     ({"frames": 0}, "frames=0: give a whole number of frames in [1, 16]"),
+     ({"frames": 200000}, "frames=200000: give a whole number of frames in [1, 16]"),
+     ({"seed": 1.5}, "seed=1.5: give a whole number >= 0, or None")],
 )  # fmt: skip
 def test_a_bad_option_is_one_line_naming_the_allowed_values(option, message):
     for make in (gymnasium.make, lambda i, **kw: gymnasium.make_vec(i, num_envs=2, **kw)):
@@ -235,3 +238,44 @@ def test_the_docs_ppo_example_runs_its_loop_and_reports_each_iteration(capsys):
                                "--image-size", "16", "--iterations", "2"])  # fmt: skip
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("iteration")]
     assert len(returns) == 2 and [line.split()[3] for line in lines] == ["8", "16"]  # steps: 2 envs x 4, twice
+
+
+def test_actions_of_another_shape_or_no_numbers_are_refused_never_reshaped():
+    """A transposed or flattened batch would hand env k another env's numbers; None would become NaN."""
+    vec = gymnasium.make_vec(env_id("hopper"), num_envs=2, device="cpu")
+    vec.reset(seed=0)
+    for bad in (np.zeros((3, 2), np.float32), np.zeros(6, np.float32)):
+        with pytest.raises(ValueError, match=r"actions of shape \(.*\); this env takes \(2, 3\)"):
+            vec.step(bad)
+    with pytest.raises(TypeError, match="actions must be numbers"):
+        vec.step(None)
+    _, reward, *_ = vec.step(np.zeros((2, 3), np.float32))
+    assert np.isfinite(reward).all()
+
+
+def test_seeds_are_whole_numbers_and_a_vector_env_takes_gymnasiums_list_of_seeds():
+    vec = gymnasium.make_vec(env_id("cartpole"), num_envs=3, device="cpu")
+    by_int, _ = vec.reset(seed=7)
+    by_list, _ = vec.reset(seed=[7, 8, 9])  # what gymnasium's own vector envs make of seed=7
+    np.testing.assert_array_equal(by_int, by_list)
+    for bad in ([7, 7, 7], [1.5, 2.5, 3.5], 1.5, -1, True):
+        with pytest.raises(ValueError, match="seed="):
+            vec.reset(seed=bad)
+    with pytest.raises(ValueError, match=r"num_envs=0: give a whole number of envs in \[1, 65536\]"):
+        gymnasium.make_vec(env_id("cartpole"), num_envs=0)
+
+
+def test_a_single_env_refuses_to_step_past_its_episodes_end_until_reset():
+    single = gymnasium.make(env_id("hopper"), device="cpu", disable_env_checker=True)
+    with pytest.raises(gymnasium.error.ResetNeeded):
+        single.step(np.zeros(3, np.float32))
+    single.reset(seed=0)
+    ended, steps = False, 0
+    while not ended:
+        _, _, terminated, truncated, _ = single.step(np.ones(3, np.float32))
+        ended, steps = terminated or truncated, steps + 1
+    with pytest.raises(gymnasium.error.ResetNeeded, match="call reset"):
+        single.step(np.zeros(3, np.float32))
+    single.reset()
+    single.step(np.zeros(3, np.float32))
+    assert steps < 1000
