@@ -226,7 +226,17 @@ def is_path_component(name: str) -> bool:
 
 # a resumed run may change how long it runs and how it reports, nothing else
 RESUMABLE_CHANGES = frozenset(
-    {"budget", "iterations", "logger", "device", "torch_threads", "eval_envs", "eval_max_steps", "keep_checkpoints"}
+    {
+        "budget",
+        "iterations",
+        "logger",
+        "device",
+        "torch_threads",
+        "eval_envs",
+        "eval_max_steps",
+        "keep_checkpoints",
+        "results_dir",
+    }  # where the run's folder lies: a folder moved elsewhere resumes
 )
 # keys that do not make another experiment: which seed, where it (and its teacher) was written, how it
 # was run and reported. The budget and the iterations do (a 3-minute run is not a seed of a 60-minute

@@ -186,6 +186,16 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def remove_torn_writes(self) -> list[Path]:
+        """Delete what an :func:`atomic_write` killed mid-write (SIGKILL, power loss) left: its temporary
+        ``.<name>.<random>`` files beside the run's files and checkpoints. Called with the run's lock held,
+        so no writer of this run is alive; returns what was removed."""
+        torn = [p for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
+                for p in folder.glob(".*.*") if p.is_file() and not p.is_symlink()]  # fmt: skip
+        for path in torn:
+            path.unlink()
+        return torn
+
     def save_checkpoint(self, state: dict[str, Any], iteration: int, keep: int = 0) -> Path:
         """Write ``checkpoints/iter-<iteration>.pt``, then drop all but the newest ``keep`` (0: keep all)."""
         path = self.path / "checkpoints" / f"iter-{iteration:06d}.pt"

@@ -249,6 +249,8 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
     """Build the env and the learner (training the teacher first, for a student), resume from the newest
     checkpoint that fits, and write the config; :meth:`Session.start` then writes the ``running`` summary
     and the provenance."""
+    for torn in out.remove_torn_writes():
+        print(f"note: removed {torn.name}, a file the last session was writing when it was killed", file=sys.stderr)
     checkpoint = latest_checkpoint(out.path)  # an unreadable one stops the run here, before any write
     # the seed decides everything drawn from here on: the env's noise, the initial weights, the samples; a
     # resumed run draws fresh, reproducible noise

@@ -406,3 +406,19 @@ def test_the_memory_probe_counts_a_warp_array_allocated_in_the_iteration():
     added = memory.added_mb()
     del block
     assert added == pytest.approx(200, abs=15)
+
+
+def test_a_run_killed_mid_write_resumes_without_the_torn_file_and_a_moved_run_resumes_where_it_lies(tmp_path):
+    """SIGKILL during ``torch.save`` leaves ``checkpoints/.iter-*.pt.<random>``: the next start (holding the
+    run's lock, so nobody is writing) deletes it. A run folder moved elsewhere resumes from there."""
+    first = run(small(tmp_path / "a", "iterations=10", "checkpoint_every=5"), progress=False)
+    summary = json.loads((first / "summary.json").read_text())
+    (first / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as SIGKILL leaves it
+    torn = first / "checkpoints" / ".iter-000015.pt.k3x9q"
+    torn.write_bytes(b"\0" * 1024)
+    moved = tmp_path / "b" / "r"
+    moved.parent.mkdir()
+    first.rename(moved)
+    resumed = json.loads((run(small(tmp_path / "b", "iterations=15"), progress=False) / "summary.json").read_text())
+    assert resumed["status"] == "complete" and resumed["iterations"] == 15 and resumed["resumed"] == 1
+    assert not (moved / "checkpoints" / torn.name).exists()
