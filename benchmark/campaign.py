@@ -300,6 +300,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{flag}", type=kind, default=None, help="SLURM; default from configs/sweep.yaml")
     args = parser.parse_args(argv)
     try:
+        sweeps.check_text(str(args.results_dir), "--results-dir")  # it reaches every cell's job script
+        if args.results_dir.exists() and not args.results_dir.is_dir():
+            raise ConfigError(f"--results-dir {args.results_dir} is a file; give a folder")
         campaign = Campaign.load(args.name)
         only = narrowing(campaign, args.tasks, args.learners)
         if args.command == "status":
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"published {path}")
         else:
             if args.partition is not None:
-                sweeps.check_text(args.partition, "--partition")
+                sweeps.check_partition(args.partition)
             if args.parallel is not None and args.parallel < 1:
                 raise ConfigError(f"--parallel={args.parallel} is impossible; give a positive number of runs at once")
             args.wait, args.gpus_per_job = False, args.gpus

@@ -136,6 +136,12 @@ def check_text(value: str, what: str) -> None:
         raise ConfigError(f"{what} {value!r} holds a control character (e.g. a newline); remove it")
 
 
+def check_partition(partition: str) -> None:
+    """A SLURM partition name, or one line saying what one is (it reaches an ``#SBATCH`` line)."""
+    if not re.fullmatch(r"[\w.,-]+", partition):
+        raise ConfigError(f"--partition {partition!r}: give a SLURM partition name (letters, digits, ._-,)")
+
+
 def check_overrides(overrides: list[str]) -> None:
     """Refuse overrides that the sweep sets itself, instead of silently replacing them."""
     for override in overrides:
@@ -411,7 +417,11 @@ def submit(sweep: Sweep, kind: str, args: argparse.Namespace) -> list[dict]:
     record = lambda item, job: dict(run=item[0], algo=item[1], task=item[2], seed=item[3], executor=kind,  # noqa: E731
                                     job_id=str(job.job_id), submitted=stamp, logs=str(logs))  # fmt: skip
     if kind == "slurm":
-        jobs = executor.map_array(RunJob(), *zip(*[item[1:3] + (item[4],) for item in todo], strict=True))
+        try:
+            jobs = executor.map_array(RunJob(), *zip(*[item[1:3] + (item[4],) for item in todo], strict=True))
+        except Exception as error:  # sbatch refused (an unknown partition, a limit): its own words, one line
+            reason = " ".join(str(error).split())[-300:]
+            raise ConfigError(f"sbatch refused the jobs, none was submitted: {reason}") from None
         entries = [record(item, job) for item, job in zip(todo, jobs, strict=True)]
         _record(sweep, entries)
         _print_jobs(sweep, entries)
@@ -503,8 +513,8 @@ def main(argv: list[str] | None = None) -> None:
         for flag in ("partition", "name"):
             if getattr(args, flag) is not None:
                 check_text(getattr(args, flag), f"--{flag}")
-        if args.partition is not None and not re.fullmatch(r"[\w.,-]+", args.partition):
-            raise ConfigError(f"--partition {args.partition!r}: give a SLURM partition name (letters, digits, ._-,)")
+        if args.partition is not None:
+            check_partition(args.partition)
         name = args.name or ("_".join(o.replace("=", "-") for o in args.overrides) or "default")
         if not is_path_component(name):  # nothing a shell or an #SBATCH line would read
             raise ConfigError(f"sweep name {name!r} is not one plain path component; give --name (letters, "

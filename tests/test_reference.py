@@ -298,6 +298,31 @@ def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names
         campaigns.narrowing(plan, None, "dva,ppo")
 
 
+def test_a_campaign_may_give_a_task_fewer_learners_and_refuses_a_name_it_lacks_there(tmp_path, monkeypatch):
+    plan = campaigns.Campaign.load("cpu-long")
+    grid = campaigns.grid(plan, tmp_path / "campaigns", tmp_path / "reference")
+    assert sorted(set(grid[grid["task"] == "ant"]["learner"])) == ["dva", "shac_diffrender"]
+    assert sorted(set(grid[grid["task"] == "hopper"]["learner"])) == ["drqv2", "dva", "shac_diffrender"]
+    monkeypatch.setattr(campaigns, "CONFIG_DIR", tmp_path)
+    (tmp_path / "campaigns").mkdir()
+    raw = yaml.safe_load((ROOT / "configs" / "campaigns" / "cpu-long.yaml").read_text())
+    (tmp_path / "campaigns" / "typo.yaml").write_text(yaml.safe_dump({**raw, "only": {"ant": ["dva", "drq"]}}))
+    with pytest.raises(ConfigError, match="'only' names drq, not among its learners and tasks"):
+        campaigns.Campaign.load("typo")
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--partition", "gpu\n#SBATCH --wrap=id", "give a SLURM partition name"),
+    ("--partition", "gpu --exclusive", "give a SLURM partition name"),
+    ("--results-dir", "results/x\ny", "holds a control character"),
+])  # fmt: skip
+def test_a_campaigns_job_options_are_checked_in_one_line_before_anything_runs(tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as stop:
+        campaigns.main(["run", "--name", "cpu", flag, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_local_campaign_runs_as_many_at_once_as_asked_and_refuses_an_impossible_number(tmp_path, monkeypatch, capsys):
     asked = []
     monkeypatch.setattr(campaigns, "submit", lambda plan, args, *_, **__: asked.append(args.parallel) or 0)
