@@ -47,10 +47,11 @@ KEEP_LAST = ("iteration", "wall_clock", "env_steps")
 
 # ---------------------------------------------------------------------------------------------- curves
 def compact_curve(metrics: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
-    """At most ``max_rows`` rows that keep the curve's shape, its time phases and its ends (module doc)."""
+    """At most ``max_rows`` rows that keep the curve's shape, its time phases and its ends (module doc).
+    A curve compacted already (it has ``rows``) stays as it is: publishing a shipped cell is an identity."""
     metrics = metrics.reset_index(drop=True)
     if len(metrics) <= max_rows:
-        return metrics.assign(rows=1)
+        return metrics if "rows" in metrics.columns else metrics.assign(rows=1)
     best = int(metrics["train_return"].fillna(-np.inf).to_numpy().argmax())
     exact = sorted({0, best, len(metrics) - 1})
     rows = []
@@ -61,12 +62,13 @@ def compact_curve(metrics: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFra
         for chunk in np.array_split(np.arange(len(inner)), min(share, len(inner))) if len(inner) else []:
             rows.append(_merge(inner.iloc[chunk]))
     rows.append(_merge(metrics.iloc[[exact[-1]]]))
-    return pd.DataFrame(rows, columns=[*metrics.columns, "rows"]).reset_index(drop=True)
+    columns = [c for c in metrics.columns if c != "rows"]
+    return pd.DataFrame(rows, columns=[*columns, "rows"]).reset_index(drop=True)
 
 
 def _merge(block: pd.DataFrame) -> dict:
     row = {}
-    for column in block.columns:
+    for column in block.columns.drop("rows", errors="ignore"):
         values = block[column]
         if column in KEEP_LAST:
             row[column] = values.iloc[-1]
@@ -75,7 +77,7 @@ def _merge(block: pd.DataFrame) -> dict:
         else:
             numeric = pd.to_numeric(values, errors="coerce")
             row[column] = numeric.mean() if numeric.notna().any() else np.nan
-    return {**row, "rows": len(block)}
+    return {**row, "rows": int(block["rows"].sum()) if "rows" in block.columns else len(block)}
 
 
 # ---------------------------------------------------------------------------------------------- publishing

@@ -88,6 +88,9 @@ def test_the_compact_curve_keeps_the_ends_the_best_row_the_time_phases_and_every
         inside = compact[(compact["iteration"] > start) & (compact["iteration"] <= start + 250)].dropna()
         ours = np.average(inside["train_return"], weights=inside["rows"])
         assert abs(ours - np.nanmean(window["train_return"])) < 0.02 * spread
+    pd.testing.assert_frame_equal(compact_curve(compact), compact)  # publishing a shipped cell changes nothing
+    halved = compact_curve(compact, max_rows=500)  # compacting a compact curve again adds up its rows
+    assert len(halved) <= 500 and halved["rows"].sum() == n
 
 
 # ---------------------------------------------------------------------------------------------- publishing
