@@ -13,6 +13,16 @@ def test_iqm_and_the_optimality_gap_by_hand():
     assert aggregate.optimality_gap(np.array([0.5, 1.2, 0.8])) == pytest.approx((0.5 + 0.0 + 0.2) / 3)
 
 
+def test_the_median_is_rliables_median_of_the_per_task_means_and_the_iqm_pools_every_run():
+    """Three tasks: per-task means 0.2, 0.5 and 3.0. rliable's median is 0.5 (the middle task mean); the
+    median of the nine pooled runs would be 0.4. Its IQM trims the pooled runs: the middle half of nine."""
+    scores = {"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.4, 0.5, 0.6]), "c": np.array([2.0, 3.0, 4.0])}
+    assert aggregate.STATISTICS["median"](scores) == pytest.approx(0.5)
+    assert aggregate.STATISTICS["mean"](scores) == pytest.approx((0.2 + 0.5 + 3.0) / 3)
+    assert aggregate.STATISTICS["IQM"](scores) == pytest.approx(0.76)  # 0.3 .. 2.0
+    assert aggregate.STATISTICS["optimality gap"](scores) == pytest.approx((0.9 + 0.8 + 0.7 + 0.6 + 0.5 + 0.4) / 9)
+
+
 def test_the_probability_of_improvement_counts_pairs_ties_as_half_and_averages_tasks():
     x = {"a": np.array([3.0, 4.0]), "b": np.array([1.0])}
     y = {"a": np.array([1.0, 4.0]), "b": np.array([2.0])}
@@ -52,7 +62,7 @@ def test_the_mean_interval_covers_the_true_mean_about_95_percent_of_the_time(mon
     percentile bootstrap of 10 runs per task is a little narrow). Every draw is seeded: the count is fixed;
     resampling the pool instead of within tasks, or a wrong percentile, would fall far off."""
     monkeypatch.setattr(aggregate, "RESAMPLES", 300)
-    monkeypatch.setattr(aggregate, "STATISTICS", {"mean": lambda x: float(np.mean(x))})
+    monkeypatch.setattr(aggregate, "STATISTICS", {"mean": aggregate.STATISTICS["mean"]})
     rng = np.random.default_rng(0)
     hits = 0
     for repetition in range(1000):

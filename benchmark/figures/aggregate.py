@@ -2,13 +2,14 @@
 edge of the statistical precipice", the rliable toolkit), written on numpy and scipy.
 
 Every run's final training return becomes a normalised score, ``(return - random policy) / (D.Va's
-published return - random policy)`` per task. Per learner: the interquartile mean (IQM: the mean of the
-middle 50% of runs, pooled over tasks), the mean, the median and the optimality gap (the mean shortfall
-below a score of 1), each with a 95% stratified-bootstrap interval (runs resampled within each task, so
-every task keeps its weight); the probability that D.Va improves on each other learner (per task the
-Mann-Whitney U statistic over all pairs of runs, ties counting a half, then averaged over tasks);
-performance profiles (the share of runs above each score); and the IQM against the share of the budget
-used. Every draw comes from one seeded generator: the same runs give the same intervals.
+published return - random policy)`` per task. Per learner, as rliable defines them: the interquartile
+mean (IQM: the mean of the middle 50% of runs, pooled over tasks), the mean and the median of the
+per-task mean scores, and the optimality gap (the mean shortfall below a score of 1 over all runs), each
+with a 95% stratified-bootstrap interval (runs resampled within each task, so every task keeps its
+weight); the probability that D.Va improves on each other learner (per task the Mann-Whitney U statistic
+over all pairs of runs, ties counting a half, then averaged over tasks); performance profiles (the share
+of runs above each score); and the IQM against the share of the budget used. Every draw comes from one
+seeded generator: the same runs give the same intervals.
 """
 
 from __future__ import annotations
@@ -36,9 +37,19 @@ def optimality_gap(x: np.ndarray, target: float = 1.0) -> float:
     return float(np.mean(np.maximum(target - x, 0.0)))
 
 
-STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
-    "IQM": iqm, "mean": lambda x: float(np.mean(x)), "median": lambda x: float(np.median(x)),
-    "optimality gap": optimality_gap,
+def pooled(per_task: Scores) -> np.ndarray:
+    return np.concatenate(list(per_task.values()))
+
+
+def task_means(per_task: Scores) -> np.ndarray:
+    return np.array([np.mean(x) for x in per_task.values()])
+
+
+# rliable's aggregate_iqm and optimality_gap take every run; its aggregate_mean and aggregate_median
+# take the mean over runs per task first (np.mean(scores, axis=0)), then the mean or median over tasks
+STATISTICS: dict[str, Callable[[Scores], float]] = {
+    "IQM": lambda s: iqm(pooled(s)), "mean": lambda s: float(np.mean(task_means(s))),
+    "median": lambda s: float(np.median(task_means(s))), "optimality gap": lambda s: optimality_gap(pooled(s)),
 }  # fmt: skip
 
 
@@ -87,12 +98,11 @@ def aggregate_table(scores: dict[str, Scores], seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for algo, per_task in scores.items():
-        pooled = np.concatenate(list(per_task.values()))
-        boots = [np.concatenate(list(stratified(per_task, rng).values())) for _ in range(RESAMPLES)]
-        row = {"learner": algo, "runs": len(pooled)}
+        boots = [stratified(per_task, rng) for _ in range(RESAMPLES)]
+        row = {"learner": algo, "runs": len(pooled(per_task))}
         for name, statistic in STATISTICS.items():
             low, high = interval([statistic(b) for b in boots])
-            row |= {name: statistic(pooled), f"{name} low": low, f"{name} high": high}
+            row |= {name: statistic(per_task), f"{name} low": low, f"{name} high": high}
         rows.append(row)
     return pd.DataFrame(rows)
 
