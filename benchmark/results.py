@@ -370,12 +370,17 @@ FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a ru
 def final_training(run: Path) -> dict[str, float]:
     """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
     the paper's curves show at their end; the last episode's return when none ended in that share, as
-    with long episodes and few iterations), with its total env steps and hours."""
+    with long episodes and few iterations), with its total env steps and hours. A student's clock starts
+    where its teacher's stopped: its share is of its own time."""
     metrics = load_metrics(run)
     if metrics.empty:
         return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
     end = metrics["wall_clock"].iloc[-1]
-    last = metrics.loc[metrics["wall_clock"] >= (1 - FINAL_SHARE) * end, "train_return"]
+    try:
+        start = float(load_summary(run).get("teacher_wall_clock") or 0.0)
+    except (ConfigError, TypeError, ValueError):
+        start = 0.0
+    last = metrics.loc[metrics["wall_clock"] >= end - FINAL_SHARE * (end - start), "train_return"]
     if last.isna().all():
         last = metrics["train_return"].dropna().tail(1)
     return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,

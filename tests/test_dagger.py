@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -12,7 +13,7 @@ from algorithms.dagger import DAgger, DAggerConfig, FIFODataset
 from benchmark.build import restore_learner
 from benchmark.config import ConfigError, load_config
 from benchmark.evaluate import evaluate
-from benchmark.results import METRIC_COLUMNS
+from benchmark.results import METRIC_COLUMNS, final_training
 from benchmark.run import run
 from envs import DiffEnv
 from envs.pixels import PixelEnv
@@ -232,3 +233,19 @@ def test_a_short_shac_teacher_is_imitated_and_the_student_improves(tmp_path):
     start, _ = evaluate(untrained, cfg, torch.device("cpu"))
     end, _ = evaluate(trained, cfg, torch.device("cpu"))
     assert end > start + 300, (start, end)
+
+
+def test_a_students_final_training_return_is_over_the_last_tenth_of_its_own_time(tmp_path):
+    """The student's clock starts at its teacher's 900 s; it trains 100 s, returns 0 until 990 s and 50
+    after: the final window is 990-1000 s (mean 50), not the last tenth of teacher plus student (all of it)."""
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "teacher_wall_clock": 900.0}))
+    clock = np.arange(901.0, 1001.0)
+    pd.DataFrame(
+        {
+            "iteration": np.arange(1, 101),
+            "wall_clock": clock,
+            "env_steps": np.arange(1, 101) * 64,
+            "train_return": np.where(clock >= 990, 50.0, 0.0),
+        }
+    ).to_csv(tmp_path / "metrics.csv", index=False)
+    assert final_training(tmp_path)["train_return"] == pytest.approx(50.0)
