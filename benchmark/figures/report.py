@@ -21,6 +21,7 @@ table, with a note naming it: the learner it measured is not the code's any more
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -249,35 +250,58 @@ def campaign_runs(runs: pd.DataFrame, campaign: Campaign, reference: Path) -> pd
 
 
 def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame | None = None) -> Figure:
-    """The paper's Fig. 4 from a campaign: a panel per task, training return against wall-clock, every
-    learner (mean over seeds, 95% band), the floors drawn; a panel names the learners not shipped yet."""
-    fig, axes = plt.subplots(1, len(campaign.tasks), figsize=(4.2 * len(campaign.tasks), 4.2), squeeze=False)
+    """The paper's Fig. 4 from a campaign, on both of its axes: a column per task, training return against
+    wall-clock (top) and against env steps (bottom), every learner (mean over seeds, 95% band), the floors
+    drawn; a panel names the learners not shipped yet."""
+    n = len(campaign.tasks)
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 7.6), squeeze=False)
     colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
-    for ax, task in zip(axes[0], campaign.tasks, strict=True):
+    for column, task in enumerate(campaign.tasks):
         cells = runs[runs["task"] == task]
         order = [a for a in campaign.learners_for(task) if a in set(cells["algo"])]
         cells = cells.set_index("algo").loc[order].reset_index() if order else cells
-        draw_floors(ax, floors, task, set(cells["action_repeat"]) or {1, 2}, legend=False)
-        draw_learners(ax, cells, "wall_clock", colors=colors)
         missing = [a for a in campaign.learners_for(task) if a not in order]
-        if missing:
-            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
-                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        for ax, x in zip(axes[:, column], ("wall_clock", "env_steps"), strict=True):
+            draw_floors(ax, floors, task, set(cells["action_repeat"]) or {1, 2}, legend=False)
+            draw_learners(ax, cells, x, colors=colors)
+            draw_published(ax, task, campaign.learners_for(task), colors)
+            if missing:
+                ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                        color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+            ax.grid(alpha=0.3)
         budget_minutes = parse_budget(campaign.budget[task])[0] / 60
-        ax.set_xlim(0, max(budget_minutes, ax.get_xlim()[1] if len(cells) else 0))
-        ax.set(title=f"{task} ({campaign.budget[task]} per run)", xlabel="wall-clock (min)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set(ylabel="training return (mean over seeds, 95% CI)")
+        top, bottom = axes[0, column], axes[1, column]
+        top.set_xlim(0, max(budget_minutes, top.get_xlim()[1] if len(cells) else 0))
+        top.set(title=f"{task} ({campaign.budget[task]} per run)", xlabel="wall-clock (min)")
+        bottom.set(xlabel="env steps")
+    for ax in axes[:, 0]:
+        ax.set(ylabel="training return (mean over seeds, 95% CI)")
     handles = {}
-    for ax in axes[0]:
+    for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label.split(" (")[0], handle)
     grey = [plt.Line2D([], [], color="grey", ls="--", lw=1), plt.Line2D([], [], color="tan", ls="--", lw=1)]
     fig.legend([*handles.values(), *grey], [*handles, "random policy", "zero action"], loc="lower center",
                ncol=min(len(handles) + 2, 9), fontsize=8)  # fmt: skip
-    fig.suptitle(f"campaign '{campaign.name}': return against wall-clock (floors dashed: action repeat 1, dotted: 2)")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.suptitle(f"campaign '{campaign.name}': return against wall-clock and env steps (floors dashed: action "
+                 "repeat 1, dotted: 2; thick ticks at the right: the paper's published returns)")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+def published_value(text: str) -> float:
+    """The number a published entry reads as: ``"~4500-5000"`` is 4750, ``"~1000 (fails)"`` 1000, NaN for none."""
+    numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", str(text).split("(")[0])]
+    return float(np.mean(numbers)) if numbers else np.nan
+
+
+def draw_published(ax, task: str, learners: list[str], colors: dict[str, str]) -> None:
+    """Each learner's published return on ``task`` as a thick tick at the panel's right edge, in its colour."""
+    published = yaml.safe_load(PUBLISHED.read_text())
+    for algo in learners:
+        value = published_value(published.get(algo, {}).get(task, ""))
+        if np.isfinite(value):
+            ax.axhline(value, xmin=0.94, xmax=1.0, color=colors.get(algo), lw=4, alpha=0.7, solid_capstyle="butt")
 
 
 def normalise_by() -> dict[str, float]:
