@@ -16,12 +16,19 @@ import yaml
 from benchmark.campaign import Campaign
 from benchmark.figures import aggregate
 from benchmark.figures.plots import plot_grad_norms
-from benchmark.figures.report import campaign_runs, campaign_table, comparison_figure, normalise_by, returns_figure
+from benchmark.figures.report import (
+    campaign_runs,
+    campaign_table,
+    comparison_figure,
+    normalise_by,
+    phases_figure,
+    returns_figure,
+)
 from benchmark.provenance import ROOT
 from benchmark.results import markdown_table
 
 MANIFEST = ROOT / "docs" / "figures.yaml"
-DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table", "aggregate", "aggregate_table")
+DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table", "aggregate", "aggregate_table", "phases")
 CAMPAIGN_DRAWERS = DRAWERS[2:]  # select: {campaign: <name>}; they fill as cells ship
 
 
@@ -99,8 +106,11 @@ def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, f
         return False
     target = root / out
     target.parent.mkdir(parents=True, exist_ok=True)
-    if entry["draw"] == "comparison":
-        fig = comparison_figure(cells, campaign, floors)
+    if entry["draw"] in ("comparison", "phases"):
+        if entry["draw"] == "comparison":
+            fig = comparison_figure(cells, campaign, floors)
+        else:
+            fig = phases_figure(cells, campaign)
         fig.savefig(target, dpi=120)
         plt.close(fig)
         return True

@@ -52,7 +52,6 @@ from benchmark.results import (  # noqa: E402
 )
 from envs.tasks import registry  # noqa: E402
 
-PHASES = ("forward", "render", "backward", "update")
 PUBLISHED = Path(__file__).with_name("published.yaml")
 
 
@@ -304,6 +303,63 @@ def draw_published(ax, task: str, learners: list[str], colors: dict[str, str]) -
             ax.axhline(value, xmin=0.94, xmax=1.0, color=colors.get(algo), lw=4, alpha=0.7, solid_capstyle="butt")
 
 
+# Fig. 5's phases, as the learners time them
+PHASES = {
+    "time_forward": "forward simulation",
+    "time_render": "rendering",
+    "time_backward": "backward",
+    "time_update": "network update",
+}
+
+
+def phase_shares(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and learner, the share of wall-clock in each phase (the paper's Fig. 5), summed over seeds:
+    the learners' timed phases (a compact curve sums them, so its totals are the run's), and what none
+    of them covers (logging, checkpoints, a replay learner's bookkeeping) as ``other``. A DAgger
+    student's time is its own: its teacher's clock is not in its curve."""
+    rows = []
+    for (task, learner), group in runs.groupby(["task", "learner"], sort=False):
+        totals = dict.fromkeys([*PHASES, "wall"], 0.0)
+        for path in group["path"]:
+            metrics = load_metrics(path)
+            first = metrics["wall_clock"].iloc[0] - metrics[list(PHASES)].iloc[0].fillna(0).sum()
+            totals["wall"] += metrics["wall_clock"].iloc[-1] - max(first, 0.0)
+            for phase in PHASES:
+                totals[phase] += metrics[phase].fillna(0).sum()
+        row = {"task": task, "learner": learner, "seeds": len(group), "minutes": totals["wall"] / 60 / len(group)}
+        row |= {PHASES[p]: totals[p] / totals["wall"] for p in PHASES}
+        row["other"] = max(1.0 - sum(row[name] for name in PHASES.values()), 0.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def phases_figure(runs: pd.DataFrame, campaign: Campaign) -> Figure:
+    """Fig. 5: a stacked bar of wall-clock shares per learner, one panel per task of the campaign."""
+    shares = phase_shares(runs)
+    fig, axes = plt.subplots(1, len(campaign.tasks), figsize=(4.2 * len(campaign.tasks), 3.6), squeeze=False)
+    names = [*PHASES.values(), "other"]
+    for ax, task in zip(axes[0], campaign.tasks, strict=True):
+        rows = shares[shares["task"] == task].set_index("learner")
+        order = [a for a in campaign.learners_for(task) if a in rows.index]
+        left = np.zeros(len(order))
+        for k, name in enumerate(names):
+            values = rows.loc[order, name].to_numpy() if order else np.zeros(0)
+            ax.barh(order, values, left=left, color=f"C{k}", label=name)
+            left += values
+        missing = [a for a in campaign.learners_for(task) if a not in order]
+        if missing:
+            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        if not order:
+            ax.set_yticks([])
+        ax.set(title=task, xlim=(0, 1), xlabel="share of wall-clock")
+        ax.invert_yaxis()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(names), fontsize=8)
+    fig.suptitle(f"campaign '{campaign.name}': where the wall-clock goes (the paper's Fig. 5)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 def normalise_by() -> dict[str, float]:
     """D.Va's published return per task: a normalised score's 1 (``published.yaml``)."""
     return yaml.safe_load(PUBLISHED.read_text())["normalise_by"]
@@ -333,26 +389,16 @@ def campaign_table(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame)
     return pd.DataFrame(rows)
 
 
-def phase_shares(runs: pd.DataFrame) -> pd.DataFrame:
-    """Fig. 5's numbers: share of training wall-clock per phase, per learner and task (summed over seeds)."""
-    rows = []
-    for (learner, task), group in runs.groupby(["learner", "task"]):
-        totals = {p: sum(load_metrics(r).get(f"time_{p}", pd.Series(dtype=float)).sum() for r in group["path"])
-                  for p in PHASES}  # fmt: skip
-        whole = sum(totals.values())
-        rows.append({"learner": learner, "task": task, **{p: totals[p] / whole for p in PHASES}})
-    return pd.DataFrame(rows)
-
-
 def time_breakdown_figure(shares: pd.DataFrame) -> Figure:
+    """Fig. 5 over every run here: one stacked bar of wall-clock shares per learner and task."""
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shares)), 4))
     labels = [f"{r.learner}\n{r.task}" for r in shares.itertuples()]
     bottom = np.zeros(len(shares))
-    for phase in PHASES:
-        ax.bar(labels, shares[phase], bottom=bottom, label=phase)
-        bottom += shares[phase].to_numpy()
+    for name in [*PHASES.values(), "other"]:
+        ax.bar(labels, shares[name], bottom=bottom, label=name)
+        bottom += shares[name].to_numpy()
     ax.set(ylabel="share of training wall-clock", ylim=(0, 1), title="Fig. 5: time per phase")
-    ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.legend(ncols=5, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     fig.tight_layout()
     return fig
 
