@@ -75,7 +75,8 @@ def restore_learner(run_dir: Path, device: torch.device) -> tuple[Learner, DictC
     if get_learner(cfg.learner).needs_teacher:
         teacher = restore_learner(run_dir / load_summary(run_dir)["teacher_run"], device)[0]  # shipped: relative
     learner = build_learner(cfg, make_env(cfg, 1, device, cfg.seed, differentiable=False), teacher)
-    fits = lambda state: learner.load_state_dict(state["learner"])  # noqa: E731
+    fresh = learner.state_dict()  # a shipped policy-only checkpoint lacks the optimisers: fresh ones stand in
+    fits = lambda state: learner.load_state_dict({**fresh, **state["learner"]})  # noqa: E731
     checkpoint = latest_checkpoint(run_dir, fits=fits, set_aside=False)  # a viewer changes nothing it reads
     if checkpoint is None:
         raise ConfigError(f"{run_dir} has no checkpoint that loads into its config's learner (warnings above)")

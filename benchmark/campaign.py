@@ -25,6 +25,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from algorithms import get_learner
+from algorithms.replay import ReplayLearner
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.reference import REFERENCE, experiment_name, publish
@@ -244,7 +245,10 @@ def publish_finished(campaign: Campaign, results: Path = RESULTS, reference: Pat
         run = campaign.root(results) / campaign.run_name(cell.learner, cell.task, cell.seed)
         film(run)
         teaches = cell.learner == TEACHER and cell.detail == "complete"  # its students may run elsewhere
-        published.append(publish(run, reference, with_checkpoint=teaches))
+        # an on-policy learner's policy is a few MB: shipped, it can be filmed and evaluated anywhere
+        on_policy = not issubclass(get_learner(_learners(cell.learner, cell.task)[0]), ReplayLearner)
+        filmable = on_policy and not teaches and bool(checkpoints(run))
+        published.append(publish(run, reference, with_checkpoint=teaches, with_policy=filmable))
     return published
 
 

@@ -104,12 +104,14 @@ def published_path(run: Path, reference: Path = REFERENCE) -> Path:
     return target
 
 
-def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, with_checkpoint: bool = False) -> Path:
+def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, with_checkpoint: bool = False,
+            with_policy: bool = False) -> Path:  # fmt: skip
     """Validate a finished run and copy it into the reference set (``with_checkpoint``: its last checkpoint
-    too, for a teacher); returns where. Refused in one line (a ``ConfigError``), with nothing copied: a run
-    not finished, on an older task or learner version, from a dirty tree without ``allow_dirty``, a seed
-    the experiment already holds, or a teacher with no checkpoint. A seed shipped by an older version
-    of the learner (or its teacher's) is replaced."""
+    too, for a teacher; ``with_policy``: that checkpoint without its optimiser states, enough to film and
+    evaluate the policy anywhere, a third of the size); returns where. Refused in one line (a
+    ``ConfigError``), with nothing copied: a run not finished, on an older task or learner version, from a
+    dirty tree without ``allow_dirty``, a seed the experiment already holds, or a checkpoint asked for and
+    missing. A seed shipped by an older version of the learner (or its teacher's) is replaced."""
     for name in ("config.yaml", "summary.json", "metrics.csv", "provenance.json"):
         if not (run / name).is_file():
             raise ConfigError(f"{run} has no {name}: not a run of this suite's runner (or from before provenance)")
@@ -134,7 +136,7 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
     if target.exists() and not replaces:
         raise ConfigError(f"{target} already holds seed {summary['seed']} of this experiment; a seed is "
                           "published once (never re-run a seed for a better number)")  # fmt: skip
-    if with_checkpoint and not checkpoints(run):
+    if (with_checkpoint or with_policy) and not checkpoints(run):
         raise ConfigError(f"{run} has no checkpoint to ship; publish it without --with-checkpoint (its students "
                           "will then need the machine it ran on)")  # fmt: skip
     teacher = run / summary["teacher_run"] if "teacher_run" in summary else None
@@ -144,10 +146,13 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
         _copy_run(run, staging, {"teacher_run": "teacher"} if teacher else {})
         if teacher is not None:
             _copy_run(teacher, staging / "teacher", {})
-        if with_checkpoint:
+        if with_checkpoint or with_policy:
             last = checkpoints(run)[-1]
             (staging / "checkpoints").mkdir()
-            shutil.copy(last, staging / "checkpoints" / last.name)
+            if with_checkpoint:
+                shutil.copy(last, staging / "checkpoints" / last.name)
+            else:
+                torch.save(policy_only(torch.load(last, weights_only=True)), staging / "checkpoints" / last.name)
         if replaces:  # an older learner's cell stays shipped until this one takes its place (git keeps it)
             shutil.rmtree(target)
         staging.rename(target)  # all or nothing
@@ -178,6 +183,14 @@ def without_machine_paths(config: dict, provenance: dict) -> tuple[dict, dict]:
 
     provenance = {**command(provenance), "earlier": [command(e) for e in provenance.get("earlier", [])]}
     return config, {**provenance, "paths_rewritten_when_shipped": sorted(SHIPPED_PATHS)}
+
+
+def policy_only(checkpoint: dict) -> dict:
+    """The checkpoint without the optimisers' states (every entry of the learner's state that is an
+    optimiser's ``state_dict``): what filming and evaluating need; a run is never resumed from it."""
+    is_optimiser = lambda value: isinstance(value, dict) and {"state", "param_groups"} <= set(value)  # noqa: E731
+    learner = {k: v for k, v in checkpoint["learner"].items() if not is_optimiser(v)}
+    return {**checkpoint, "learner": learner, "policy_only": True}
 
 
 def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:

@@ -16,15 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from algorithms import get_learner
 from benchmark import campaign as campaigns
+from benchmark.build import restore_learner
 from benchmark.config import ConfigError, load_config
 from benchmark.figures import manifest, report
 from benchmark.provenance import ROOT, git_state, versions
 from benchmark.reference import compact_curve, publish, without_machine_paths
-from benchmark.results import DamagedRun, load_metrics
+from benchmark.results import DamagedRun, checkpoints, load_metrics
 from benchmark.run import run
 
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=3"]
@@ -471,3 +473,20 @@ def test_a_shipped_curve_that_unpacks_to_gigabytes_is_a_damaged_run_not_a_figure
     with gzip.open(tmp_path / "curve.csv.gz", "wb") as packed:
         packed.write(b"iteration,train_return\n1,5.0\n2,7.5\n")
     assert load_metrics(tmp_path)["train_return"].tolist() == [5.0, 7.5]
+
+
+def test_an_on_policy_cell_ships_its_policy_without_optimiser_states_and_it_loads_anywhere(tmp_path):
+    """D.Va's shipped checkpoint holds the actor, encoder, critics and normaliser, not the optimisers'
+    moments (a third of the size); the shipped cell alone restores the same actions."""
+    cfg = load_config("dva", "cartpole", [*TINY, "image_size=24", f"results_dir={tmp_path / 'ran'}", "run_name=r"])
+    out = run(cfg, progress=False)
+    target = publish(out, tmp_path / "reference", allow_dirty=True, with_policy=True)
+    (shipped,) = (target / "checkpoints").iterdir()
+    (full,) = checkpoints(out)[-1:]
+    policy = torch.load(shipped, weights_only=True)
+    assert policy["policy_only"] and "actor_opt" not in policy["learner"] and "actor" in policy["learner"]
+    assert shipped.stat().st_size < 0.5 * full.stat().st_size
+    here, _, _ = restore_learner(out, torch.device("cpu"))
+    there, _, _ = restore_learner(target, torch.device("cpu"))
+    obs = torch.randint(0, 255, (2, *here.env.obs_shape), dtype=torch.uint8)
+    torch.testing.assert_close(there.act(obs), here.act(obs), rtol=0, atol=0)
