@@ -367,6 +367,15 @@ def markdown_table(frame: pd.DataFrame) -> str:
 FINAL_SHARE = 0.1  # the final training return: episodes of the last 10% of a run's wall-clock
 
 
+def clock_start(run: Path) -> float:
+    """Where the run's wall-clock starts: 0, or for a DAgger student its teacher's end (the student's
+    clock continues the teacher's)."""
+    try:
+        return float(load_summary(run).get("teacher_wall_clock") or 0.0)
+    except (ConfigError, TypeError, ValueError):
+        return 0.0
+
+
 def final_training(run: Path) -> dict[str, float]:
     """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
     the paper's curves show at their end; the last episode's return when none ended in that share, as
@@ -375,11 +384,7 @@ def final_training(run: Path) -> dict[str, float]:
     metrics = load_metrics(run)
     if metrics.empty:
         return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
-    end = metrics["wall_clock"].iloc[-1]
-    try:
-        start = float(load_summary(run).get("teacher_wall_clock") or 0.0)
-    except (ConfigError, TypeError, ValueError):
-        start = 0.0
+    end, start = metrics["wall_clock"].iloc[-1], clock_start(run)
     last = metrics.loc[metrics["wall_clock"] >= end - FINAL_SHARE * (end - start), "train_return"]
     if last.isna().all():
         last = metrics["train_return"].dropna().tail(1)

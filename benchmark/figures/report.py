@@ -43,6 +43,7 @@ from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors, wide_floors  # noqa: E402
 from benchmark.results import (  # noqa: E402
+    clock_start,
     final_training,
     load_metrics,
     load_summary,
@@ -322,8 +323,7 @@ def phase_shares(runs: pd.DataFrame) -> pd.DataFrame:
         totals = dict.fromkeys([*PHASES, "wall"], 0.0)
         for path in group["path"]:
             metrics = load_metrics(path)
-            first = metrics["wall_clock"].iloc[0] - metrics[list(PHASES)].iloc[0].fillna(0).sum()
-            totals["wall"] += metrics["wall_clock"].iloc[-1] - max(first, 0.0)
+            totals["wall"] += metrics["wall_clock"].iloc[-1] - clock_start(Path(path))
             for phase in PHASES:
                 totals[phase] += metrics[phase].fillna(0).sum()
         row = {"task": task, "learner": learner, "seeds": len(group), "minutes": totals["wall"] / 60 / len(group)}
