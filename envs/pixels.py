@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from envs.core import DiffEnv
+from envs.core import DiffEnv, branch_needed
 from envs.render import Renderer, make_renderer
 
 
@@ -62,14 +62,15 @@ class PixelEnv:
         state, reward, terminated, truncated, info = self.env.step(actions)
         done = terminated | truncated
         frame = self._render(self.env.body_transforms())
-        rolled = torch.cat([self._stack[:, 1:], frame[:, None]], dim=1)
-        fresh = frame[:, None].expand(-1, self.frames, -1, -1, -1)
-        obs_before_reset = rolled
-        if done.any():  # the finished episodes' last stack shows their pre-reset poses
+        before = self._stack
+        rolled = torch.cat([before[:, 1:], frame[:, None]], dim=1)
+        obs_before_reset, self._stack = rolled, rolled
+        if branch_needed(done):  # the finished episodes' last stack shows their pre-reset poses
             last = self._render(info["body_q_before_reset"])
-            finished = torch.cat([self._stack[:, 1:], last[:, None]], dim=1)
+            finished = torch.cat([before[:, 1:], last[:, None]], dim=1)
             obs_before_reset = torch.where(done[:, None, None, None, None], finished, rolled)
-        self._stack = torch.where(done[:, None, None, None, None], fresh, rolled)
+            fresh = frame[:, None].expand(-1, self.frames, -1, -1, -1)
+            self._stack = torch.where(done[:, None, None, None, None], fresh, rolled)
         out: dict[str, Any] = {**info, "state": state, "obs_before_reset": self._flat(obs_before_reset)}
         out["state_before_reset"] = info["obs_before_reset"]
         return self._flat(self._stack), reward, terminated, truncated, out
