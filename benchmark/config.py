@@ -271,6 +271,12 @@ def as_name(settings: list[str]) -> str:
     return "_".join(re.sub(r"[^\w.,+-]+", "-", item.replace("=", "-")).strip("-") for item in settings)
 
 
+def experiment_name(config: dict, settings: list[str] | None = None) -> str:
+    """The experiment's folder name: its defining settings (``preset-cpu_budget-30min``), ``paper`` when
+    it runs the paper's own. ``settings``: as recorded by the run, else derived from today's configs."""
+    return as_name(settings_shown(config) if settings is None else settings) or "paper"
+
+
 def default_run_name(cfg: DictConfig) -> str:
     """``<algo>-<task>-seed<seed>``, plus the settings that make it another experiment and that a resumed
     run may not change (``dva-hopper-seed0-preset-cpu``): the same command names the same directory, so

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmark.config import ConfigError, algorithms, as_name, settings_shown, usage_error, with_defaults
+from benchmark.config import ConfigError, algorithms, experiment_name, usage_error, with_defaults
 from benchmark.provenance import ROOT
 from benchmark.results import checkpoints, file_within, load_metrics, load_summary, outdated_learners, read_run_config
 from envs import DiffEnv
@@ -81,13 +81,14 @@ def _merge(block: pd.DataFrame) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- publishing
-def experiment_name(config: dict) -> str:
-    """The experiment's folder name: its defining settings (``preset-cpu_budget-30min``), ``paper`` when
-    it runs the paper's own."""
-    return as_name(settings_shown(config)) or "paper"
-
-
 SHIPPED_VIDEO = ("policy.webm", "policy.png")  # the MP4 stays on the machine: the WebM plays in browsers
+
+
+def recorded_settings(run: Path) -> list[str] | None:
+    """The defining settings the run wrote into its summary when it started (its identity, written once:
+    editing a default in configs/ later does not rename it), or None for a run from before they were."""
+    settings = load_summary(run).get("settings")
+    return settings if isinstance(settings, list) and all(isinstance(s, str) for s in settings) else None
 
 
 def published_path(run: Path, reference: Path = REFERENCE) -> Path:
@@ -98,7 +99,7 @@ def published_path(run: Path, reference: Path = REFERENCE) -> Path:
     if task not in registry() or algo not in algorithms() or type(seed) is not int or seed < 0:
         raise ConfigError(f"{run}/config.yaml names task {task!r}, algo {algo!r}, seed {seed!r}: not a task and algo "
                           "of this suite with a seed >= 0; it cannot be published")  # fmt: skip
-    target = reference / task / algo / experiment_name(config) / f"seed{seed}"
+    target = reference / task / algo / experiment_name(config, recorded_settings(run)) / f"seed{seed}"
     if not target.resolve().is_relative_to(reference.resolve()):
         raise ConfigError(f"{run}: its experiment name leads out of {reference}; it cannot be published")
     return target

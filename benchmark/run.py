@@ -34,9 +34,11 @@ from benchmark.config import (
     ConfigError,
     algorithms,
     default_run_name,
+    experiment_name,
     load_config,
     load_run_config,
     parse_budget,
+    settings_shown,
     teacher_config,
     with_defaults,
 )
@@ -283,7 +285,8 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
     seed_everything(seed)  # training draws the same numbers whatever building the learner drew
 
     summary = {"status": "running", "algo": cfg.algo, "task": cfg.task, "task_version": version,
-               "learner": cfg.learner, "learner_version": learner_version, "seed": cfg.seed}  # fmt: skip
+               "learner": cfg.learner, "learner_version": learner_version, "seed": cfg.seed,
+               **_identity(out.path, cfg)}  # fmt: skip
     summary.update(device=str(device), resumed=counters["resumed"])
     if role is not None:
         summary["role"] = role
@@ -291,6 +294,18 @@ def _open(cfg: DictConfig, out: RunDir, device: torch.device, progress: bool, ro
         summary.update({f"teacher_{key}": taught_by[key] for key in ("run", "eval_return", "wall_clock", "env_steps")})
     provenance = {**start_record(cfg, device), "task_version": version, "learner_version": learner_version}
     return Session(cfg, out, device, learner, counters, summary, parse_budget(cfg.budget), budget_from, provenance)
+
+
+def _identity(run_dir: Path, cfg: DictConfig) -> dict:
+    """The experiment the run belongs to, written once when it first starts: its defining settings (those
+    that differ from the algo's config files for the task, ``settings_shown``) and the folder name they
+    make. A resumed run keeps what it recorded, so editing a default in configs/ later never renames it."""
+    if (run_dir / "summary.json").exists():
+        recorded = {k: v for k, v in load_summary(run_dir).items() if k in ("experiment", "settings")}
+        if len(recorded) == 2:
+            return recorded
+    settings = settings_shown(OmegaConf.to_container(cfg))
+    return {"experiment": experiment_name({}, settings), "settings": settings}
 
 
 def _progress_bar(session: Session, progress: bool) -> tuple[tqdm, str]:

@@ -491,3 +491,18 @@ def test_an_on_policy_cell_ships_its_policy_without_optimiser_states_and_it_load
     there, _, _ = restore_learner(target, torch.device("cpu"))
     obs = torch.randint(0, 255, (2, *here.env.obs_shape), dtype=torch.uint8)
     torch.testing.assert_close(there.act(obs), here.act(obs), rtol=0, atol=0)
+
+
+def test_a_runs_experiment_is_what_it_recorded_when_it_started_not_what_todays_configs_make_of_it(tmp_path):
+    """The summary holds the run's defining settings from its start; publishing and the figures read
+    them from there, so a default edited in configs/ afterwards renames nothing already run."""
+    out = tiny_run(tmp_path / "results")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == ["horizon=8", "iterations=3", "num_envs=4"]
+    assert summary["experiment"] == "horizon-8_iterations-3_num_envs-4"
+    # what deriving the identity again would see differently (as after an edit of configs/): horizon=9
+    config = (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text(config.replace("horizon: 8", "horizon: 9"))
+    target = publish(out, tmp_path / "reference", allow_dirty=True)
+    assert target.parent.name == "horizon-8_iterations-3_num_envs-4"
+    assert set(report.collect(tmp_path / "reference")["learner"]) == {"shac [horizon=8, iterations=3, num_envs=4]"}

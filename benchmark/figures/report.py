@@ -41,7 +41,7 @@ from benchmark.config import experiment, parse_budget, settings_shown, with_defa
 from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
-from benchmark.reference import load_floors, wide_floors  # noqa: E402
+from benchmark.reference import load_floors, recorded_settings, wide_floors  # noqa: E402
 from benchmark.results import (  # noqa: E402
     clock_start,
     final_training,
@@ -86,6 +86,7 @@ def collect(results: Path) -> pd.DataFrame:
                 "task": config["task"],
                 "seed": config["seed"],
                 "experiment": experiment(config),
+                "settings": recorded_settings(run),
                 "task_version": int(summary.get("task_version", 1)),  # not recorded before version 2
                 "status": summary["status"],
                 "eval_return": summary.get("eval_return", np.nan),
@@ -100,8 +101,8 @@ def collect(results: Path) -> pd.DataFrame:
                 "teacher_eval_return": summary.get("teacher_eval_return", np.nan),
             }
         )
-    columns = ["algo", "task", "seed", "experiment", "task_version", "status", "eval_return", "train_return",
-               "env_steps", "hours", "peak_memory_mb",
+    columns = ["algo", "task", "seed", "experiment", "settings", "task_version", "status", "eval_return",
+               "train_return", "env_steps", "hours", "peak_memory_mb",
                "num_envs", "action_repeat", "image_size", "path", "written", "teacher_run",
                "teacher_eval_return"]  # fmt: skip
     if left_out:
@@ -116,18 +117,20 @@ def collect(results: Path) -> pd.DataFrame:
     repeated = key.loc[runs.sort_values("written").index].duplicated(keep="last").reindex(runs.index)
     for _, run in runs[repeated].iterrows():
         print(f"note: {run['path']} repeats {run['learner']} {run['task']} seed {run['seed']}; the newest run is used")
-    return runs[~repeated].drop(columns="experiment").reset_index(drop=True)
+    return runs[~repeated].drop(columns=["experiment", "settings"]).reset_index(drop=True)
 
 
 def experiment_labels(runs: pd.DataFrame) -> pd.Series:
     """``algo``, plus ``[key=value, ...]``: the preset and budget when set, then every setting that
     differs from the algo's config file for the task (with that preset), e.g. ``dva [preset=cpu,
-    num_envs=64]``. The paper's settings read as the algo's bare name."""
-    return pd.Series([_label(row.experiment) for row in runs.itertuples()], index=runs.index, dtype=object)
+    num_envs=64]``. The paper's settings read as the algo's bare name. The settings are those the run
+    recorded when it started; a run from before they were recorded has them derived from today's configs."""
+    return pd.Series([_label(row.experiment, row.settings) for row in runs.itertuples()], index=runs.index,
+                     dtype=object)  # fmt: skip
 
 
-def _label(config: dict) -> str:
-    shown = settings_shown(config)
+def _label(config: dict, recorded: list[str] | None) -> str:
+    shown = settings_shown(config) if recorded is None else recorded
     return config["algo"] + (f" [{', '.join(shown)}]" if shown else "")
 
 
