@@ -132,6 +132,9 @@ video: install  # make video RUN=results/<run> [ENVS=4] [EPISODES=1]: the traine
 site: install  # results/site/index.html: one offline page of a campaign (NAME=cpu) from the reference set
 	$(PY) -m benchmark.figures.site --name $(or $(NAME),cpu) $(ARGS)
 
+docs: install  # rewrite the generated tables of docs/learners.md from the code (a test checks them)
+	$(PY) -m benchmark.settings_doc
+
 paper: install  # the paper's figures and tables, ours beside them (docs/paper.md); `make -n paper` lists what it would run
 	+$(PY) -m benchmark.paper $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
 

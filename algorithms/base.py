@@ -28,7 +28,9 @@ class Bound:
     count: int | None = None
 
     def describe(self) -> str:
-        """What the value may be, in words: ``in [0, 1)``, ``positive``, ``at least 1``."""
+        """What the value may be, in words: ``in [0, 1)``, ``positive``, ``at least 1``, ``a or b``."""
+        if self.choices is not None:
+            return " or ".join(self.choices)
         lower = (
             None
             if self.low is None and self.above is None

@@ -63,10 +63,10 @@ class DreamerV3Config(ReplayConfig):
     train_ratio: int = bounded(512, low=1)
     batch_size: int = bounded(16, low=1, high=MAX_BATCH)
     batch_length: int = bounded(64, low=1, high=MAX_STEPS)
-    deter: int = bounded(512, low=1)  # GRU state
-    units: int = bounded(512, low=1)  # hidden width of every MLP
-    stoch: int = bounded(32, low=1)  # categorical latents ...
-    classes: int = bounded(32, low=1)  # ... of this many classes each
+    deter: int = bounded(512, low=1, high=MAX_WIDTH)  # GRU state
+    units: int = bounded(512, low=1, high=MAX_WIDTH)  # hidden width of every MLP
+    stoch: int = bounded(32, low=1, high=MAX_WIDTH)  # categorical latents ...
+    classes: int = bounded(32, low=1, high=MAX_WIDTH)  # ... of this many classes each
     cnn_depth: int = bounded(32, low=1, high=MAX_WIDTH)  # channels of the first convolution (doubling per stage)
     unimix: float = bounded(0.01, low=0, high=1)
     free_nats: float = 1.0

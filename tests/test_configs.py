@@ -11,6 +11,7 @@ import pytest
 
 from algorithms import registry as learner_registry
 from algorithms.base import Bound, bound_of
+from benchmark import settings_doc
 from benchmark.config import algorithms, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +112,12 @@ def test_a_subclass_changing_only_a_default_keeps_the_bound():
     assert "bound" not in {f.name: f for f in dataclasses.fields(DrQv2Config)}["buffer_size"].metadata
     with pytest.raises(ValueError, match=r"^buffer_size=0: must be at least 1$"):
         DrQv2Config(buffer_size=0)
+
+
+def test_the_learners_page_shows_every_learners_settings_as_the_code_declares_them():
+    """docs/learners.md's generated tables equal what `make docs` writes now: a default, bound or comment
+    changed in the code without `make docs` fails here, as does a learner without its table."""
+    text = settings_doc.PAGE.read_text()
+    assert settings_doc.rendered(text) == text, "run `make docs`"
+    assert {name for _, name, _, _ in settings_doc.BLOCK.findall(text)} == set(learner_registry())
+    assert "| `horizon` | `32` | in [1, 4096] | steps per short-horizon window |" in text
