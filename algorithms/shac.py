@@ -80,11 +80,12 @@ class SHAC(Learner):
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return self.obs_rms.normalize(obs) if self.config.normalize_obs else obs
 
-    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the actor reads: the encoded frames, or the normalised state (public for diagnostics)."""
         return self.encoder(obs) if self.encoder is not None else self._normalize(obs)
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        return self.actor(self._features(obs), deterministic)
+        return self.actor(self.features(obs), deterministic)
 
     def _value(self, network: nn.Module, obs: torch.Tensor) -> torch.Tensor:
         return network(self._normalize(obs)).squeeze(-1)
@@ -98,7 +99,7 @@ class SHAC(Learner):
                 group["lr"] = linear_decay(lr, cfg.final_lr, progress)
 
         with self.timer.apart_from_rendering("forward", env):
-            actor_loss, window = self._rollout()
+            actor_loss, window = self.window_loss()
         with self.timer("backward"):
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
@@ -125,8 +126,9 @@ class SHAC(Learner):
             **self.timer.pop(),
         }
 
-    def _rollout(self, policy: Callable[[int, torch.Tensor], torch.Tensor] | None = None):
-        """Actor loss of one window, plus the (detached) data the critic trains on.
+    def window_loss(self, policy: Callable[[int, torch.Tensor], torch.Tensor] | None = None):
+        """Actor loss of one window, plus the (detached) data the critic trains on (public: the gradient
+        diagnostics replay windows through it, ``benchmark/diagnostics/apg_vs_dpg.py``).
 
         The state normaliser is D.Va's and SHAC's: one set of statistics normalises the whole window
         (the critic's inputs and targets, a state actor's input), and the window's raw states update it
@@ -149,7 +151,7 @@ class SHAC(Learner):
         for t in range(h):
             state_buf[t] = self._normalize(state.detach())
             if policy is None:
-                actions = self.actor(self._features(obs.detach() if cfg.detach_actor_input else obs))
+                actions = self.actor(self.features(obs.detach() if cfg.detach_actor_input else obs))
             else:
                 actions = policy(t, obs)
             obs, reward, terminated, truncated, info = env.step(actions)

@@ -44,7 +44,7 @@ def record_images(env):
 
 
 def actor_gradient(learner) -> torch.Tensor:
-    loss, _ = learner._rollout()
+    loss, _ = learner.window_loss()
     learner.actor_opt.zero_grad(set_to_none=True)
     loss.backward()
     return torch.cat([p.grad.flatten() for p in learner.actor_params if p.grad is not None])
@@ -62,9 +62,9 @@ def hopper_actor_gradient(renderer: str, detach_input: bool) -> torch.Tensor:
     torch.manual_seed(11)  # the same policy noise for every call
 
     def policy(t, obs):
-        return learner.actor(learner._features(obs.detach() if detach_input else obs))
+        return learner.actor(learner.features(obs.detach() if detach_input else obs))
 
-    loss, _ = learner._rollout(policy)
+    loss, _ = learner.window_loss(policy)
     return torch.cat([g.flatten() for g in torch.autograd.grad(loss, learner.actor_params)])
 
 
@@ -184,7 +184,7 @@ def test_the_bootstrap_branch_a_gpu_runs_every_step_leaves_the_loss_and_its_grad
             monkeypatch.setattr(algorithms.shac, "branch_needed", lambda mask: True)
         learner, env = learner_for("shac")
         env.episode_length = 3  # a truncation inside the 4-step window
-        loss, _ = learner._rollout()
+        loss, _ = learner.window_loss()
         results.append((loss.detach(), actor_gradient(learner)))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
 

@@ -174,13 +174,13 @@ def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_pat
 
 
 def test_persistent_non_finite_gradients_end_the_run_as_diverged(tmp_path, monkeypatch):
-    rollout = SHAC._rollout
+    rollout = SHAC.window_loss
 
     def poisoned(self, policy=None):
         loss, window = rollout(self, policy)
         return loss * (float("nan") if self.iteration >= 3 else 1.0), window
 
-    monkeypatch.setattr(SHAC, "_rollout", poisoned)
+    monkeypatch.setattr(SHAC, "window_loss", poisoned)
     out = run(small_config(tmp_path, "iterations=50", "max_skipped_updates=4"), progress=False)
     summary = json.loads((out / "summary.json").read_text())
     metrics = pd.read_csv(out / "metrics.csv")

@@ -78,7 +78,7 @@ def window_gradients(learner: SHAC, noise_seed: int = 0) -> Gradients:
 
     def replay(policy) -> torch.Tensor:
         restore()
-        loss, _ = learner._rollout(policy)
+        loss, _ = learner.window_loss(policy)
         return loss
 
     def flat(grads) -> torch.Tensor:
@@ -87,11 +87,11 @@ def window_gradients(learner: SHAC, noise_seed: int = 0) -> Gradients:
     actions: list[torch.Tensor] = []
 
     def attached(t, obs):
-        actions.append(actor(learner._features(obs), noise=noise[t]))
+        actions.append(actor(learner.features(obs), noise=noise[t]))
         return actions[-1]
 
     full = flat(torch.autograd.grad(replay(attached), params))
-    detached = lambda t, obs: actor(learner._features(obs.detach()), noise=noise[t])  # noqa: E731
+    detached = lambda t, obs: actor(learner.features(obs.detach()), noise=noise[t])  # noqa: E731
     dpg = flat(torch.autograd.grad(replay(detached), params))
 
     # dL/da_t with the action sequence held fixed (open loop): the actions as leaves
@@ -103,7 +103,7 @@ def window_gradients(learner: SHAC, noise_seed: int = 0) -> Gradients:
     surrogate: list[torch.Tensor] = []
 
     def closed_loop(t, obs):
-        features = learner._features(obs)
+        features = learner.features(obs)
         frozen_action = functional_call(actor, frozen, (features,), {"noise": noise[t]})
         surrogate.append((adjoints[t] * frozen_action).sum())
         return actor(features, noise=noise[t])
