@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from envs import DiffEnv
+from envs import Env
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class Learner:
     version: ClassVar[int] = 1
     needs_teacher: ClassVar[bool] = False  # True: built as ``Learner(env, config, teacher=<trained Learner>)``
 
-    def __init__(self, env: DiffEnv, config: LearnerConfig) -> None:
+    def __init__(self, env: Env, config: LearnerConfig) -> None:
         self.env, self.config = env, config
 
     def train_iteration(self) -> dict[str, float]:

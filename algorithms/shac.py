@@ -25,7 +25,7 @@ from torch import nn
 from algorithms.base import MAX_STEPS, MAX_WIDTH, Learner, LearnerConfig, bounded
 from algorithms.common import EpisodeStats, PhaseTimer, RunningMeanStd, linear_decay
 from algorithms.networks import GaussianActor, PixelEncoder, mlp, on_device
-from envs import DiffEnv
+from envs import Env
 from envs.core import branch_needed
 
 
@@ -55,7 +55,7 @@ class SHAC(Learner):
     # 2: one normaliser per window, updated after it, and the critic's unshuffled minibatches (D.Va's and SHAC's)
     version = 2
 
-    def __init__(self, env: DiffEnv, config: SHACConfig) -> None:
+    def __init__(self, env: Env, config: SHACConfig) -> None:
         super().__init__(env, config)
         dev = env.device
         pixels = len(env.obs_shape) == 3

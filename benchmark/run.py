@@ -56,9 +56,8 @@ from benchmark.results import (
     load_summary,
     read_run_config,
 )
-from envs import DiffEnv, cpu_torch_on_gpu_host
+from envs import Env, cpu_torch_on_gpu_host
 from envs.one_off import OneOffCosts
-from envs.pixels import PixelEnv
 from envs.tasks import registry as task_registry
 
 
@@ -446,9 +445,9 @@ def _warn_if_long_on_cpu(cfg: DictConfig, device: torch.device, per_iteration: f
           file=sys.stderr)  # fmt: skip
 
 
-def task_version(env: DiffEnv | PixelEnv) -> int:
+def task_version(env: Env) -> int:
     """The version of the task's physics the env simulates: results of two versions are two experiments."""
-    return (env.env if isinstance(env, PixelEnv) else env).task.version
+    return env.task.version
 
 
 def _check_same_versions(run_dir: Path, cfg: DictConfig) -> None:

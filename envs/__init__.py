@@ -29,10 +29,10 @@ def _deterministic_from_environment() -> None:
 
 _deterministic_from_environment()
 
-from envs.core import DiffEnv, cpu_torch_on_gpu_host, cuda_problem, default_device  # noqa: E402
+from envs.core import DiffEnv, Env, cpu_torch_on_gpu_host, cuda_problem, default_device  # noqa: E402
 from envs.gym_adapter import register_tasks  # noqa: E402
 from envs.tasks import get_task, registry  # noqa: E402
 
 register_tasks()  # gymnasium.make("DVaBench/Hopper-v2") and make_vec, after `import envs`
 
-__all__ = ["DiffEnv", "cpu_torch_on_gpu_host", "cuda_problem", "default_device", "get_task", "registry"]
+__all__ = ["DiffEnv", "Env", "cpu_torch_on_gpu_host", "cuda_problem", "default_device", "get_task", "registry"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import newton
 import torch
@@ -20,6 +20,29 @@ from envs.tasks import get_task
 from envs.tasks.base import Task
 
 MAX_ENVS = 2**16  # far above any GPU's envs; a typo such as num_envs=1e9 must not allocate first
+
+
+@runtime_checkable
+class Env(Protocol):
+    """What a learner may use of an env: :class:`DiffEnv` (observations are states) and
+    :class:`~envs.pixels.PixelEnv` (frame stacks of a ``DiffEnv``, its state in ``info["state"]``) are
+    both one. ``obs_shape`` tells them apart: ``(obs_dim,)`` or ``(3 * frames, H, W)``."""
+
+    task: Task
+    num_envs: int
+    act_dim: int
+    state_dim: int
+    obs_shape: tuple[int, ...]
+    action_repeat: int
+    episode_length: int
+    device: torch.device
+
+    def reset(self, seed: int | None = None) -> torch.Tensor: ...
+    def step(self, actions: torch.Tensor) -> tuple: ...
+    def state_observation(self) -> torch.Tensor: ...
+    def cut_graph(self) -> None: ...
+    def snapshot(self) -> dict: ...
+    def restore(self, snapshot: dict) -> None: ...
 
 
 def branch_needed(mask: torch.Tensor) -> bool:

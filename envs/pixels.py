@@ -23,6 +23,7 @@ class PixelEnv:
 
     def __init__(self, env: DiffEnv, renderer: Renderer | str = "newton", frames: int = 3, size: int = 84) -> None:
         self.env = env
+        self.task = env.task
         if isinstance(renderer, str):
             renderer = make_renderer(renderer, env.task, env.num_envs, size, size, env.device)
         self.renderer = renderer

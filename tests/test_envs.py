@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from algorithms.networks import mlp
-from envs import DiffEnv, get_task, registry
+from envs import DiffEnv, Env, get_task, registry
+from envs.pixels import PixelEnv
 
 TASKS = list(registry())  # every registered task: a task added as a file is checked here too
 SIZES = {"cartpole": (5, 1, 240), "hopper": (11, 3, 1000), "ant": (37, 8, 1000), "humanoid": (76, 21, 1000)}
@@ -331,3 +332,13 @@ def test_action_repeat_is_two_single_steps_and_stops_counting_at_a_mid_repeat_en
     torch.testing.assert_close(reward[[0, 2]], (first + second)[[0, 2]])
     torch.testing.assert_close(info["obs_before_reset"][1], single_info["obs_before_reset"][1])
     assert repeat.progress.tolist() == [4, 0, 4] and info["episode_length"][1] == 3
+
+
+def test_a_state_env_and_a_pixel_env_are_both_the_env_a_learner_names():
+    """``envs.Env`` is what learners take: both env classes have every member it lists, the task included."""
+    env = DiffEnv("cartpole", 2, device="cpu")
+    pixels = PixelEnv(env, "newton", frames=3, size=24)
+    for candidate in (env, pixels):
+        assert isinstance(candidate, Env)
+        assert candidate.task is env.task
+    assert pixels.obs_shape == (9, 24, 24) and env.obs_shape == (env.obs_dim,)
