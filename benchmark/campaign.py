@@ -27,15 +27,8 @@ from omegaconf import OmegaConf
 from algorithms import get_learner
 from algorithms.replay import ReplayLearner
 from benchmark import sweep as sweeps
-from benchmark.config import (
-    CONFIG_DIR,
-    ConfigError,
-    experiment_name,
-    is_path_component,
-    load_config,
-    parse_budget,
-    with_defaults,
-)
+from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
+from benchmark.experiments import experiment_name
 from benchmark.reference import REFERENCE, publish
 from benchmark.results import FINISHED, DamagedRun, checkpoints, load_summary, markdown_table, outdated_learners
 

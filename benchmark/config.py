@@ -8,17 +8,13 @@ The defaults name the learner (``learner: shac``); an algorithm is a directory o
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
-import hashlib
 import importlib.util
 import math
 import re
-import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import NamedTuple
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
@@ -122,50 +118,6 @@ def parse_budget(budget: str | None) -> Budget:
     return Budget(seconds=value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit])
 
 
-def parse_names(parser: argparse.ArgumentParser, flag: str, value: str, valid: Iterable[str]) -> list[str]:
-    """A comma-separated list of names for a script's ``flag``; an unknown one ends the script with one
-    line (argparse's usage error, exit 2) that lists the valid names, before anything runs."""
-    valid = list(valid)
-    names = [name for name in value.split(",") if name]
-    for name in names or [value]:
-        if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            usage_error(parser, f"{flag}: unknown name '{name}'{hint}; choose from: {', '.join(valid)}")
-    return names
-
-
-def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """End a script with one line on stderr, exit code 2, as the runner does for a bad config."""
-    parser.exit(2, f"error: {message}\n")
-
-
-def parse_backends(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
-    """A script's ``--backends``: the named ones, each installed (else one line with the install
-    command); not given: every backend installed here, with a note for each one skipped."""
-    if value is None:
-        backends = [b for b in renderers() if install_hint(b) is None]
-        for missing in sorted(set(renderers()) - set(backends)):
-            print(f"note: skipping {missing}: {install_hint(missing)}", file=sys.stderr)
-        return backends
-    backends = parse_names(parser, "--backends", value, renderers())
-    for backend in backends:
-        if (hint := install_hint(backend)) is not None:
-            usage_error(parser, hint)
-    return backends
-
-
-def positive_ints(parser: argparse.ArgumentParser, flag: str, value: str) -> list[int]:
-    """A comma-separated list of positive integers for a script's ``flag`` (e.g. ``--num-envs 16,64``)."""
-    try:
-        numbers = [int(n) for n in value.split(",")]
-    except ValueError:
-        numbers = []
-    if not numbers or min(numbers) < 1:
-        usage_error(parser, f"{flag} '{value}': give positive integers separated by commas, e.g. 16,64")
-    return numbers
-
-
 def check_device(name: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``, and a CUDA device only where torch sees one."""
     hint = "use device=auto (cuda when available, else cpu), cpu, cuda or cuda:<index>"
@@ -238,56 +190,6 @@ RESUMABLE_CHANGES = frozenset(
         "results_dir",
     }  # where the run's folder lies: a folder moved elsewhere resumes
 )
-# keys that do not make another experiment: which seed, where it (and its teacher) was written, how it
-# was run and reported. The budget and the iterations do (a 3-minute run is not a seed of a 60-minute
-# one; SHAC's learning rates decay over ``iterations``), though a resumed run may change them.
-NOT_THE_EXPERIMENT = frozenset({"seed", "run_name", "results_dir", "teacher_run"}) | (
-    RESUMABLE_CHANGES - {"budget", "iterations"}
-)
-LABEL_FIRST = ("preset", "budget")  # the settings a reader looks for first in a label
-
-
-def experiment(config: dict) -> dict:
-    """The settings that make a run's experiment: two runs that differ only in the rest are its seeds."""
-    return {k: v for k, v in config.items() if k not in NOT_THE_EXPERIMENT}
-
-
-def settings_shown(config: dict) -> list[str]:
-    """``key=value`` of an experiment's defining settings: the preset and budget when set, then every
-    setting that differs from what the algo's config files give for the task (with that preset). The
-    paper's own settings show nothing."""
-    preset = [f"preset={config['preset']}"] if config.get("preset") else []
-    try:
-        reference = OmegaConf.to_container(load_config(config["algo"], config["task"], preset))
-    except ConfigError:  # an algo or task the code no longer has: name the run's own settings only
-        reference = config
-    shown = [f"{k}={config[k]}" for k in LABEL_FIRST if config.get(k) is not None]
-    keys = sorted((set(config) | set(reference)) - set(LABEL_FIRST) - NOT_THE_EXPERIMENT)
-    return shown + [f"{k}={config.get(k)}" for k in keys if config.get(k) != reference.get(k)]
-
-
-def as_name(settings: list[str]) -> str:
-    """Settings as one plain file name (``preset-cpu_budget-30min``); empty for none."""
-    return "_".join(re.sub(r"[^\w.,+-]+", "-", item.replace("=", "-")).strip("-") for item in settings)
-
-
-def experiment_name(config: dict, settings: list[str] | None = None) -> str:
-    """The experiment's folder name: its defining settings (``preset-cpu_budget-30min``), ``paper`` when
-    it runs the paper's own. ``settings``: as recorded by the run, else derived from today's configs."""
-    return as_name(settings_shown(config) if settings is None else settings) or "paper"
-
-
-def default_run_name(cfg: DictConfig) -> str:
-    """``<algo>-<task>-seed<seed>``, plus the settings that make it another experiment and that a resumed
-    run may not change (``dva-hopper-seed0-preset-cpu``): the same command names the same directory, so
-    running it again resumes (or finds it finished), and other settings never collide with it."""
-    config = OmegaConf.to_container(cfg)
-    fixed = [item for item in settings_shown(config) if item.split("=", 1)[0] not in RESUMABLE_CHANGES]
-    name = "-".join(filter(None, (f"{cfg.algo}-{cfg.task}-seed{cfg.seed}", as_name(fixed))))
-    if len(name) > 120:  # many overrides: a short digest of them instead
-        digest = hashlib.sha256(repr(sorted(fixed)).encode()).hexdigest()[:10]
-        name = f"{cfg.algo}-{cfg.task}-seed{cfg.seed}-{digest}"
-    return name
 
 
 def _check_finite(cfg: DictConfig, prefix: str = "") -> None:

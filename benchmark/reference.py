@@ -32,7 +32,9 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmark.config import ConfigError, algorithms, experiment_name, usage_error, with_defaults
+from benchmark.cli import usage_error
+from benchmark.config import ConfigError, algorithms, with_defaults
+from benchmark.experiments import experiment_name
 from benchmark.provenance import ROOT
 from benchmark.results import checkpoints, file_within, load_metrics, load_summary, outdated_learners, read_run_config
 from envs import DiffEnv

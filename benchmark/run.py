@@ -33,16 +33,14 @@ from benchmark.config import (
     Budget,
     ConfigError,
     algorithms,
-    default_run_name,
-    experiment_name,
     load_config,
     load_run_config,
     parse_budget,
-    settings_shown,
     teacher_config,
     with_defaults,
 )
 from benchmark.evaluate import evaluate
+from benchmark.experiments import default_run_name, experiment_name, settings_shown
 from benchmark.loggers import make_logger
 from benchmark.memory import IterationMemory, keep_freed_memory
 from benchmark.provenance import start_record

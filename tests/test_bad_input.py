@@ -188,7 +188,7 @@ def test_render_views_refuses_bad_names_in_one_line(argv, message, tmp_path, cap
 def test_render_views_skips_backends_not_installed_unless_asked(tmp_path, capsys, monkeypatch):
     from benchmark.figures import render_views
 
-    monkeypatch.setattr("benchmark.config.install_hint", lambda b: "pip install x" if b != "newton" else None)
+    monkeypatch.setattr("benchmark.cli.install_hint", lambda b: "pip install x" if b != "newton" else None)
     render_views.main(["cartpole", "--envs", "1", "--size", "16", "--steps", "2", "--out", str(tmp_path)])
     assert {p.name.split("-")[1] for p in tmp_path.iterdir()} == {"newton"}
     assert capsys.readouterr().err.splitlines() == [

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.config import parse_names
+from benchmark.cli import parse_names
 from envs import DiffEnv, get_task, registry
 
 

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from benchmark.config import NOT_THE_EXPERIMENT, usage_error  # noqa: E402
+from benchmark.cli import usage_error  # noqa: E402
+from benchmark.experiments import NOT_THE_EXPERIMENT  # noqa: E402
 from benchmark.results import load_metrics, load_summary, read_run_config  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
-from benchmark.config import parse_backends, parse_names
+from benchmark.cli import parse_backends, parse_names
 from envs import DiffEnv
 from envs.pixels import PixelEnv
 from envs.render import make_renderer

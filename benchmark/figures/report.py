@@ -37,8 +37,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from benchmark.campaign import Campaign, experiment_dirs  # noqa: E402
-from benchmark.config import experiment, parse_budget, settings_shown, with_defaults  # noqa: E402
+from benchmark.config import parse_budget, with_defaults  # noqa: E402
 from benchmark.evaluate import random_policy_return  # noqa: E402
+from benchmark.experiments import experiment, settings_shown  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
 from benchmark.reference import load_floors, recorded_settings, wide_floors  # noqa: E402

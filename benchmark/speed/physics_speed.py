@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.config import parse_names, positive_ints
+from benchmark.cli import parse_names, positive_ints
 from benchmark.speed.isolated import run_isolated
 from envs import DiffEnv, get_task
 from envs.tasks import registry as task_registry

@@ -24,7 +24,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from algorithms import get_learner
 from benchmark.build import make_env
-from benchmark.config import ConfigError, learner_config, load_config, tasks, usage_error
+from benchmark.cli import usage_error
+from benchmark.config import ConfigError, learner_config, load_config, tasks
 from benchmark.results import markdown_table
 from envs.pixels import PixelEnv
 

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from benchmark.config import parse_backends, parse_names, positive_ints
+from benchmark.cli import parse_backends, parse_names, positive_ints
 from benchmark.speed.isolated import chosen_device, run_isolated
 from envs import DiffEnv
 from envs.render import make_renderer

@@ -23,7 +23,8 @@ import torch
 from algorithms import get_learner
 from algorithms.replay import ReplayBuffer
 from benchmark.build import make_env
-from benchmark.config import ConfigError, learner_config, load_config, parse_names, usage_error
+from benchmark.cli import parse_names, usage_error
+from benchmark.config import ConfigError, learner_config, load_config
 from benchmark.memory import keep_freed_memory, peak_memory_mb
 from benchmark.speed.isolated import MeasurementFailed, run_isolated
 from envs.tasks import registry as task_registry
