@@ -36,7 +36,7 @@ from torch import nn
 from algorithms.augment import center_crop, random_crop
 from algorithms.base import MAX_BATCH, MAX_WIDTH, bounded
 from algorithms.networks import PixelEncoder, TwinQ, on_device, relu_mlp, soft_update, squashed_gaussian, trunk
-from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
+from algorithms.replay_learner import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # CURL's (and SAC-AE's) bounds on the policy's log std

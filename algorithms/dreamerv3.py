@@ -46,7 +46,8 @@ from torch import nn
 
 from algorithms.base import MAX_BATCH, MAX_STEPS, MAX_WIDTH, Policy, bounded, require
 from algorithms.networks import like_weights, on_device, soft_update
-from algorithms.replay import Metrics, ReplayConfig, ReplayLearner, Sequences
+from algorithms.replay import Sequences
+from algorithms.replay_learner import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 STAGES = 4  # the image encoder halves the resolution this many times (64 -> 4, 48 -> 3)

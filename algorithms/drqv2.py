@@ -36,7 +36,7 @@ from algorithms.augment import random_shift
 from algorithms.base import MAX_BATCH, MAX_WIDTH, bounded
 from algorithms.common import linear_decay
 from algorithms.networks import ConvEncoder, TwinQ, on_device, relu_mlp, soft_update, trunk
-from algorithms.replay import Metrics, ReplayConfig, ReplayLearner
+from algorithms.replay_learner import Metrics, ReplayConfig, ReplayLearner
 from envs.pixels import PixelEnv
 
 

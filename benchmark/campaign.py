@@ -25,7 +25,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from algorithms import get_learner
-from algorithms.replay import ReplayLearner
+from algorithms.replay_learner import ReplayLearner
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.experiments import experiment_name
