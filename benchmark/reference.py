@@ -149,13 +149,11 @@ def publish(run: Path, reference: Path = REFERENCE, allow_dirty: bool = False, w
         _copy_run(run, staging, {"teacher_run": "teacher"} if teacher else {})
         if teacher is not None:
             _copy_run(teacher, staging / "teacher", {})
-        if with_checkpoint or with_policy:
-            last = checkpoints(run)[-1]
-            (staging / "checkpoints").mkdir()
-            if with_checkpoint:
-                shutil.copy(last, staging / "checkpoints" / last.name)
-            else:
-                torch.save(policy_only(torch.load(last, weights_only=True)), staging / "checkpoints" / last.name)
+        if with_checkpoint:
+            _ship_last_checkpoint(run, staging, policy=False)
+        elif with_policy:  # a student's policy needs its teacher's to be built: both ship
+            for source, into in ((run, staging), *(((teacher, staging / "teacher"),) if teacher else ())):
+                _ship_last_checkpoint(source, into, policy=True)
         if replaces:  # an older learner's cell stays shipped until this one takes its place (git keeps it)
             shutil.rmtree(target)
         staging.rename(target)  # all or nothing
@@ -186,6 +184,19 @@ def without_machine_paths(config: dict, provenance: dict) -> tuple[dict, dict]:
 
     provenance = {**command(provenance), "earlier": [command(e) for e in provenance.get("earlier", [])]}
     return config, {**provenance, "paths_rewritten_when_shipped": sorted(SHIPPED_PATHS)}
+
+
+def _ship_last_checkpoint(run: Path, target: Path, policy: bool) -> None:
+    """The run's newest checkpoint into ``target/checkpoints/``, whole or (``policy``) without optimisers."""
+    found = checkpoints(run)
+    if not found:
+        return
+    last = found[-1]
+    (target / "checkpoints").mkdir()
+    if policy:
+        torch.save(policy_only(torch.load(last, weights_only=True)), target / "checkpoints" / last.name)
+    else:
+        shutil.copy(last, target / "checkpoints" / last.name)
 
 
 def policy_only(checkpoint: dict) -> dict:

@@ -274,6 +274,12 @@ def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_wh
     assert student["status"] == "complete" and student["teacher_run"] == str(shipped.resolve())
     assert student["teacher_eval_return"] == json.loads((shipped / "summary.json").read_text())["eval_return"]
     assert {p: p.stat().st_mtime_ns for p in reference.rglob("*")} == before
+    # the student's cell ships its policy and its teacher's: filmed and evaluated from the reference set alone
+    cells = campaigns.publish_finished(plan, machine_b, tmp_path / "elsewhere")  # another reference set
+    (cell,) = [c for c in cells if "dagger" in c.parts]
+    assert (cell / "checkpoints").is_dir() and (cell / "teacher" / "checkpoints").is_dir()
+    student, _, _ = restore_learner(cell, torch.device("cpu"))
+    assert student.act(torch.zeros(1, *student.env.obs_shape, dtype=torch.uint8)).shape == (1, 1)
 
     shutil.rmtree(shipped / "checkpoints")  # as the cells published before teachers shipped theirs
     grid = campaigns.grid(plan, tmp_path / "c", reference).set_index("learner")
