@@ -31,6 +31,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULTS = "defaults.yaml"  # an algo's settings; configs/<algo>/<task>.yaml holds what a task changes
 MIN_IMAGE_SIZE = 16  # the DrQ-v2 encoder's four 3 x 3 convolutions (one of stride 2) need 15
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+MAX_NAME = 200  # characters of a run name or a folder name (file systems allow 255, checkpoints add to it)
+MAX_PATH = 3000  # characters of results_dir (Linux allows 4096 for a whole path; the run's files add to it)
 
 
 class ConfigError(ValueError):
@@ -151,6 +153,12 @@ def _check_run_fields(cfg: DictConfig) -> None:
     if cfg.run_name is not None and not is_path_component(cfg.run_name):
         raise ConfigError(f"run_name={cfg.run_name!r}: give one plain name (letters, digits, ._,=+-), not a "
                           "path: runs are written inside results_dir")  # fmt: skip
+    if cfg.run_name is not None and len(cfg.run_name) > MAX_NAME:
+        raise ConfigError(f"run_name has {len(cfg.run_name)} characters: give at most {MAX_NAME}")
+    longest = max((len(part) for part in Path(cfg.results_dir).parts), default=0)
+    if len(cfg.results_dir) > MAX_PATH or longest > MAX_NAME:
+        raise ConfigError(f"results_dir is {len(cfg.results_dir)} characters long, its longest folder name {longest}: "
+                          f"give at most {MAX_PATH}, and folder names of at most {MAX_NAME}")  # fmt: skip
     parse_budget(cfg.budget)
     check_device(cfg.device)
     if cfg.contact_law not in CONTACT_LAWS:

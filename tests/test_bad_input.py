@@ -49,6 +49,8 @@ TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_ever
         ("actor_hidden=[60000,60000]", "actor_hidden=[60000, 60000]: give one or more values in [1, 16384]"),
         ("frames=200000", "frames=200000: must be in [1, 16]"),
         ("image_size=60000", "image_size=60000: must be at most 1024"),
+        ("run_name=" + "a" * 300, "run_name has 300 characters: give at most 200"),
+        ("results_dir=/tmp/" + "b/" * 2000, "results_dir is 4005 characters long"),
     ],
 )
 def test_a_bad_value_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, override, message):

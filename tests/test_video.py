@@ -49,3 +49,14 @@ def test_filming_a_run_whose_checkpoint_no_longer_fits_changes_nothing_in_it(tmp
     with pytest.raises(ConfigError, match="no checkpoint that loads"):
         video.record(out, num_envs=1, max_frames=2)
     assert sorted((p.name, p.stat().st_size) for p in (out / "checkpoints").iterdir()) == before
+
+
+def test_a_video_folder_that_links_elsewhere_is_refused_and_nothing_is_written_there(tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="videos need imageio-ffmpeg (pip install 'dva-bench[video]')")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "video").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="symlink"):
+        video.write([np.zeros((16, 16, 3), np.uint8)] * 2, tmp_path / "run" / "video")
+    assert list(elsewhere.iterdir()) == []

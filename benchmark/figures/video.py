@@ -88,6 +88,8 @@ def write(frames: list[np.ndarray], out: Path) -> list[Path]:
         import imageio_ffmpeg  # noqa: F401 (imageio's ffmpeg plugin needs it)
     except ImportError:
         raise ConfigError("videos need imageio-ffmpeg: pip install 'dva-bench[video]' (or imageio-ffmpeg)") from None
+    if out.is_symlink() or any((out / name).is_symlink() for name in ("policy.webm", "policy.mp4", "policy.png")):
+        raise ConfigError(f"{out} or a file in it is a symlink: the video is written inside the run only")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, codec in (("policy.webm", "libvpx-vp9"), ("policy.mp4", "libx264")):
