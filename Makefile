@@ -133,7 +133,7 @@ site: install  # results/site/index.html: one offline page of a campaign (NAME=c
 	$(PY) -m benchmark.figures.site --name $(or $(NAME),cpu) $(ARGS)
 
 docs: install  # rewrite the generated tables of docs/learners.md from the code (a test checks them)
-	$(PY) -m benchmark.settings_doc
+	$(PY) -m benchmark.doc_tables
 
 paper: install  # the paper's figures and tables, ours beside them (docs/paper.md); `make -n paper` lists what it would run
 	+$(PY) -m benchmark.paper $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)

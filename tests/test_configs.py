@@ -11,7 +11,7 @@ import pytest
 
 from algorithms import registry as learner_registry
 from algorithms.base import Bound, bound_of
-from benchmark import settings_doc
+from benchmark import doc_tables
 from benchmark.config import algorithms, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,10 +114,13 @@ def test_a_subclass_changing_only_a_default_keeps_the_bound():
         DrQv2Config(buffer_size=0)
 
 
-def test_the_learners_page_shows_every_learners_settings_as_the_code_declares_them():
-    """docs/learners.md's generated tables equal what `make docs` writes now: a default, bound or comment
-    changed in the code without `make docs` fails here, as does a learner without its table."""
-    text = settings_doc.PAGE.read_text()
-    assert settings_doc.rendered(text) == text, "run `make docs`"
-    assert {name for _, name, _, _ in settings_doc.BLOCK.findall(text)} == set(learner_registry())
+def test_the_generated_docs_tables_are_what_the_code_makes_of_them_now():
+    """docs/learners.md's tables and docs/tests.md's list of test files equal what `make docs` writes now:
+    a default, bound or comment changed in the code, or a test file added, without `make docs` fails
+    here, as does a learner without its table."""
+    tests_page = doc_tables.TESTS_PAGE.read_text()
+    assert doc_tables.rendered_tests(tests_page) == tests_page, "run `make docs`"
+    text = doc_tables.PAGE.read_text()
+    assert doc_tables.rendered(text) == text, "run `make docs`"
+    assert {name for _, name, _, _ in doc_tables.BLOCK.findall(text)} == set(learner_registry())
     assert "| `horizon` | `32` | in [1, 4096] | steps per short-horizon window |" in text

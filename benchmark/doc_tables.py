@@ -1,17 +1,20 @@
-"""The generated tables of docs/learners.md: the algos as learner classes and switches (from configs/),
+"""The generated tables of docs/: in learners.md the algos as learner classes and switches (from configs/),
 and every learner's settings from its config dataclass (default, allowed values from ``bounded``, the
 comment beside the field in the code), so the page cannot drift from what the runner accepts. ``make
 docs`` rewrites them in place (between ``<!-- settings: <learner> -->`` and ``<!-- end settings -->``,
-``<!-- algos -->`` and ``<!-- end algos -->``); a test fails when they differ.
+``<!-- algos -->`` and ``<!-- end algos -->``); in tests.md every test file with what its docstring says
+(``<!-- test files -->``); a test fails when they differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import inspect
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -22,6 +25,8 @@ from benchmark.provenance import ROOT
 from benchmark.results import markdown_table
 
 PAGE = ROOT / "docs" / "learners.md"
+TESTS_PAGE = ROOT / "docs" / "tests.md"
+TESTS = re.compile(r"(<!-- test files -->\n)(.*?)(<!-- end test files -->)", re.S)
 BLOCK = re.compile(r"(<!-- settings: (\w+) -->\n)(.*?)(<!-- end settings -->)", re.S)
 ALGOS = re.compile(r"(<!-- algos -->\n)(.*?)(<!-- end algos -->)", re.S)
 
@@ -69,6 +74,21 @@ def algos_table(task: str = "hopper") -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def tests_table(folder: Path = ROOT / "tests") -> str:
+    """Every test file with its test functions' count and what its module docstring says it checks."""
+    rows = []
+    for path in sorted(folder.glob("test_*.py")):
+        module = ast.parse(path.read_text())
+        doc = " ".join((ast.get_docstring(module) or "").split("\n\n")[0].split())
+        tests = sum(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in module.body)
+        rows.append({"file": f"`tests/{path.name}`", "tests": tests, "what it checks": doc.replace("|", "\\|")})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def rendered_tests(text: str) -> str:
+    return TESTS.sub(lambda m: m.group(1) + tests_table() + "\n" + m.group(3), text)
+
+
 def rendered(text: str) -> str:
     """``text`` with every generated block rewritten."""
     text = BLOCK.sub(lambda m: m.group(1) + settings_table(m.group(2)) + "\n" + m.group(4), text)
@@ -84,12 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         print(f"error: {PAGE} has settings blocks of unknown learners: {', '.join(unknown)}", file=sys.stderr)
         sys.exit(2)
-    new = rendered(text)
+    pages = {PAGE: (text, rendered(text)), TESTS_PAGE: (TESTS_PAGE.read_text(), rendered_tests(TESTS_PAGE.read_text()))}
     if args.check:
-        sys.exit(0 if new == text else 1)
-    if new != text:
-        PAGE.write_text(new)
-        print(f"rewrote the settings tables of {PAGE.relative_to(ROOT)}")
+        sys.exit(0 if all(old == new for old, new in pages.values()) else 1)
+    for page, (old, new) in pages.items():
+        if new != old:
+            page.write_text(new)
+            print(f"rewrote the generated tables of {page.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
