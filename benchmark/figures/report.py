@@ -287,8 +287,9 @@ def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFra
     grey = [plt.Line2D([], [], color="grey", ls="--", lw=1), plt.Line2D([], [], color="tan", ls="--", lw=1)]
     fig.legend([*handles.values(), *grey], [*handles, "random policy", "zero action"], loc="lower center",
                ncol=min(len(handles) + 2, 9), fontsize=8)  # fmt: skip
-    fig.suptitle(f"campaign '{campaign.name}': return against wall-clock and env steps (floors dashed: action "
-                 "repeat 1, dotted: 2; thick ticks at the right: the paper's published returns)")  # fmt: skip
+    title = f"campaign '{campaign.name}': return against wall-clock and env steps"
+    key = "floors dashed: action repeat 1, dotted: 2; thick ticks at the right: the paper's published returns"
+    fig.suptitle(f"{title}\n({key})", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
