@@ -72,8 +72,7 @@ def make(figures: dict[str, dict], results: Path, reference: Path, root: Path) -
             run([sys.executable, "-m", "benchmark.campaign", "run", "--name", name])
             run([sys.executable, "-m", "benchmark.campaign", "publish", "--name", name])
     for out, entry in scripts_needed(figures, root):
-        run(["make", *shlex.split(entry["command"])[1:]] if entry["command"].startswith("make ") else
-            shlex.split(entry["command"]))  # fmt: skip
+        run(shlex.split(entry["command"]))
         if "writes" in entry and (root / entry["writes"]).exists():
             (root / out).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(root / entry["writes"], root / out)

@@ -301,8 +301,9 @@ def _identity(run_dir: Path, cfg: DictConfig) -> dict:
         recorded = {k: v for k, v in load_summary(run_dir).items() if k in ("experiment", "settings")}
         if len(recorded) == 2:
             return recorded
-    settings = settings_shown(OmegaConf.to_container(cfg))
-    return {"experiment": experiment_name({}, settings), "settings": settings}
+    config = OmegaConf.to_container(cfg)
+    settings = settings_shown(config)
+    return {"experiment": experiment_name(config, settings), "settings": settings}
 
 
 def _progress_bar(session: Session, progress: bool) -> tuple[tqdm, str]:
