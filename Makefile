@@ -124,7 +124,7 @@ publish: install  # one finished run into results/reference/ (ALLOW_DIRTY=1: fro
 	$(PY) -m benchmark.reference publish $(RUN) $(if $(ALLOW_DIRTY),--allow-dirty) $(if $(TEACHER),--with-checkpoint)
 
 floors: install  # the random-policy and zero-action returns of every task, into results/reference/floors.csv
-	$(PY) -m benchmark.reference floors
+	$(PY) -m benchmark.floors $(if $(filter command line,$(origin TASKS)),--tasks $(TASKS))
 
 video: install  # make video RUN=results/<run> [ENVS=4] [EPISODES=1]: the trained policy as WebM, MP4 and PNG
 	$(PY) -m benchmark.figures.video $(RUN) --envs $(or $(ENVS),4) --episodes $(or $(EPISODES),1)
@@ -139,7 +139,7 @@ paper: install  # the paper's figures and tables, ours beside them (docs/paper.m
 	+$(PY) -m benchmark.paper $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
 
 plots: install  # every figure and table the runs in results/ allow, into results/figures/
-	$(PY) -m benchmark.figures.report
+	$(PY) -m benchmark.figures
 
 slurm-up:  # a one-node SLURM cluster on this machine (Debian, root): try the sweep path on a laptop
 	bash tests/slurm/start.sh

@@ -11,8 +11,8 @@ import torch
 from omegaconf import DictConfig
 
 from algorithms import Learner, get_learner
-from benchmark.config import ConfigError, learner_config, load_run_config
-from benchmark.results import latest_checkpoint, load_summary
+from benchmark.config import ConfigError, learner_config
+from benchmark.results import latest_checkpoint, load_run_config, load_summary
 from envs import DiffEnv, default_device
 from envs.pixels import PixelEnv
 from envs.render import make_renderer

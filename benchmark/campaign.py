@@ -29,6 +29,7 @@ from algorithms.replay_learner import ReplayLearner
 from benchmark import sweep as sweeps
 from benchmark.config import CONFIG_DIR, ConfigError, is_path_component, load_config, parse_budget, with_defaults
 from benchmark.experiments import experiment_name
+from benchmark.figures.video import film
 from benchmark.reference import REFERENCE, publish
 from benchmark.results import FINISHED, DamagedRun, checkpoints, load_summary, markdown_table, outdated_learners
 
@@ -251,19 +252,6 @@ def publish_finished(campaign: Campaign, results: Path = RESULTS, reference: Pat
         filmable = on_policy and not teaches and bool(checkpoints(run))
         published.append(publish(run, reference, with_checkpoint=teaches, with_policy=filmable))
     return published
-
-
-def film(run: Path, frames: int = 150) -> None:
-    """A short video of a finished run's policy (``make video``) to ship with it; skipped, with one line,
-    where imageio-ffmpeg is missing or the run has no checkpoint (a failed run may not)."""
-    if (run / "video" / "policy.webm").exists():
-        return
-    from benchmark.figures import video
-
-    try:
-        video.write(video.record(run, num_envs=4, max_frames=frames), run / "video")
-    except ConfigError as error:
-        print(f"note: {run.name} is published without a video: {error}", file=sys.stderr)
 
 
 def print_grid(campaign: Campaign, results: Path = RESULTS, reference: Path = REFERENCE) -> pd.DataFrame:

@@ -366,12 +366,10 @@ def with_defaults(saved: dict) -> dict:
     return {**defaults, **saved}
 
 
-def load_run_config(run_dir: Path) -> DictConfig:
-    """The typed config a run was started with, from its ``config.yaml``."""
-    from benchmark.results import read_run_config  # results imports this module
-
-    saved = OmegaConf.create(read_run_config(run_dir))
-    cfg = OmegaConf.merge(OmegaConf.structured(_schema(get_learner(saved.learner).Config)), saved)
+def typed(saved: dict) -> DictConfig:
+    """A saved run config (plain data) as the typed, read-only config its learner's schema makes of it."""
+    plain = OmegaConf.create(saved)
+    cfg = OmegaConf.merge(OmegaConf.structured(_schema(get_learner(plain.learner).Config)), plain)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 
 from algorithms import Learner
 from benchmark.build import make_env, restore_learner, run_device
-from benchmark.config import ConfigError, load_run_config
-from benchmark.reference import policy_returns
+from benchmark.config import ConfigError
+from benchmark.results import load_run_config
 
 
 @torch.no_grad()
@@ -42,12 +42,6 @@ def evaluate(
         if not alive.any():
             break
     return float(returns.mean()), float(lengths.mean())
-
-
-def random_policy_return(task: str, action_repeat: int = 1, episodes: int = 256, seed: int = 10_000) -> float:
-    """Mean return of uniformly random actions in [-1, 1], one episode per env: the floor a learner
-    must beat (held ``action_repeat`` control steps, as the learner's actions are)."""
-    return float(policy_returns(task, "random", action_repeat, episodes, seed).mean())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -76,7 +76,7 @@ def make(figures: dict[str, dict], results: Path, reference: Path, root: Path) -
         if "writes" in entry and (root / entry["writes"]).exists():
             (root / out).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(root / entry["writes"], root / out)
-    run([sys.executable, "-m", "benchmark.figures.report"])
+    run([sys.executable, "-m", "benchmark.figures"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ Checkpoints stay on the machine, except a teacher's last one (``checkpoints/``, 
 ``with_checkpoint``): the policy its students distil, so a DAgger cell can run on a machine that never
 ran its teacher. ``<experiment>`` names the settings that make the experiment (``preset-cpu_
 budget-30min``; ``paper`` for the paper's own). ``results/reference/floors.csv`` holds the floors every
-task is read against: the random policy's and the zero action's returns.
+task is read against (``benchmark/floors.py``).
 
 ``curve.csv.gz`` has the columns of ``metrics.csv`` and at most ``MAX_ROWS`` rows, plus ``rows``: how
 many iterations of the run each row stands for. The first and last iterations and the one with the
@@ -16,7 +16,6 @@ its end), ``time_*`` are summed (the time phases still add up to the run's), eve
 the bin's mean over its finite values. The final evaluation is in ``summary.json``.
 
     python -m benchmark.reference publish results/<run> [--allow-dirty] [--with-checkpoint]
-    python -m benchmark.reference floors [--tasks cartpole,hopper] [--episodes 64]
 """
 
 from __future__ import annotations
@@ -32,18 +31,15 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmark.cli import usage_error
 from benchmark.config import ConfigError, algorithms, with_defaults
 from benchmark.experiments import experiment_name
 from benchmark.provenance import ROOT
 from benchmark.results import checkpoints, file_within, load_metrics, load_summary, outdated_learners, read_run_config
-from envs import DiffEnv
 from envs.tasks import registry
 
 REFERENCE = ROOT / "results" / "reference"
 MAX_ROWS = 1000
 PUBLISHABLE = ("complete", "diverged", "failed")  # a failure is a result; running or interrupted is not yet
-FLOORS = "floors.csv"
 KEEP_LAST = ("iteration", "wall_clock", "env_steps")
 
 
@@ -223,58 +219,6 @@ def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:
             shutil.copy(video, target / "video" / name)
 
 
-# ---------------------------------------------------------------------------------------------- floors
-@torch.no_grad()
-def policy_returns(task: str, policy: str, action_repeat: int, episodes: int = 64, seed: int = 10_000) -> np.ndarray:
-    """One episode's return in each of ``episodes`` envs under uniformly ``random`` actions in [-1, 1] or
-    the ``zero`` action, held ``action_repeat`` control steps as a learner's are (fixed seeds)."""
-    env = DiffEnv(task, episodes, device="cpu", seed=seed, differentiable=False, action_repeat=action_repeat)
-    env.reset(seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    returns, alive = torch.zeros(episodes, dtype=torch.float64), torch.ones(episodes, dtype=torch.bool)
-    while alive.any():
-        action = torch.rand(episodes, env.act_dim, generator=generator) * 2 - 1
-        _, reward, terminated, truncated, _ = env.step(action if policy == "random" else torch.zeros_like(action))
-        returns += torch.where(alive, reward, torch.zeros_like(reward)).double()
-        alive &= ~(terminated | truncated)
-    return returns.numpy()
-
-
-def measure_floors(tasks: list[str], episodes: int = 64) -> pd.DataFrame:
-    rows = []
-    for task in tasks:
-        for action_repeat in (1, 2):
-            for policy in ("random", "zero"):
-                returns = policy_returns(task, policy, action_repeat, episodes)
-                rows.append({"task": task, "task_version": registry()[task].version, "policy": policy,
-                             "action_repeat": action_repeat, "episodes": episodes, "mean": returns.mean(),
-                             "std": returns.std(), "min": returns.min(), "max": returns.max()})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def load_floors(reference: Path = REFERENCE) -> pd.DataFrame:
-    """The shipped floors of the current task versions (empty when none are shipped)."""
-    path = reference / FLOORS
-    if not path.exists():
-        return pd.DataFrame(columns=["task", "task_version", "policy", "action_repeat", "mean", "std"])
-    floors = pd.read_csv(path)
-    current = floors["task"].map({name: task.version for name, task in registry().items()})
-    return floors[floors["task_version"] == current].reset_index(drop=True)
-
-
-def wide_floors(floors: pd.DataFrame) -> pd.DataFrame:
-    """:func:`load_floors`' rows as one row per task, version and action repeat, with ``random_return``
-    and ``zero_return`` columns (the figures' layout)."""
-    wide = floors.pivot_table(index=["task", "task_version", "action_repeat"], columns="policy", values="mean")
-    return wide.rename(columns={"random": "random_return", "zero": "zero_return"}).reset_index()
-
-
-def floor(task: str, policy: str, action_repeat: int, reference: Path = REFERENCE) -> float | None:
-    floors = load_floors(reference)
-    hit = floors[(floors["task"] == task) & (floors["policy"] == policy) & (floors["action_repeat"] == action_repeat)]
-    return float(hit["mean"].iloc[0]) if len(hit) else None
-
-
 # ---------------------------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -283,26 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     pub.add_argument("runs", nargs="+", type=Path)
     pub.add_argument("--allow-dirty", action="store_true", help="publish a run from a dirty tree (recorded)")
     pub.add_argument("--with-checkpoint", action="store_true", help="ship its last checkpoint too (a teacher's)")
-    fl = sub.add_parser("floors", help="measure the random and zero-action floors into results/reference/")
-    fl.add_argument("--tasks", default=",".join(registry()))
-    fl.add_argument("--episodes", type=int, default=64)
     args = parser.parse_args(argv)
-    if args.command == "floors":
-        tasks = [t for t in args.tasks.split(",") if t]
-        unknown = [t for t in tasks if t not in registry()]
-        if unknown or args.episodes < 1:
-            valid = ", ".join(registry())
-            usage_error(parser, f"--tasks {args.tasks} / --episodes {args.episodes}: tasks from {valid}, episodes >= 1")
-        torch.set_num_threads(1)
-        new = measure_floors(tasks, args.episodes)
-        old = pd.read_csv(REFERENCE / FLOORS) if (REFERENCE / FLOORS).exists() else new.iloc[:0]
-        kept = old[~old["task"].isin(tasks)]
-        REFERENCE.mkdir(parents=True, exist_ok=True)
-        pd.concat([kept, new]).sort_values(["task", "action_repeat", "policy"]).to_csv(
-            REFERENCE / FLOORS, index=False, float_format="%.2f"
-        )
-        print(new.round(1).to_string(index=False))
-        return
     failed = False
     for run in args.runs:
         try:

@@ -34,7 +34,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from algorithms import registry
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, typed
 
 FINISHED = ("complete", "diverged")  # run statuses a sweep does not run again
 
@@ -436,6 +436,11 @@ def read_run_config(run: Path) -> dict[str, Any]:
     if "${" in json.dumps(config, default=str):
         raise ConfigError(f"{run}/config.yaml holds an interpolation (${{...}}); a run's config holds values only")
     return config
+
+
+def load_run_config(run: Path) -> DictConfig:
+    """The typed config a run was started with, from its ``config.yaml`` (read as input)."""
+    return typed(read_run_config(run))
 
 
 def _config_value(run: Path, key: str) -> Any:

@@ -34,7 +34,6 @@ from benchmark.config import (
     ConfigError,
     algorithms,
     load_config,
-    load_run_config,
     parse_budget,
     teacher_config,
     with_defaults,
@@ -51,6 +50,7 @@ from benchmark.results import (
     RunDir,
     final_training,
     latest_checkpoint,
+    load_run_config,
     load_summary,
     read_run_config,
 )
@@ -482,12 +482,12 @@ def beside_floors(summary: dict, cfg: DictConfig) -> str:
     means nothing alone (the zero action scores 2118 of 2400 on the cartpole). Like with like: the
     published values are read off curves of sampled training episodes, so the final training return
     (computed as the tables do) stands beside them, the deterministic evaluation apart."""
-    from benchmark.reference import floor
+    from benchmark.floors import lookup
 
     repeat, task = cfg.action_repeat, cfg.task
     published = yaml.safe_load((Path(__file__).parent / "figures" / "published.yaml").read_text())
     paper = published.get(cfg.algo, {}).get(task, "n/a")
-    floors = [(what, floor(task, what, repeat)) for what in ("random", "zero")]
+    floors = [(what, lookup(task, what, repeat)) for what in ("random", "zero")]
     shown = ", ".join(f"{what} {'action ' if what == 'zero' else 'policy '}{value:.0f}" if value is not None
                       else f"{what}: make floors" for what, value in floors)  # fmt: skip
     final = summary.get("final_train_return")

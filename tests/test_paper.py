@@ -50,5 +50,5 @@ def test_make_paper_runs_campaigns_then_scripts_then_redraws_and_copies_what_a_s
     assert ran == [["-m", "benchmark.campaign", "run", "--name", "t"],
                    ["-m", "benchmark.campaign", "publish", "--name", "t"],
                    ["make", "apg-costs", "PRESET=cpu"],
-                   ["-m", "benchmark.figures.report"]]  # fmt: skip
+                   ["-m", "benchmark.figures"]]  # fmt: skip
     assert (tmp_path / "docs" / "costs.png").read_bytes() == b"measured"

@@ -347,7 +347,7 @@ def test_a_local_campaign_runs_as_many_at_once_as_asked_and_refuses_an_impossibl
     assert exit_code.value.code == 2 and "--parallel=0 is impossible" in error and error.count("\n") == 1
 
 
-def test_a_campaign_table_normalises_by_hand_and_its_figure_names_the_learners_not_yet_run(tmp_path):
+def test_a_campaign_table_normalises_by_hand_and_its_figures_name_the_learners_not_yet_run(tmp_path):
     reference = tmp_path / "reference"
     plan = campaigns.Campaign(
         name="t",
@@ -383,6 +383,17 @@ def test_a_campaign_table_normalises_by_hand_and_its_figure_names_the_learners_n
     fig = report.comparison_figure(cells, plan, floors)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["not yet run: dva"] and fig.axes[0].get_xlim()[1] >= 60  # the axis spans the budget
+
+    only_shac = manifest.narrowed(plan, ["shac"])  # a figure of some learners names no other as missing
+    assert only_shac.learners == ["shac"] and not report.comparison_figure(cells, only_shac, floors).axes[0].texts
+    with pytest.raises(ValueError, match="campaign 't' has no learner drqv2"):
+        manifest.narrowed(plan, ["shac", "drqv2"])
+    fig = report.grad_norms_figure(cells, plan, smooth=3)  # Fig. 9: one line per seed, the rolling median
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and [t.get_text() for t in fig.axes[0].texts] == ["not yet run: dva"]
+    norms = pd.read_csv(tmp_path / "c" / "t" / plan.run_name("shac", "cartpole", 0) / "metrics.csv")
+    by_hand = [np.median(norms["actor_grad_norm"][max(0, k - 2) : k + 1]) for k in range(len(norms))]
+    assert np.allclose(lines[0].get_ydata(), by_hand) and fig.axes[0].get_yscale() == "log"
 
 
 # ---------------------------------------------------------------------------------------------- the manifest

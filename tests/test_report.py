@@ -62,7 +62,13 @@ def report(tmp_path_factory):
     summary = results / "earlier" / "dva-cartpole-seed1" / "None-None" / "summary.json"
     summary.write_text(summary.read_text().replace("1700.0", "0.0"))  # were it counted, the mean would drop
     os.utime(summary, (1, 1))
-    made, missing = make_all(results, results / "figures")
+    (results / "reference").mkdir()
+    pd.DataFrame({"task": "cartpole", "task_version": CURRENT, "policy": ["random", "zero"], "action_repeat": 1,
+                  "episodes": 64, "mean": [930.0, 2118.0], "std": 1.0, "min": 0.0, "max": 0.0}).to_csv(
+        results / "reference" / "floors.csv", index=False)  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:  # the figures read the shipped floors, never run the simulator
+        patch.setattr("benchmark.floors.policy_returns", lambda *a, **k: pytest.fail("the simulator ran"))
+        made, missing = make_all(results, results / "figures")
     return results, made, missing
 
 
@@ -186,19 +192,19 @@ def test_the_seed_interval_is_the_percentile_bootstrap_computed_by_hand():
         assert mean_ci(values, seed=seed) == pytest.approx((3.5, low, high))
 
 
-def test_the_random_policy_floor_is_drawn_per_action_repeat_and_computed_once(report, monkeypatch):
-    results, made, _ = report
-    floors = pd.read_csv(results / "figures" / "random_policy.csv")
-    assert floors[["task", "task_version", "action_repeat"]].values.tolist() == [["cartpole", CURRENT, 1]]
-    # cartpole's uniform random policy leaves the rail early in many episodes: far below the zero action's ~2100
-    assert 300 < floors["random_return"].iloc[0] < 1500
+def test_the_shipped_floors_are_drawn_at_the_runs_action_repeat_and_a_task_without_them_is_named(report, tmp_path):
+    results, _, missing = report
+    floors = pd.read_csv(results / "figures" / "floors.csv")
+    assert floors[["task", "action_repeat", "random_return", "zero_return"]].values.tolist() == [
+        ["cartpole", 1, 930.0, 2118.0]
+    ]
     fig = returns_figure(collect(results), "cartpole", floors=floors)
-    dashed = [line for line in fig.axes[0].get_lines() if line.get_label() == "random policy (action repeat 1)"]
-    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == floors["random_return"].iloc[0]
-    monkeypatch.setattr("benchmark.figures.report.random_policy_return", lambda *a: pytest.fail("recomputed"))
-    from benchmark.figures.report import random_floors
-
-    assert random_floors(collect(results), results / "figures").equals(floors)  # read from the cache
+    drawn = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].get_lines()}
+    assert drawn["random policy (action repeat 1)"] == 930.0 and drawn["zero action (action repeat 1)"] == 2118.0
+    assert not any("floors of" in item for item in missing)
+    fake_run(tmp_path, "dva", 0)  # no floors shipped beside these runs: drawn without, and said how to get them
+    _, lacking = make_all(tmp_path, tmp_path / "figures")
+    assert "floors of cartpole (drawn without them): make floors TASKS=cartpole" in lacking
 
 
 def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counted_as_a_seed(tmp_path):

@@ -37,9 +37,13 @@ from benchmark.cli import (
     parse_names,
     usage_error,  # noqa: E402
 )
-from benchmark.config import ConfigError, learner_config, load_config, load_run_config  # noqa: E402
+from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.figures.report import apg_vs_dpg_figure  # noqa: E402
-from benchmark.results import checkpoints, markdown_table  # noqa: E402
+from benchmark.results import (  # noqa: E402
+    checkpoints,
+    load_run_config,  # noqa: E402
+    markdown_table,
+)
 from benchmark.run import run  # noqa: E402
 from envs.tasks import registry as task_registry  # noqa: E402
 

@@ -7,6 +7,7 @@ runs could not be rebuilt by anyone else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,6 +21,8 @@ from benchmark.figures.report import (
     campaign_runs,
     campaign_table,
     comparison_figure,
+    grad_norms_figure,
+    learner_colors,
     normalise_by,
     phases_figure,
     returns_figure,
@@ -28,8 +31,9 @@ from benchmark.provenance import ROOT
 from benchmark.results import markdown_table
 
 MANIFEST = ROOT / "docs" / "figures.yaml"
-DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table", "aggregate", "aggregate_table", "phases")
-CAMPAIGN_DRAWERS = DRAWERS[2:]  # select: {campaign: <name>}; they fill as cells ship
+DRAWERS = ("returns", "grad_norms", "comparison", "comparison_table", "aggregate", "aggregate_table", "phases",
+           "grad_norms_by_task")  # fmt: skip
+CAMPAIGN_DRAWERS = DRAWERS[2:]  # select: {campaign: <name>, algos: [...] to narrow it}; they fill as cells ship
 
 
 def load(path: Path = MANIFEST) -> dict[str, dict]:
@@ -97,18 +101,35 @@ def rebuild(runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None = N
     return made, missing
 
 
+def narrowed(campaign: Campaign, algos: list[str] | None) -> Campaign:
+    """The campaign with only ``algos`` among its learners (all of them for None): a figure of a few learners."""
+    if algos is None:
+        return campaign
+    unknown = sorted(set(algos) - set(campaign.learners))
+    if unknown:
+        raise ValueError(f"{MANIFEST.name}: campaign '{campaign.name}' has no learner {', '.join(unknown)}")
+    keep = [a for a in campaign.learners if a in algos]
+    only = {task: [a for a in names if a in algos] for task, names in (campaign.only or {}).items()}
+    return replace(campaign, learners=keep, only=only or None)
+
+
 def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, floors: pd.DataFrame | None,
                    root: Path) -> bool:  # fmt: skip
     """A campaign's comparison figure or its table page from the cells shipped so far; False when none is."""
     campaign = Campaign.load(entry["select"]["campaign"])
+    colors = learner_colors(campaign)  # a learner keeps its colour in every figure of its campaign
+    campaign = narrowed(campaign, entry["select"].get("algos"))
     cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
+    cells = cells[cells["algo"].isin(campaign.learners)] if not cells.empty else cells
     if cells.empty:
         return False
     target = root / out
     target.parent.mkdir(parents=True, exist_ok=True)
-    if entry["draw"] in ("comparison", "phases"):
+    if entry["draw"] in ("comparison", "phases", "grad_norms_by_task"):
         if entry["draw"] == "comparison":
-            fig = comparison_figure(cells, campaign, floors)
+            fig = comparison_figure(cells, campaign, floors, colors)
+        elif entry["draw"] == "grad_norms_by_task":
+            fig = grad_norms_figure(cells, campaign, colors)
         else:
             fig = phases_figure(cells, campaign)
         fig.savefig(target, dpi=120)

@@ -20,7 +20,6 @@ table, with a note naming it: the learner it measured is not the code's any more
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -36,13 +35,13 @@ import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from benchmark import floors as stored_floors  # noqa: E402
 from benchmark.campaign import Campaign, experiment_dirs  # noqa: E402
 from benchmark.config import parse_budget, with_defaults  # noqa: E402
-from benchmark.evaluate import random_policy_return  # noqa: E402
 from benchmark.experiments import experiment, settings_shown  # noqa: E402
 from benchmark.figures import aggregate  # noqa: E402
 from benchmark.figures.plots import plot_grad_norms  # noqa: E402
-from benchmark.reference import load_floors, recorded_settings, wide_floors  # noqa: E402
+from benchmark.reference import recorded_settings  # noqa: E402
 from benchmark.results import (  # noqa: E402
     clock_start,
     final_training,
@@ -170,28 +169,14 @@ def curve(run: Path, x: str, grid: np.ndarray, smooth: int = 10) -> np.ndarray:
     return np.interp(grid, xs, ret.to_numpy(), left=np.nan, right=np.nan)
 
 
-def random_floors(runs: pd.DataFrame, out: Path, shipped: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The floors per task (current version) and action repeat among ``runs``: the random policy's and
-    the zero action's mean returns, from the shipped reference set (``shipped``, ``make floors``); a
-    random-policy floor it lacks is computed once (256 episodes) and cached in ``random_policy.csv``."""
-    cache = out / "random_policy.csv"
-    columns = ["task", "task_version", "action_repeat", "random_return", "zero_return"]
-    table = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
-    table = table.reindex(columns=columns)
-    if shipped is not None and not shipped.empty:
-        wide = wide_floors(shipped)
-        keys = ["task", "task_version", "action_repeat"]
-        table = pd.concat([wide.reindex(columns=columns), table]).drop_duplicates(keys, keep="first")
-    code = {name: task.version for name, task in registry().items()}
-    wanted = runs[runs["task"].map(code) == runs["task_version"]][["task", "task_version", "action_repeat"]]
-    for row in wanted.drop_duplicates().itertuples():
-        known = (table["task"] == row.task) & (table["task_version"] == row.task_version)
-        if not (known & (table["action_repeat"] == row.action_repeat)).any():
-            value = random_policy_return(row.task, int(row.action_repeat))
-            table.loc[len(table)] = [row.task, row.task_version, row.action_repeat, value, np.nan]
-    table = table.reset_index(drop=True)
-    table.to_csv(cache, index=False)
-    return table
+def floors_of(runs: pd.DataFrame, reference: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The shipped floors (``make floors``), one row per task, version and action repeat, and a note for
+    every task among ``runs`` that has none at a repeat it uses: the figures never run the simulator."""
+    shipped = stored_floors.wide(stored_floors.load(reference))
+    current = runs[runs["task"].map({name: task.version for name, task in registry().items()}) == runs["task_version"]]
+    lacking = stored_floors.unmeasured(current, shipped)
+    notes = [f"floors of {task} (drawn without them): make floors TASKS={task}" for task in lacking]
+    return shipped, notes
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -253,13 +238,19 @@ def campaign_runs(runs: pd.DataFrame, campaign: Campaign, reference: Path) -> pd
     return picked
 
 
-def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame | None = None) -> Figure:
+def learner_colors(campaign: Campaign) -> dict[str, str]:
+    """One colour per learner of a campaign, the same in every figure drawn from it."""
+    return {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
+
+
+def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame | None = None,
+                      colors: dict[str, str] | None = None) -> Figure:  # fmt: skip
     """The paper's Fig. 4 from a campaign, on both of its axes: a column per task, training return against
     wall-clock (top) and against env steps (bottom), every learner (mean over seeds, 95% band), the floors
     drawn; a panel names the learners not shipped yet."""
     n = len(campaign.tasks)
     fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 7.6), squeeze=False)
-    colors = {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
+    colors = colors or learner_colors(campaign)
     for column, task in enumerate(campaign.tasks):
         cells = runs[runs["task"] == task]
         order = [a for a in campaign.learners_for(task) if a in set(cells["algo"])]
@@ -307,6 +298,42 @@ def draw_published(ax, task: str, learners: list[str], colors: dict[str, str]) -
         value = published_value(published.get(algo, {}).get(task, ""))
         if np.isfinite(value):
             ax.axhline(value, xmin=0.94, xmax=1.0, color=colors.get(algo), lw=4, alpha=0.7, solid_capstyle="butt")
+
+
+def grad_norms_figure(runs: pd.DataFrame, campaign: Campaign, colors: dict[str, str] | None = None,
+                      smooth: int = 20) -> Figure:  # fmt: skip
+    """The paper's Fig. 9 from a campaign: a panel per task, the actor's gradient norm before clipping
+    (rolling median) against iteration, log scale, one line per seed in its learner's colour; a learner
+    that logs no gradient norm (a replay learner) has no line, and a panel names the learners not shipped."""
+    n = len(campaign.tasks)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    colors = colors or learner_colors(campaign)
+    for ax, task in zip(axes[0], campaign.tasks, strict=True):
+        cells = runs[runs["task"] == task]
+        for run in cells.sort_values(["algo", "seed"]).itertuples():
+            metrics = load_metrics(run.path)
+            if "actor_grad_norm" not in metrics:
+                continue
+            norm = metrics["actor_grad_norm"].where(np.isfinite(metrics["actor_grad_norm"]))
+            ax.plot(metrics["iteration"], norm.rolling(smooth, min_periods=1).median(), color=colors.get(run.algo),
+                    lw=1, label=run.algo)  # fmt: skip
+        missing = [a for a in campaign.learners_for(task) if a not in set(cells["algo"])]
+        if missing:
+            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        ax.set(title=task, xlabel="iteration", yscale="log" if ax.lines else "linear")
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set(ylabel=f"actor gradient norm (median of {smooth})")
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.suptitle(f"campaign '{campaign.name}': the actor's gradient norm before clipping, one line per seed "
+                 "(the paper's Fig. 9)", fontsize=10)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
 
 
 # Fig. 5's phases, as the learners time them
@@ -494,8 +521,9 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         need("every figure", "make bench ALGO=shac TASK=cartpole (or make sweep)")
         return made, missing
     has_metrics = runs[runs["status"].isin(["complete", "diverged", "running", "interrupted"])]
-    floors = random_floors(has_metrics, out, load_floors(results / "reference"))
-    write_table(floors, out, "random_policy", made)
+    floors, lacking = floors_of(has_metrics, results / "reference")
+    missing += lacking
+    write_table(floors, out, "floors", made)
     for task, group in has_metrics.groupby("task"):
         write_figure(returns_figure(group, task, floors=floors), out, f"returns_{task}", made)
     shares = phase_shares(has_metrics)
@@ -533,31 +561,3 @@ def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
         need("Fig. 3 (APG vs DPG cosine)", "make apg-vs-dpg")
     write_table(final_table(runs), out, "final_returns", made)
     return made, missing
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--out", type=Path, default=None, help="default: <results>/figures")
-    args = parser.parse_args()
-    out = args.out or args.results / "figures"
-    made, missing = make_all(args.results, out)
-    print(f"wrote {len(made)} files to {out}/:")
-    for name in made:
-        print(f"  {name}")
-    for item in missing:
-        print(f"missing: {item}")
-    runs = collect(args.results) if args.results.exists() else pd.DataFrame()
-    floors = random_floors(runs, out, load_floors(args.results / "reference")) if not runs.empty else None
-    from benchmark.figures import manifest  # it draws with this module's figures
-
-    drawn, absent = manifest.rebuild(runs, args.results / "reference", floors)
-    print(f"docs figures from the shipped reference set: {len(drawn)} drawn, {len(absent)} missing")
-    for name in drawn:
-        print(f"  {name}")
-    for item in absent:
-        print(f"missing: {item}")
-
-
-if __name__ == "__main__":
-    main()

@@ -23,12 +23,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchmark import floors as stored_floors
 from benchmark.campaign import Campaign
 from benchmark.config import ConfigError
 from benchmark.figures import aggregate
 from benchmark.figures.report import campaign_runs, campaign_table, collect, comparison_figure, normalise_by
 from benchmark.provenance import ROOT, git_state
-from benchmark.reference import REFERENCE, load_floors, wide_floors
+from benchmark.reference import REFERENCE
 from benchmark.results import file_within
 
 COST_FIGURES = ("docs/apg_costs_cpu.png", "docs/fig10_scene_growth_cpu.png")
@@ -76,7 +77,7 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
     cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
     if cells.empty:
         raise ConfigError(f"no cell of campaign '{campaign.name}' is shipped in {reference}; make campaign first")
-    floors = wide_floors(load_floors(reference))
+    floors = stored_floors.wide(stored_floors.load(reference))
     table = campaign_table(cells, campaign, floors).drop(columns=["ci_low", "ci_high"])
     git = git_state()
     parts = [
@@ -88,7 +89,7 @@ def build(campaign: Campaign, reference: Path, out: Path) -> Path:
         f'<img alt="comparison" src="{figure_uri(comparison_figure(cells, campaign, floors))}">',
     ]  # fmt: skip
     parts += _aggregate_section(cells, campaign, floors)
-    parts += ["<h2>Floors</h2>", table_html(load_floors(reference), "floors")]
+    parts += ["<h2>Floors</h2>", table_html(stored_floors.load(reference), "floors")]
     costs = [path for path in COST_FIGURES if (ROOT / path).exists()]
     if costs:
         parts.append("<h2>Costs (Table 1, Fig. 10)</h2>")

@@ -104,6 +104,18 @@ def write(frames: list[np.ndarray], out: Path) -> list[Path]:
     return [*written, poster]
 
 
+def film(run: Path, frames: int = 150) -> None:
+    """A short video of a finished run's policy to ship with it (a campaign films each cell it publishes);
+    skipped, with one line, where imageio-ffmpeg is missing or the run has no checkpoint (a failed run
+    may not), and kept where the run already has one."""
+    if (run / "video" / "policy.webm").exists():
+        return
+    try:
+        write(record(run, num_envs=4, max_frames=frames), run / "video")
+    except ConfigError as error:
+        print(f"note: {run.name} is published without a video: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a run directory with checkpoints (results/<run>/)")
