@@ -3,7 +3,8 @@
 Newton ray-traces the robots (its own visual model: the task's robot in N worlds); the floor, wall
 and sky are filled in from the scene's analytic background where no robot was hit (the cleared
 alpha channel marks those pixels). That keeps the ground visible for every task, cartpole included,
-and costs less than a textured ground plane in the ray tracer (see the README's render-speed table).
+and costs less than a textured ground plane in the ray tracer (docs/notes/2026-12-06-env-layer-measurements.md,
+render speed). The compositing is one Warp kernel (``envs/render/composite.py``).
 Runs on CPU and GPU; not differentiable.
 """
 

@@ -14,7 +14,7 @@ respect to body poses (and through them the simulated state); float images in [0
   composited front to back with Lambert shading (the scene's light and ambient term), over the shared
   analytic floor, wall and sky.
 
-Optional: ``make pytorch3d`` installs it (README, "The PyTorch3D renderer").
+Optional: ``make pytorch3d`` installs it (docs/envs.md, "The four backends").
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch.nn.functional import normalize
 from envs.render.base import Renderer
 from envs.render.scene import AMBIENT, BOX, LIGHT, Scene
 
-INSTALL_HINT = "renderer 'pytorch3d' needs PyTorch3D 0.7.9: make pytorch3d (see README, 'The PyTorch3D renderer')"
+INSTALL_HINT = "renderer 'pytorch3d' needs PyTorch3D 0.7.9: make pytorch3d (see docs/envs.md, 'The four backends')"
 # the soft edge of every face within ~2 px reaches a pixel: the face it lies in must stay among them
 FACES_PER_PIXEL = 16
 EDGE_CUTOFF = 1e-3  # coverage below which a face is not rasterised at all (sets the blur radius)
