@@ -22,8 +22,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from algorithms import get_learner
 from algorithms.base import bounded, check_bounds
+from envs.contact import CONTACT_LAWS
 from envs.core import MAX_ENVS
-from envs.featherstone_fix import CONTACT_LAWS
 from envs.render import install_hint, renderers
 from envs.tasks import registry as task_registry
 

@@ -100,7 +100,7 @@ class DiffEnv:
     ``episode_return`` / ``episode_length`` (NaN elsewhere).
 
     ``contact_law``: ``"dflex"`` (the paper's simulator: contact damping proportional to depth) or
-    ``"newton"`` (Newton's penalty law); see ``envs/featherstone_fix.py`` and the README.
+    ``"newton"`` (Newton's penalty law); see ``envs/contact.py``.
 
     ``action_repeat``: one ``step`` runs that many control steps with the same action (DrQ-v2's and
     CURL's agents act every second control step). Rewards add up to each env's first finished control

@@ -29,7 +29,7 @@ import newton
 import torch
 import warp as wp
 
-from envs.featherstone_fix import GradSafeFeatherstone
+from envs.featherstone import GradSafeFeatherstone
 from envs.one_off import graph_capture
 
 wp.config.log_level = logging.WARNING  # kernel-cache messages are noise in progress bars

@@ -28,7 +28,7 @@ def test_cartpole_window_gradients_are_tight(make_env):
 
 def test_contact_free_multistep_ant_catches_stock_featherstone_bugs(make_env):
     """16 steps of an ant falling through the air. Checked by hand: without the per-rebuild mass-matrix
-    buffers (envs/featherstone_fix.py) the error is 5e-2 to 2 here; with them ~1e-3. The
+    buffers (envs/featherstone.py) the error is 5e-2 to 2 here; with them ~1e-3. The
     ``eval_rigid_tau`` fix needs external forces to show, so the contact tests below guard it (without
     it the hopper's median error on initial velocities is 0.21)."""
     for result in _case("ant", False).run(make_env("ant", 2), coords=16):

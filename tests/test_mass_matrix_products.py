@@ -1,4 +1,4 @@
-"""The solver's mass-matrix products (``envs/featherstone_fix.py``) against Newton's dense kernel: P = M J and
+"""The solver's mass-matrix products (``envs/mass_matrix.py``) against Newton's dense kernel: P = M J and
 H = J^T P to the bit, and their adjoints wherever the solver reads them (M's adjoint outside its 6 x 6
 body blocks is never read: ``eval_rigid_mass`` writes only the blocks)."""
 
@@ -6,7 +6,7 @@ import numpy as np
 import warp as wp
 from newton._src.solvers.featherstone.kernels import eval_dense_gemm_batched
 
-from envs.featherstone_fix import eval_mass_matrix_products
+from envs.mass_matrix import eval_mass_matrix_products
 
 BODIES, DOFS, BATCH = 4, 7, 3
 ROWS = 6 * BODIES

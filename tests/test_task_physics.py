@@ -10,7 +10,7 @@ import torch
 import warp as wp
 
 from envs import DiffEnv, get_task
-from envs.featherstone_fix import dflex_body_contact, newton_body_contact
+from envs.contact import dflex_body_contact, newton_body_contact
 
 DENSITY = 1000.0
 

@@ -206,7 +206,7 @@ def actor_gradient_spread(
 
 def compare_contact_laws(tasks: list[str], num_envs: int, coords: int, seeds: int) -> None:
     """One row per contact task and law: finite-difference agreement and actor-gradient spread."""
-    from envs.featherstone_fix import CONTACT_LAWS
+    from envs.contact import CONTACT_LAWS
 
     print("| task | contact law | FD median error | FD share within 10% | actor grad: relative spread "
           "| mean cosine to mean | median norm | max norm |")  # fmt: skip
