@@ -94,6 +94,9 @@ scene-growth: install  # Fig. 10, growing scenes: memory as extra shapes are add
 	$(PY) -m benchmark.speed.apg_costs --scene-growth $(or $(TASK),cartpole) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
 TASKS ?= cartpole,hopper,ant,humanoid
+postures: install  # Fig. 8, measured: final policies of shipped D.Va, DAgger and state-expert cells through the training camera (TASKS=ant,humanoid)
+	$(PY) -m benchmark.diagnostics.postures $(if $(filter command line,$(origin TASKS)),--tasks $(TASKS)) $(ARGS)
+
 apg-vs-dpg: install  # Fig. 3: cosine and norm ratio of APG vs DPG at checkpoints of state SHAC runs
 	$(PY) -m benchmark.diagnostics.apg_vs_dpg --tasks $(TASKS) $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 

@@ -32,18 +32,11 @@ from torch.func import functional_call  # noqa: E402
 
 from algorithms import get_learner  # noqa: E402
 from algorithms.shac import SHAC  # noqa: E402
-from benchmark.build import make_env
-from benchmark.cli import (
-    parse_names,
-    usage_error,  # noqa: E402
-)
+from benchmark.build import make_env  # noqa: E402
+from benchmark.cli import parse_names, usage_error  # noqa: E402
 from benchmark.config import ConfigError, learner_config, load_config  # noqa: E402
 from benchmark.figures.report import apg_vs_dpg_figure  # noqa: E402
-from benchmark.results import (  # noqa: E402
-    checkpoints,
-    load_run_config,  # noqa: E402
-    markdown_table,
-)
+from benchmark.results import checkpoints, load_run_config, markdown_table  # noqa: E402
 from benchmark.run import run  # noqa: E402
 from envs.tasks import registry as task_registry  # noqa: E402
 

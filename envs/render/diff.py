@@ -97,6 +97,23 @@ class DiffRenderer(Renderer):
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:
         return self.render_with_coverage(body_q)[1] > 0.5
 
+    def shape_depths(self, body_q: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, S): how far along each pixel's ray each of the scene's S shapes is hit (inf where the
+        ray misses it), hard edges: what the camera would see of every shape were the others not there."""
+        n = body_q.shape[0]
+        eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
+        dirs, eye4 = dirs[:, :, None, :], eye[:, None, None, :]
+        pos, rot = self.scene.shape_poses(body_q)
+        depth = torch.full((n, dirs.shape[1], self.scene.num_shapes), float("inf"), dtype=dirs.dtype, device=dirs.device)
+        if len(self._capsule_ids):
+            ids = self._capsule_ids
+            depth[..., ids] = _capsules(eye4, dirs, pos[:, None, ids], rot[:, None, ids, :, 2], self._radius,
+                                        self._half)[0]  # fmt: skip
+        if len(self._box_ids):
+            ids = self._box_ids
+            depth[..., ids] = _boxes(eye4, dirs, pos[:, None, ids], rot[:, None, ids], self.scene.size[ids])[0]
+        return depth.reshape(n, self.height, self.width, -1)
+
     def render_with_coverage(self, body_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (N, 3, H, W) and the soft foreground coverage (N, H, W) of all shapes together."""
         n = body_q.shape[0]
