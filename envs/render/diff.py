@@ -104,7 +104,8 @@ class DiffRenderer(Renderer):
         eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
         dirs, eye4 = dirs[:, :, None, :], eye[:, None, None, :]
         pos, rot = self.scene.shape_poses(body_q)
-        depth = torch.full((n, dirs.shape[1], self.scene.num_shapes), float("inf"), dtype=dirs.dtype, device=dirs.device)
+        shape = (n, dirs.shape[1], self.scene.num_shapes)
+        depth = torch.full(shape, float("inf"), dtype=dirs.dtype, device=dirs.device)
         if len(self._capsule_ids):
             ids = self._capsule_ids
             depth[..., ids] = _capsules(eye4, dirs, pos[:, None, ids], rot[:, None, ids, :, 2], self._radius,
