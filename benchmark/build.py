@@ -38,9 +38,11 @@ def make_env(
     seed: int,
     differentiable: bool = True,
     task: Task | None = None,
+    renderer_options: dict | None = None,
 ):
     """The run's env: state observations, or a frame stack when the config names a renderer.
-    ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark)."""
+    ``task`` replaces the config's task by an instance (e.g. a scene grown for a benchmark),
+    ``renderer_options`` go to the renderer (e.g. PyTorch3D's ``mesh_detail``)."""
     env = DiffEnv(
         task or cfg.task,
         num_envs,
@@ -53,7 +55,8 @@ def make_env(
     )
     if cfg.renderer is None:
         return env
-    renderer = make_renderer(cfg.renderer, env.task, num_envs, cfg.image_size, cfg.image_size, device)
+    renderer = make_renderer(cfg.renderer, env.task, num_envs, cfg.image_size, cfg.image_size, device,
+                             **(renderer_options or {}))  # fmt: skip
     return PixelEnv(env, renderer, frames=cfg.frames)
 
 

@@ -13,7 +13,8 @@ from benchmark.build import make_env
 from benchmark.config import algorithms, learner_config, load_config
 from benchmark.diagnostics.apg_vs_dpg import window_gradients
 from benchmark.run import run
-from benchmark.speed.apg_costs import scene_growth_report, with_extra_shapes
+from benchmark.speed.apg_costs import main as apg_costs_main
+from benchmark.speed.apg_costs import scene_growth_report, vertices_per_mesh, with_extra_shapes
 from envs import DiffEnv, registry
 from envs.render.scene import Scene
 
@@ -171,6 +172,21 @@ def test_scene_growth_report_keeps_the_cases_that_survived_and_marks_the_one_tha
     assert "out of memory" in cells["128"]["failed"]
     assert (tmp_path / "scene_growth.png").stat().st_size > 1000
     assert pd.read_csv(tmp_path / "scene_growth.csv")["failed"].fillna("").str.contains("SIGKILL").sum() == 1
+
+
+def test_the_mesh_growth_report_is_indexed_by_vertices_per_mesh_and_a_detail_without_a_scene_is_refused(
+    tmp_path, capsys
+):
+    rows = [dict(algo=algo, task="cartpole", extra_shapes=0, vertices_per_mesh=vertices_per_mesh(k), backward_s=0.5,
+                 iteration_memory_mb=mb, peak_memory_mb=mb + 700, failed="")
+            for k in (1, 2) for algo, mb in (("dva", 100.0), ("shac_diffrender@pytorch3d", 300.0 * k))]  # fmt: skip
+    markdown = scene_growth_report(pd.DataFrame(rows), tmp_path, by="vertices_per_mesh")
+    assert [line.split("|")[1].strip() for line in markdown.splitlines()[2:]] == ["74", "290"]  # 2 + 72 k^2
+    assert "| 6.0 |" in markdown.splitlines()[3]  # 600 MB against D.Va's 100 at detail 2
+    assert (tmp_path / "mesh_detail.png").stat().st_size > 1000 and not (tmp_path / "scene_growth.csv").exists()
+    with pytest.raises(SystemExit) as stop:
+        apg_costs_main(["--mesh-detail", "1,2"])
+    assert stop.value.code == 2 and "give --scene-growth TASK too" in capsys.readouterr().err
 
 
 def test_the_bootstrap_branch_a_gpu_runs_every_step_leaves_the_loss_and_its_gradient_unchanged(monkeypatch):

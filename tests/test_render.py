@@ -132,6 +132,25 @@ def test_pytorch3d_meshes_agree_on_silhouettes(make_env, task, reference):
     assert (iou > (0.95 if task in ("cartpole", "ant") else 0.8)).all(), iou
 
 
+@needs_pytorch3d
+def test_finer_pytorch3d_meshes_have_the_counted_vertices_and_the_same_silhouettes(make_env):
+    """Fig. 10's vertices per mesh: at mesh detail k every sphere and capsule has 2 + 2 x 3k x 12k
+    vertices (the ant: a sphere and eight capsules, no box), and the silhouettes stay the ray caster's."""
+    from benchmark.speed.apg_costs import vertices_per_mesh
+
+    env = make_env("ant", 2)
+    poses = env.body_transforms()
+    shapes = make_renderer("diff", env.task, 2).scene.num_shapes
+    reference = make_renderer("diff", env.task, 2).foreground(poses)
+    for detail in (1, 3):
+        mesh = make_renderer("pytorch3d", env.task, 2, mesh_detail=detail)
+        assert mesh.num_vertices == shapes * vertices_per_mesh(detail) == shapes * (2 + 72 * detail**2)
+        seen = mesh.foreground(poses)
+        assert ((seen & reference).sum() / (seen | reference).sum()) > 0.95
+    with pytest.raises(ValueError, match="mesh_detail=0: give 1 to 8"):
+        make_renderer("pytorch3d", env.task, 2, mesh_detail=0)
+
+
 @pytest.mark.parametrize("detached", ["newton", "maniskill"])
 @pytest.mark.parametrize("task", TASKS)
 def test_backends_agree_on_silhouettes(make_env, task, detached):

@@ -6,7 +6,10 @@ measured iterations, after one warm-up) and writes ``results/figures/apg_costs.{
 ``--learners`` names what to compare (``algo`` or ``algo@renderer``); by default ``dva``, ``shac_diffrender``
 (our differentiable renderer) and, when PyTorch3D is installed, ``shac_diffrender@pytorch3d`` (the paper's).
 ``--scene-growth cartpole --shapes 0,8,32,128`` instead adds that many visual-only spheres to the
-task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``.
+task's scene (Fig. 10's growing scenes) and writes ``results/figures/scene_growth.{csv,md,png}``;
+``--scene-growth cartpole --mesh-detail 1,2,4`` instead grows the vertices of every mesh PyTorch3D
+rasterises (Fig. 10's finer meshes; the other renderers cast rays at analytic shapes and have none) and
+writes ``results/figures/mesh_detail.{csv,md,png}``.
 ``--before <commit>`` instead measures seconds per iteration and per phase with that commit's code and
 with this checkout's, case after case in one run, and writes ``results/figures/apg_costs_before.{csv,md}``.
 Each measurement runs in its own process so peak memory is its own.
@@ -45,6 +48,7 @@ from benchmark.speed.isolated import (  # noqa: E402
     require_commit,
     run_isolated,
 )
+from envs.render.pytorch3d_mesh import MAX_MESH_DETAIL  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
@@ -78,15 +82,22 @@ def with_extra_shapes(task: str, count: int) -> Task:
     return type(f"{base.__name__}With{count}Shapes", (base,), {"build": build})()
 
 
+def vertices_per_mesh(mesh_detail: int) -> int:
+    """Vertices of one sphere or capsule mesh at PyTorch3D's ``mesh_detail``: two poles and 2 x 3k rings
+    of 12k (a box keeps its 24)."""
+    return 2 + 2 * (3 * mesh_detail) * (12 * mesh_detail)
+
+
 def measure(learner: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0,
-            device: str = "cpu") -> dict:  # fmt: skip
+            device: str = "cpu", mesh_detail: int = 1) -> dict:  # fmt: skip
     algo, renderer = learner_overrides(learner)
     cfg = load_config(algo, task, [*overrides, *renderer, f"device={device}"])
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(0)
     grown = with_extra_shapes(task, extra_shapes) if extra_shapes else None
-    env = make_env(cfg, cfg.num_envs, torch.device(device), 0, task=grown)
+    options = {"mesh_detail": mesh_detail} if cfg.renderer == "pytorch3d" else {}
+    env = make_env(cfg, cfg.num_envs, torch.device(device), 0, task=grown, renderer_options=options)
     agent = get_learner(cfg.learner)(env, learner_config(cfg))
     agent.train_iteration()  # warm-up: kernel compilation, allocator growth
     memory, rows = IterationMemory(torch.device(device)), []
@@ -103,6 +114,7 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
         "horizon": cfg.horizon,
         "image_size": cfg.image_size,
         "extra_shapes": extra_shapes,
+        "vertices_per_mesh": vertices_per_mesh(mesh_detail),
         "iteration_s": median("iteration_s"),
         "forward_s": median("time_forward"),
         "render_s": median("time_render"),
@@ -114,17 +126,22 @@ def measure(learner: str, task: str, overrides: list[str], iterations: int, extr
     }
 
 
-def measure_isolated(algo: str, task: str, shapes: int, extra: list[str], code_root: Path | None = None) -> dict:
+def measure_isolated(algo: str, task: str, shapes: int, extra: list[str], code_root: Path | None = None,
+                     mesh_detail: int = 1) -> dict:  # fmt: skip
     """:func:`measure` in its own process (``code_root``: against another checkout's learners and envs);
     a case that dies (``shac_diffrender`` on a big scene runs out of memory) becomes a row without
     numbers that says why, and the other cases still get reported."""
+    detail = ["--mesh-detail", str(mesh_detail)] if mesh_detail != 1 else []  # an older checkout knows no detail
     try:
-        found = run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra, code_root=code_root)
+        found = run_isolated("benchmark.speed.apg_costs", algo, task, str(shapes), *extra, *detail,
+                             code_root=code_root)  # fmt: skip
         return {**found, "failed": ""}
     except MeasurementFailed as error:
-        print(f"warning: {algo} {task} with {shapes} extra shapes: {error.reason}", file=sys.stderr)
+        print(f"warning: {algo} {task} with {shapes} extra shapes, mesh detail {mesh_detail}: {error.reason}",
+              file=sys.stderr)  # fmt: skip
         nothing = dict.fromkeys(("backward_s", "iteration_memory_mb", "peak_memory_mb"), np.nan)
-        return {"algo": algo, "task": task, "extra_shapes": shapes, **nothing, "failed": f"{algo}: {error.reason}"}
+        return {"algo": algo, "task": task, "extra_shapes": shapes, "vertices_per_mesh": vertices_per_mesh(mesh_detail),
+                **nothing, "failed": f"{algo}: {error.reason}"}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     parser.add_argument("--scene-growth", metavar="TASK", help="sweep extra scene shapes on this task instead")
     parser.add_argument("--shapes", default="0,8,32,128", help="extra shapes per scene for --scene-growth")
+    parser.add_argument("--mesh-detail", default=None,
+                        help="--scene-growth over PyTorch3D's mesh detail (e.g. 1,2,4): vertices per mesh")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (cuda when torch and Warp see one), cpu, cuda:<i>")
     parser.add_argument("--before", metavar="REF", help="seconds per iteration now against this git commit's code")
     parser.add_argument("--one", nargs=3, metavar=("ALGO", "TASK", "SHAPES"), help=argparse.SUPPRESS)
@@ -144,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [*([f"preset={args.preset}"] if args.preset else []), *args.set]
     if args.one:
         algo, task, shapes = args.one
-        print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes), args.device)))
+        detail = int(args.mesh_detail or 1)
+        print(json.dumps(measure(algo, task, overrides, args.iterations, int(shapes), args.device, detail)))
         return
     args.device = chosen_device(args.device)
     try:  # every case's config, before anything runs or is overwritten
@@ -154,14 +174,26 @@ def main(argv: list[str] | None = None) -> None:
             shapes = [int(n) for n in args.shapes.split(",")]
         except ValueError:
             raise ConfigError(f"--shapes '{args.shapes}' not understood; write e.g. 0,8,32,128") from None
+        try:
+            details = [int(k) for k in (args.mesh_detail or "1").split(",")]
+        except ValueError:
+            raise ConfigError(f"--mesh-detail '{args.mesh_detail}' not understood; write e.g. 1,2,4") from None
+        if args.mesh_detail and not (args.scene_growth and all(1 <= k <= MAX_MESH_DETAIL for k in details)):
+            raise ConfigError(f"--mesh-detail {args.mesh_detail}: give --scene-growth TASK too, and details "
+                              f"from 1 to {MAX_MESH_DETAIL}")  # fmt: skip
         tasks = [args.scene_growth] if args.scene_growth else args.tasks.split(",")
-        cases = [(tasks[0], n) for n in shapes] if args.scene_growth else [(task, 0) for task in tasks]
+        if args.mesh_detail:
+            cases = [(tasks[0], 0, k) for k in details]
+        elif args.scene_growth:
+            cases = [(tasks[0], n, 1) for n in shapes]
+        else:
+            cases = [(task, 0, 1) for task in tasks]
         learners = (args.learners or default_learners()).split(",")
         if learners[0] != BASELINE:
             raise ConfigError(
                 f"--learners {','.join(learners)}: start with {BASELINE}, the one the others are compared to"
             )
-        for task, _ in cases:
+        for task, *_ in cases:
             for learner in learners:
                 algo, renderer = learner_overrides(learner)
                 load_config(algo, task, [*overrides, *renderer])
@@ -174,26 +206,31 @@ def main(argv: list[str] | None = None) -> None:
     if args.before:
         print(before_and_now(args.before, cases, learners, extra, args.out))
         return
-    rows = [measure_isolated(learner, task, shapes, extra) for task, shapes in cases for learner in learners]
+    rows = [measure_isolated(learner, task, shapes, extra, mesh_detail=detail)
+            for task, shapes, detail in cases for learner in learners]  # fmt: skip
     if all(row["failed"] for row in rows):  # keep the figures of an earlier, good run
         print("error: every measurement failed (warnings above); nothing was written", file=sys.stderr)
         sys.exit(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = scene_growth_report if args.scene_growth else per_task_report
-    print(report(pd.DataFrame(rows), args.out))
+    if args.mesh_detail:
+        print(scene_growth_report(pd.DataFrame(rows), args.out, by="vertices_per_mesh"))
+    else:
+        report = scene_growth_report if args.scene_growth else per_task_report
+        print(report(pd.DataFrame(rows), args.out))
 
 
-def before_and_now(ref: str, cases: list[tuple[str, int]], learners: list[str], extra: list[str], out: Path) -> str:
+def before_and_now(ref: str, cases: list[tuple[str, int, int]], learners: list[str], extra: list[str],
+                   out: Path) -> str:  # fmt: skip
     """Seconds per iteration and per phase of every case with the code of commit ``ref`` and with this
     checkout's, measured one right after the other in one run; the speed-up is before / now. Writes
     ``<out>/apg_costs_before.{csv,md}``."""
     require_commit(ref)
     rows = []
     with checkout(ref) as root:
-        for task, shapes in cases:
+        for task, shapes, detail in cases:
             for learner in learners:
                 for code, code_root in ((ref, root), ("now", None)):
-                    rows.append({"code": code, **measure_isolated(learner, task, shapes, extra, code_root)})
+                    rows.append({"code": code, **measure_isolated(learner, task, shapes, extra, code_root, detail)})
     table = pd.DataFrame(rows)
     columns = ["task", "algo", "code", "iteration_s", "forward_s", "render_s", "backward_s", "update_s"]
     table = table.reindex(columns=columns)
@@ -239,12 +276,18 @@ def per_task_report(table: pd.DataFrame, out: Path) -> str:
     return markdown
 
 
-def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
-    """Fig. 10, growing scenes: memory and backward time against extra shapes, ``scene_growth.*``."""
-    summary = _compare(table, "extra_shapes")
-    table.to_csv(out / "scene_growth.csv", index=False)
+GROWTH = {"extra_shapes": ("scene_growth", "extra shapes per scene"),
+          "vertices_per_mesh": ("mesh_detail", "vertices per sphere or capsule mesh (PyTorch3D)")}  # fmt: skip
+
+
+def scene_growth_report(table: pd.DataFrame, out: Path, by: str = "extra_shapes") -> str:
+    """Fig. 10, growing scenes: memory and backward time against extra shapes (``scene_growth.*``) or
+    against the vertices of every mesh (``by="vertices_per_mesh"``, ``mesh_detail.*``)."""
+    name, xlabel = GROWTH[by]
+    summary = _compare(table, by)
+    table.to_csv(out / f"{name}.csv", index=False)
     markdown = markdown_table(summary.round(3).reset_index())
-    (out / "scene_growth.md").write_text(markdown + "\n")
+    (out / f"{name}.md").write_text(markdown + "\n")
     fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.5))
     ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     for algo in dict.fromkeys(table["algo"]):
@@ -252,20 +295,20 @@ def scene_growth_report(table: pd.DataFrame, out: Path) -> str:
         ax_time.plot(summary.index, summary[f"backward {algo} (s)"], marker="o", label=algo)
         died = table[(table["algo"] == algo) & (table["failed"] != "")]
         if len(died):  # the cases that died, marked at the RAM line and labelled once
-            ax_mem.plot(died["extra_shapes"], [ram_mb] * len(died), "x", color=line.get_color(), ms=10, mew=2)
+            ax_mem.plot(died[by], [ram_mb] * len(died), "x", color=line.get_color(), ms=10, mew=2)
             label = f"{algo} died" + (": out of memory" if "out of memory" in died["failed"].iloc[0] else "")
-            ax_mem.annotate(label, (died["extra_shapes"].iloc[0], ram_mb), textcoords="offset points",
+            ax_mem.annotate(label, (died[by].iloc[0], ram_mb), textcoords="offset points",
                             xytext=(-8, -14), ha="right", fontsize=8, color=line.get_color())  # fmt: skip
     if (table["failed"] != "").any():
         ax_mem.axhline(ram_mb, color="grey", ls="--", lw=1, label="this machine's RAM")
-    ax_mem.set(xlabel="extra shapes per scene", ylabel="memory one iteration adds (MB)", ylim=(0, None))
-    ax_time.set(xlabel="extra shapes per scene", ylabel="backward time per iteration (s)", ylim=(0, None))
+    ax_mem.set(xlabel=xlabel, ylabel="memory one iteration adds (MB)", ylim=(0, None))
+    ax_time.set(xlabel=xlabel, ylabel="backward time per iteration (s)", ylim=(0, None))
     for ax in (ax_mem, ax_time):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"Fig. 10, growing scenes ({table['task'].iloc[0]})")
     fig.tight_layout()
-    fig.savefig(out / "scene_growth.png", dpi=120)
+    fig.savefig(out / f"{name}.png", dpi=120)
     plt.close(fig)
     return markdown
 

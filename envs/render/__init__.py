@@ -36,11 +36,17 @@ def install_hint(name: str) -> str | None:
 
 
 def make_renderer(
-    name: str, task: Task, num_envs: int, width: int = 84, height: int = 84, device: torch.device | str = "cpu"
+    name: str,
+    task: Task,
+    num_envs: int,
+    width: int = 84,
+    height: int = 84,
+    device: torch.device | str = "cpu",
+    **options,
 ) -> Renderer:
     """A ``name`` renderer for ``num_envs`` copies of ``task``; an unknown name is a ``KeyError`` whose one
-    line lists the backends."""
-    return choose("renderer", name, registry()).for_task(task, num_envs, width, height, device)
+    line lists the backends. ``options`` go to the backend (e.g. PyTorch3D's ``mesh_detail``)."""
+    return choose("renderer", name, registry()).for_task(task, num_envs, width, height, device, **options)
 
 
 __all__ = ["Renderer", "Scene", "install_hint", "make_renderer", "registry", "renderers"]

@@ -28,9 +28,10 @@ class Renderer:
         return cls.install if cls.package and importlib.util.find_spec(cls.package) is None else None
 
     @classmethod
-    def for_task(cls, task: Task, num_envs: int, width: int, height: int, device: torch.device | str) -> Renderer:
-        """A renderer for ``num_envs`` copies of ``task``'s scene."""
-        return cls(Scene.from_task(task, device), num_envs, width, height, device)
+    def for_task(cls, task: Task, num_envs: int, width: int, height: int, device: torch.device | str,
+                 **options) -> Renderer:  # fmt: skip
+        """A renderer for ``num_envs`` copies of ``task``'s scene (``options``: the backend's own)."""
+        return cls(Scene.from_task(task, device), num_envs, width, height, device, **options)
 
     def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device: torch.device | str) -> None:
         self.scene, self.num_envs, self.width, self.height = scene, num_envs, width, height

@@ -30,6 +30,7 @@ from envs.render.scene import AMBIENT, BOX, LIGHT, Scene
 INSTALL_HINT = "renderer 'pytorch3d' needs PyTorch3D 0.7.9: make pytorch3d (see docs/envs.md, 'The four backends')"
 # the soft edge of every face within ~2 px reaches a pixel: the face it lies in must stay among them
 FACES_PER_PIXEL = 16
+MAX_MESH_DETAIL = 8  # 12 x 8 longitudes, 24 rings per cap: ~4600 vertices per capsule
 EDGE_CUTOFF = 1e-3  # coverage below which a face is not rasterised at all (sets the blur radius)
 ZNEAR, ZFAR = 0.01, 100.0
 
@@ -102,8 +103,13 @@ class PyTorch3DRenderer(Renderer):
     package = "pytorch3d"
     install = INSTALL_HINT
 
-    def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device, softness: float = 0.5):
+    def __init__(self, scene: Scene, num_envs: int, width: int, height: int, device, softness: float = 0.5,
+                 mesh_detail: int = 1):  # fmt: skip
+        """``mesh_detail`` k: spheres and capsules of 12 k longitudes and 3 k rings per cap (Fig. 10's
+        vertices per mesh); the images change little, the rasteriser's cost and memory grow."""
         super().__init__(scene, num_envs, width, height, device)
+        if not 1 <= mesh_detail <= MAX_MESH_DETAIL:
+            raise ValueError(f"mesh_detail={mesh_detail}: give 1 to {MAX_MESH_DETAIL}")
         self._p3d, structures, self._interpolate = _import_pytorch3d()
         self._meshes = structures.Meshes
         parts, start = [], 0
@@ -112,7 +118,8 @@ class PyTorch3DRenderer(Renderer):
             if scene.kind[s] == BOX:
                 verts, normals, faces = box_mesh(size)
             else:
-                verts, normals, faces = capsule_mesh(float(size[0]), 0.0 if scene.kind[s] == 0 else float(size[1]))
+                radius, half = float(size[0]), 0.0 if scene.kind[s] == 0 else float(size[1])
+                verts, normals, faces = capsule_mesh(radius, half, 12 * mesh_detail, 3 * mesh_detail)
             parts.append((verts, normals, faces + start, torch.full((len(verts),), s)))
             start += len(verts)
         verts, normals, faces, shape = (torch.cat(p).to(self.device) for p in zip(*parts, strict=True))
@@ -135,6 +142,10 @@ class PyTorch3DRenderer(Renderer):
     @property
     def num_faces(self) -> int:
         return int(self._faces.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self._verts.shape[0])
 
     def render(self, body_q: torch.Tensor) -> torch.Tensor:
         return self.render_with_coverage(body_q)[0]
