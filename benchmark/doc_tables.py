@@ -74,14 +74,19 @@ def algos_table(task: str = "hopper") -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+PACKAGE_ORDER = ["envs", "algorithms", "benchmark"]  # the layers, bottom up
+
+
 def tests_table(folder: Path = ROOT / "tests") -> str:
-    """Every test file with its test functions' count and what its module docstring says it checks."""
+    """Every test file, folder by folder (``tests/envs/``, ``tests/algorithms/``, ``tests/benchmark/``: the
+    package it covers), with its test functions' count and what its module docstring says it checks."""
     rows = []
-    for path in sorted(folder.glob("test_*.py")):
+    for path in sorted(folder.rglob("test_*.py"), key=lambda p: (PACKAGE_ORDER.index(p.parent.name), p.name)):
         module = ast.parse(path.read_text())
         doc = " ".join((ast.get_docstring(module) or "").split("\n\n")[0].split())
         tests = sum(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in module.body)
-        rows.append({"file": f"`tests/{path.name}`", "tests": tests, "what it checks": doc.replace("|", "\\|")})
+        name = path.relative_to(folder.parent).as_posix()
+        rows.append({"file": f"`{name}`", "tests": tests, "what it checks": doc.replace("|", "\\|")})
     return markdown_table(pd.DataFrame(rows))
 
 

@@ -10,7 +10,7 @@ reasons (docs/envs.md, "Newton's Featherstone gradients, fixed"):
 
 ``GradSafeFeatherstone`` fixes both: a fresh buffer set for every mass-matrix rebuild recorded on a
 tape (the tape keeps it alive until backward), and an ``eval_rigid_tau`` that leaves its input alone.
-Both fixes are needed; ``tests/test_gradients.py`` fails if either is removed.
+Both fixes are needed; ``tests/envs/test_gradients.py`` fails if either is removed.
 
 Through the same kind of kernel swap the solver launches the chosen contact law's kernel
 (``envs/contact.py``) and the mass-matrix products that skip M's zero blocks (``envs/mass_matrix.py``).

@@ -3,7 +3,7 @@
 Newton's Featherstone solver forms P = M J, then H = J^T P, with a dense batched product. M is block
 diagonal (one 6 x 6 spatial inertia per body), so most of the dense product multiplies zeros.
 ``eval_mass_matrix_products`` computes the same numbers and the same adjoints, six terms at a time
-along the blocks, several times cheaper (``tests/test_mass_matrix_products.py`` checks it to the bit).
+along the blocks, several times cheaper (``tests/envs/test_mass_matrix_products.py`` checks it to the bit).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ control, contacts and tape, allocated once) with a forward graph and a backward 
 first time the slot is used. A slot returns to the pool when torch frees the graph node that used it,
 so a window of SHAC reuses the previous window's slots and nothing is reallocated or re-recorded. The
 kernels, their order and their buffers' contents are the eager path's: results and gradients are
-bit-identical (``tests/test_physics_graphs.py``). ``capture_graphs=False`` launches kernel by kernel
+bit-identical (``tests/envs/test_physics_graphs.py``). ``capture_graphs=False`` launches kernel by kernel
 with fresh buffers per taped step (the reference; also used where contacts are recorded or replayed).
 """
 

@@ -361,7 +361,7 @@ def test_pretrain_runs_once_when_the_seed_frames_are_in_on_top_of_the_regular_up
 
 
 def test_runs_resumes_and_writes_results(tmp_path, six_iterations_then_a_resume):
-    """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
+    """On the hopper; every task's pixel env is checked once, with D.Va (tests/algorithms/test_apg_family.py)."""
     task = "hopper"
     overrides = ["preset=cpu", "num_envs=2", "image_size=16", "eval_envs=2", "eval_max_steps=4", "deter=16",
                  "units=16", "stoch=4", "classes=4", "cnn_depth=4", "batch_size=2", "batch_length=4",

@@ -15,7 +15,7 @@ from test_sweep import TINY, conflicting_run
 
 from benchmark.sweep import main, status_table
 
-START = Path(__file__).parent / "slurm" / "start.sh"
+START = Path(__file__).resolve().parents[1] / "slurm" / "start.sh"
 pytestmark = pytest.mark.xdist_group("slurm")  # one cluster: its tests run one after another on one worker
 
 

@@ -22,7 +22,7 @@ from envs.pixels import PixelEnv
 from envs.render import renderers
 
 TASKS = sorted(envs.registry())
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_task_has_an_id_with_its_version_and_a_fresh_interpreter_finds_it_through_the_package():

@@ -250,7 +250,7 @@ def test_a_teacher_is_published_with_its_last_checkpoint_and_its_student_runs_wh
     """Machine A runs the teacher and publishes it with its checkpoint; machine B (empty results) runs the
     DAgger cell from the reference set alone, writing nothing into it. Published without the checkpoint,
     the student waits and says why."""
-    monkeypatch.setattr(campaigns, "film", lambda run: None)  # videos are tested in tests/test_video.py
+    monkeypatch.setattr(campaigns, "film", lambda run: None)  # videos are tested in tests/benchmark/test_video.py
     monkeypatch.setattr(campaigns, "publish", functools.partial(publish, allow_dirty=True))  # a dirty checkout too
     reference = tmp_path / "reference"
     small = ["num_envs=2", "horizon=4", "device=cpu", "eval_envs=2", "eval_max_steps=4", "iterations=2",

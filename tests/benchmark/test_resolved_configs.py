@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from benchmark.config import algorithms, load_config, tasks
 
-SNAPSHOT = json.loads((Path(__file__).parent / "data" / "resolved_configs.json").read_text())
+SNAPSHOT = json.loads((Path(__file__).resolve().parents[1] / "data" / "resolved_configs.json").read_text())
 
 
 def test_the_snapshot_covers_every_algo_and_task():

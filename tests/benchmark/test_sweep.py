@@ -1,5 +1,5 @@
 """Sweeps: the grid, skipping finished runs, failures reported with their logs, one job never harming
-another. The local executor here; the SLURM path in tests/test_slurm.py."""
+another. The local executor here; the SLURM path in tests/benchmark/test_slurm.py."""
 
 import json
 import subprocess

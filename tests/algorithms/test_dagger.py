@@ -179,7 +179,7 @@ def test_a_students_budget_counts_its_own_steps_from_its_teachers_end(tmp_path):
 
 
 def test_runs_after_its_teacher_resumes_and_writes_results(tmp_path):
-    """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
+    """On the hopper; every task's pixel env is checked once, with D.Va (tests/algorithms/test_apg_family.py)."""
     task = "hopper"
     overrides = tiny_student(task, tmp_path, "student")
     out = run(load_config("dagger", task, [*overrides, "iterations=2"]), progress=False)

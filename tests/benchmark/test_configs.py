@@ -14,7 +14,7 @@ from algorithms.base import Bound, bound_of
 from benchmark import doc_tables
 from benchmark.config import algorithms, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 OUTSIDE = "shared" + "/reference"  # the facts folder beside the clone (spelt apart: this file must not match)
 UPSTREAM = re.compile(r"^# source: [\w.-]+/[\w.-]+ \S+\.yaml")  # owner/repo path/to/file.yaml
@@ -47,7 +47,7 @@ def test_learner_configs_follow_an_upstream_file_and_only_presets_are_ours():
 
 def test_make_bench_without_a_gpu_runs_the_cpu_preset_for_an_hour_and_says_so_first():
     def dry_run(*args: str) -> tuple[str, str]:
-        done = subprocess.run(["make", "-n", "bench", "ALGO=dva", "TASK=hopper", *args], cwd=Path(__file__).parents[1],
+        done = subprocess.run(["make", "-n", "bench", "ALGO=dva", "TASK=hopper", *args], cwd=ROOT,
                               capture_output=True, text=True, check=True)  # fmt: skip
         command = next(line for line in done.stdout.splitlines() if "benchmark.run" in line)
         return done.stdout, command
@@ -68,7 +68,7 @@ def test_sapien_is_pointed_at_lavapipe_only_on_machines_without_a_gpu(monkeypatc
     monkeypatch.delenv("VK_ICD_FILENAMES", raising=False)
 
     def exported(*args: str) -> bool:
-        database = subprocess.run(["make", "-p", "-n", "lint", *args], cwd=Path(__file__).parents[1],
+        database = subprocess.run(["make", "-p", "-n", "lint", *args], cwd=ROOT,
                                   capture_output=True, text=True).stdout  # fmt: skip
         return any(line.startswith("VK_ICD_FILENAMES :=") for line in database.splitlines())
 

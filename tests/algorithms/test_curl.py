@@ -98,7 +98,7 @@ def test_learns_which_action_sign_pays_from_pixels(pixel_bandit):
 
 
 def test_runs_resumes_and_writes_results(tmp_path, six_iterations_then_a_resume):
-    """On the hopper; every task's pixel env is checked once, with D.Va (tests/test_apg_family.py)."""
+    """On the hopper; every task's pixel env is checked once, with D.Va (tests/algorithms/test_apg_family.py)."""
     task = "hopper"
     overrides = ["preset=cpu", "num_envs=2", "image_size=36", "crop_size=32", "eval_envs=2", "eval_max_steps=4",
                  "hidden_dim=32", "batch_size=8", "buffer_size=400", "seed_frames=8", f"results_dir={tmp_path}",
