@@ -67,6 +67,9 @@ class WandbLogger:
     def finish(self, summary: dict[str, Any]) -> None:
         self.run.summary.update({k: v for k, v in summary.items() if k != "traceback"})
         self.run.finish(exit_code=0 if summary.get("status") != "failed" else 1)
+        import wandb
+
+        wandb.teardown()  # stop wandb's service: the offline log is complete on disk when the run returns
 
 
 def make_logger(cfg: DictConfig, run_dir: Path) -> Logger:

@@ -3,6 +3,8 @@ fixture's aggregates, and what cannot be drawn is reported as missing."""
 
 import itertools
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from algorithms import get_learner
 from benchmark.config import load_config
 from benchmark.figures.report import collect, final_table, make_all, mean_ci, returns_figure
 from benchmark.results import RunDir
+from benchmark.run import run
 from envs.tasks import registry
 
 CURRENT = registry()["cartpole"].version  # the task version of the code; runs without a record are version 1
@@ -210,9 +213,9 @@ def test_the_shipped_floors_are_drawn_at_the_runs_action_repeat_and_a_task_witho
 def test_a_students_teacher_is_drawn_before_it_and_tabled_beside_it_never_counted_as_a_seed(tmp_path):
     student = RunDir(tmp_path / "dagger-cartpole-seed0")
     teacher = RunDir(student.path / "teacher")
-    for run, algo, extra in ((teacher, "shac", []), (student, "dagger", ["teacher_overrides=[iterations=5]"])):
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}", *extra]))
+    for folder, algo, extra in ((teacher, "shac", []), (student, "dagger", ["teacher_overrides=[iterations=5]"])):
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}", *extra]))
     for i in range(1, 6):  # the teacher's 5 minutes, then the student's, on one clock
         teacher.append_metrics({"iteration": i, "wall_clock": 60.0 * i, "env_steps": 100 * i, "train_return": 2000.0})
         student.append_metrics({"iteration": i, "wall_clock": 300 + 60.0 * i, "env_steps": 500 + 100 * i,
@@ -247,10 +250,10 @@ def test_runs_of_an_older_learner_version_are_left_out_of_every_figure_and_said_
 def test_a_student_whose_teacher_ran_an_older_learner_is_left_out_too(tmp_path, capsys):
     student = RunDir(tmp_path / "dagger-cartpole-seed0")
     teacher = RunDir(student.path / "teacher")
-    for run, algo in ((teacher, "shac"), (student, "dagger")):
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}"]))
-        run.append_metrics({"iteration": 1, "wall_clock": 60.0, "env_steps": 100, "train_return": 1000.0})
+    for folder, algo in ((teacher, "shac"), (student, "dagger")):
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.write_config(load_config(algo, "cartpole", [f"results_dir={tmp_path}"]))
+        folder.append_metrics({"iteration": 1, "wall_clock": 60.0, "env_steps": 100, "train_return": 1000.0})
     teacher.write_summary(
         {
             "status": "complete",
@@ -266,3 +269,36 @@ def test_a_student_whose_teacher_ran_an_older_learner_is_left_out_too(tmp_path, 
                            "teacher_run": "teacher"})  # fmt: skip
     assert collect(tmp_path).empty
     assert "1 dagger by shac v1 (the code's: v" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- real runs, damaged ones
+SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=20", "checkpoint_every=5"]
+
+
+def small(tmp_path, *extra):
+    return load_config("shac", "cartpole", [*SMALL, f"results_dir={tmp_path}", "run_name=r", *extra])
+
+
+def test_plots_survive_a_damaged_run_and_refuse_a_directory_as_out(tmp_path, capsys):
+    from benchmark.figures.report import collect
+
+    good = run(small(tmp_path, "iterations=2"), progress=False)
+    for name, damage in (("bad-summary", "summary.json"), ("header-only", "metrics.csv")):
+        bad = tmp_path / name
+        bad.mkdir()
+        for file in ("config.yaml", "summary.json", "metrics.csv"):
+            (bad / file).write_bytes((good / file).read_bytes())
+        (bad / damage).write_text(
+            "{" if damage == "summary.json" else (good / "metrics.csv").read_text().splitlines()[0] + "\n"
+        )
+    runs = collect(tmp_path)
+    assert [p.name for p in runs["path"]] == ["r"]
+    out = capsys.readouterr().out
+    assert "bad-summary left out" in out and "header-only left out" in out
+    argv = [sys.executable, "-m", "benchmark.figures.plots", "curves", str(good), "--out", str(tmp_path)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert (
+        result.returncode == 2
+        and "give an image file" in result.stderr
+        and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
+    )

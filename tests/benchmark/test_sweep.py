@@ -1,9 +1,12 @@
 """Sweeps: the grid, skipping finished runs, failures reported with their logs, one job never harming
-another. The local executor here; the SLURM path in tests/benchmark/test_slurm.py."""
+another, and nothing a results folder or an argument holds ever run. The local executor here; the SLURM
+path in tests/benchmark/test_slurm.py."""
 
 import json
+import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -138,3 +141,79 @@ def test_a_slurm_job_that_returned_is_done_even_if_a_late_signal_failed_it(tmp_p
     assert sweep.job_state(record, {"31": "FAILED"}) == "done"
     record["run_status"] = "failed"
     assert sweep.job_state(record, {"31": "COMPLETED"}) == "failed"
+
+
+# ------------------------------------------------------------ trust: nothing a results folder or an argument holds runs
+class Planted:
+    """Unpickling this runs a command: what an attacker would put in a results folder."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_result_file_is_never_unpickled_by_sweep_status(tmp_path):
+    root = tmp_path / "s"
+    (root / ".sweep" / "logs").mkdir(parents=True)
+    record = {"run": "shac-cartpole-seed0", "algo": "shac", "task": "cartpole", "seed": "0", "executor": "local",
+              "job_id": "999999", "submitted": "2026-01-01T00:00:00", "logs": str(root)}  # fmt: skip
+    pd.DataFrame([record]).to_csv(root / ".sweep" / "jobs.csv", index=False)
+    marker = tmp_path / "pwned"
+    result = sweep.JobPaths(root / ".sweep" / "logs", job_id="999999", task_id=0).result_pickle
+    result.write_bytes(__import__("pickle").dumps(("success", Planted(marker))))
+    table = sweep.status_table(root)
+    assert not marker.exists() and table["state"].tolist() == ["failed"]  # returned, but no finished summary
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "inline", "budget=1min\nrm -rf ~"],
+         "holds a control character"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu\n#SBATCH --x"],
+         "holds a control character"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu;reboot"],
+         "give a SLURM partition name"),
+        (["run", "--algos", "shac", "--tasks", "cartpole", "--name", "../elsewhere"], "not one plain path component"),
+    ],
+)  # fmt: skip
+def test_injected_script_lines_and_paths_are_refused(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        sweep.main([*argv, "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["garbage"], "columns"),
+        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,-1,2026-01-01T00:00:00,/x"], "job '-1'"),
+        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,0,2026-01-01T00:00:00,/x"], "job '0'"),
+        ([",".join(sweep.RECORD_FIELDS), "../r,shac,cartpole,0,slurm,12,2026-01-01T00:00:00,/x"], "run '../r'"),
+    ],
+)
+def test_a_damaged_job_record_is_one_line(tmp_path, lines, message):
+    (tmp_path / ".sweep").mkdir()
+    (tmp_path / ".sweep" / "jobs.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="is damaged") as error:
+        sweep.read_records(tmp_path)
+    assert message in str(error.value)
+
+
+def test_no_process_group_reads_as_a_running_local_job(tmp_path):
+    for pid in ("0", "-1"):
+        record = pd.Series({"executor": "local", "job_id": pid, "logs": str(tmp_path), "run_status": "missing"})
+        assert sweep.job_state(record) == "failed"
+
+
+def test_a_slurm_job_unknown_to_sacct_is_pending_only_while_accounting_may_lag(tmp_path):
+    now = datetime.now()
+    record = pd.Series({"executor": "slurm", "job_id": "41", "logs": str(tmp_path), "run_status": "missing",
+                        "submitted": now.isoformat(timespec="seconds")})  # fmt: skip
+    assert sweep.job_state(record, {}) == "pending"
+    record["submitted"] = (now - timedelta(hours=1)).isoformat(timespec="seconds")
+    assert sweep.job_state(record, {}) == "failed"  # lost: the next `make sweep` submits it again

@@ -342,3 +342,32 @@ def test_a_state_env_and_a_pixel_env_are_both_the_env_a_learner_names():
         assert isinstance(candidate, Env)
         assert candidate.task is env.task
     assert pixels.obs_shape == (9, 24, 24) and env.obs_shape == (env.obs_dim,)
+
+
+def test_the_env_takes_numpy_and_float64_actions_and_refuses_wrong_shapes_in_one_line():
+    import numpy as np
+
+    from envs import DiffEnv
+    from envs.gym_adapter import GymVectorEnv
+
+    for count in (0, -1):
+        with pytest.raises(ValueError, match=f"num_envs={count}: give a positive whole number"):
+            DiffEnv("cartpole", count, device="cpu")
+    env = DiffEnv("cartpole", 2, device="cpu", differentiable=False)
+    rewards = []
+    for actions in (np.full((2, 1), 0.5), torch.full((2, 1), 0.5, dtype=torch.float64), torch.full((2, 1), 0.5)):
+        env.reset(seed=0)
+        rewards.append(env.step(actions)[1])
+    torch.testing.assert_close(rewards[0], rewards[2])
+    torch.testing.assert_close(rewards[1], rewards[2])
+    for bad in (torch.zeros(3, 1), torch.zeros(2)):
+        with pytest.raises(ValueError, match=r"this env takes \(2, 1\) \(num_envs, act_dim\)"):
+            env.step(bad)
+    with pytest.raises(ValueError, match=r"give a whole number in \[0, 2\*\*63\)"):
+        env.reset(seed=2**70)
+    assert (
+        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="same_step").metadata["autoreset_mode"].value
+        == "SameStep"
+    )
+    with pytest.raises(ValueError, match="choose next_step or same_step"):
+        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="sometimes")

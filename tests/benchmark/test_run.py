@@ -1,30 +1,36 @@
-"""Trust: nothing in a results folder or a sweep argument runs code, no run clobbers another, damaged
-files resume or are refused in one line, SIGTERM leaves a resumable run, and the same seed gives the
-same numbers."""
+"""The runner, benchmark/run.py: a run killed or signalled resumes from its last good checkpoint, one
+process owns a run, damaged files are set aside or refused in one line, a full disk loses nothing, and
+the same seed gives the same numbers."""
 
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from algorithms.shac import SHAC
 from benchmark import config as config_module
 from benchmark import results as results_module
-from benchmark import sweep
 from benchmark.config import ConfigError, load_config
-from benchmark.results import checkpoints
+from benchmark.results import checkpoints, latest_checkpoint, load_metrics
 from benchmark.run import hold_run_dir, main, run
+from envs import get_task
 from envs.tasks.cartpole import Cartpole
 
 SMALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=20", "checkpoint_every=5"]
 TIMING = {"wall_clock", "peak_memory_mb", "iteration_memory_mb"}  # measured, not computed: differ between any two runs
+# a small run that keeps every checkpoint
+KEEP_ALL = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "checkpoint_every=5", "keep_checkpoints=0"]
+# the summary of a run killed while it trained: the runner writes the versions it runs before anything else
+KILLED = {"status": "running", "task_version": get_task("cartpole").version, "learner_version": SHAC.version}
 
 
 class Planted:
@@ -46,6 +52,22 @@ def numbers(run_dir) -> pd.DataFrame:
     return metrics.drop(columns=[c for c in metrics if c in TIMING or c.startswith("time_")])
 
 
+def small_config(tmp_path, *extra):
+    return load_config("shac", "cartpole", [*KEEP_ALL, f"results_dir={tmp_path}", "run_name=r", *extra])
+
+
+class FakeClock:
+    """``time`` for ``benchmark.run`` whose ``perf_counter`` advances 1 s per reading: each iteration (read
+    at its start and end) takes exactly 1 s, so wall-clock sums can be checked exactly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 # ---------------------------------------------------------------------------------------------- code from files
 def test_a_planted_checkpoint_is_never_unpickled(tmp_path, capsys):
     out = run(small(tmp_path, "iterations=5"), progress=False)
@@ -60,71 +82,6 @@ def test_a_planted_checkpoint_is_never_unpickled(tmp_path, capsys):
     assert (out / "checkpoints" / "iter-000009.corrupt").exists()
 
 
-def test_a_planted_result_file_is_never_unpickled_by_sweep_status(tmp_path):
-    root = tmp_path / "s"
-    (root / ".sweep" / "logs").mkdir(parents=True)
-    record = {"run": "shac-cartpole-seed0", "algo": "shac", "task": "cartpole", "seed": "0", "executor": "local",
-              "job_id": "999999", "submitted": "2026-01-01T00:00:00", "logs": str(root)}  # fmt: skip
-    pd.DataFrame([record]).to_csv(root / ".sweep" / "jobs.csv", index=False)
-    marker = tmp_path / "pwned"
-    result = sweep.JobPaths(root / ".sweep" / "logs", job_id="999999", task_id=0).result_pickle
-    result.write_bytes(__import__("pickle").dumps(("success", Planted(marker))))
-    table = sweep.status_table(root)
-    assert not marker.exists() and table["state"].tolist() == ["failed"]  # returned, but no finished summary
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "inline", "budget=1min\nrm -rf ~"],
-         "holds a control character"),
-        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu\n#SBATCH --x"],
-         "holds a control character"),
-        (["run", "--algos", "shac", "--tasks", "cartpole", "--executor", "slurm", "--partition", "gpu;reboot"],
-         "give a SLURM partition name"),
-        (["run", "--algos", "shac", "--tasks", "cartpole", "--name", "../elsewhere"], "not one plain path component"),
-    ],
-)  # fmt: skip
-def test_injected_script_lines_and_paths_are_refused(tmp_path, capsys, argv, message):
-    with pytest.raises(SystemExit) as stop:
-        sweep.main([*argv, "--results-dir", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "lines, message",
-    [
-        (["garbage"], "columns"),
-        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,-1,2026-01-01T00:00:00,/x"], "job '-1'"),
-        ([",".join(sweep.RECORD_FIELDS), "r,shac,cartpole,0,local,0,2026-01-01T00:00:00,/x"], "job '0'"),
-        ([",".join(sweep.RECORD_FIELDS), "../r,shac,cartpole,0,slurm,12,2026-01-01T00:00:00,/x"], "run '../r'"),
-    ],
-)
-def test_a_damaged_job_record_is_one_line(tmp_path, lines, message):
-    (tmp_path / ".sweep").mkdir()
-    (tmp_path / ".sweep" / "jobs.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigError, match="is damaged") as error:
-        sweep.read_records(tmp_path)
-    assert message in str(error.value)
-
-
-def test_no_process_group_reads_as_a_running_local_job(tmp_path):
-    for pid in ("0", "-1"):
-        record = pd.Series({"executor": "local", "job_id": pid, "logs": str(tmp_path), "run_status": "missing"})
-        assert sweep.job_state(record) == "failed"
-
-
-def test_a_slurm_job_unknown_to_sacct_is_pending_only_while_accounting_may_lag(tmp_path):
-    now = datetime.now()
-    record = pd.Series({"executor": "slurm", "job_id": "41", "logs": str(tmp_path), "run_status": "missing",
-                        "submitted": now.isoformat(timespec="seconds")})  # fmt: skip
-    assert sweep.job_state(record, {}) == "pending"
-    record["submitted"] = (now - timedelta(hours=1)).isoformat(timespec="seconds")
-    assert sweep.job_state(record, {}) == "failed"  # lost: the next `make sweep` submits it again
-
-
 # ---------------------------------------------------------------------------------------------- one run, one owner
 def test_a_second_start_of_a_run_in_use_is_refused(tmp_path, capsys):
     with hold_run_dir(tmp_path / "r"):
@@ -133,6 +90,42 @@ def test_a_second_start_of_a_run_in_use_is_refused(tmp_path, capsys):
         assert list((tmp_path / "r").iterdir()) == []  # the holder's directory untouched
     err = capsys.readouterr().err
     assert stop.value.code == 2 and f"is in use by process {os.getpid()}" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------- killed, signalled or moved
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    args = [*KEEP_ALL, f"results_dir={tmp_path}", "run_name=r", "iterations=40"]
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"], stderr=stderr
+        )
+    metrics = tmp_path / "r" / "metrics.csv"
+    deadline = time.time() + 300
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < 18:
+        if process.poll() is not None:  # died or finished early: say why at once
+            pytest.fail(f"the run exited with {process.returncode}:\n{(tmp_path / 'stderr.txt').read_text()[-2000:]}")
+        assert time.time() < deadline, "no 17 iterations within 300 s"
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = pd.read_csv(metrics)
+    last = int(checkpoints(tmp_path / "r")[-1].stem.split("-")[1])
+    assert 15 <= last < len(before) < 40  # killed between two checkpoints
+    at_checkpoint = latest_checkpoint(tmp_path / "r")["runner"]["wall_clock"]
+
+    monkeypatch.setattr("benchmark.run.time", FakeClock())
+    out = run(small_config(tmp_path, "iterations=40"), progress=False)
+    after = pd.read_csv(out / "metrics.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 1 and summary["iterations"] == 40
+    assert after["iteration"].tolist() == list(range(1, 41))  # no duplicated or missing rows
+    assert after["env_steps"].tolist() == [i * 8 * 4 for i in range(1, 41)]
+    pd.testing.assert_frame_equal(after.iloc[:last], before.iloc[:last])  # rows up to the checkpoint kept
+    # the clock goes on from the checkpoint's, plus 1 s per redone or new iteration: the work lost with the
+    # killed process (iterations after the checkpoint) is neither counted nor counted twice
+    expected = at_checkpoint + np.arange(1, 41 - last)
+    np.testing.assert_allclose(after["wall_clock"].iloc[last:], expected)
+    assert summary["wall_clock"] == pytest.approx(at_checkpoint + 40 - last)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, "SIGTERM early"])
@@ -158,6 +151,22 @@ def test_a_signal_that_ends_the_process_leaves_an_interrupted_run_that_resumes(t
         (run(small(tmp_path, "iterations=12", "keep_checkpoints=0"), progress=False) / "summary.json").read_text()
     )
     assert resumed["status"] == "complete" and resumed["resumed"] == 1
+
+
+def test_a_run_killed_mid_write_resumes_without_the_torn_file_and_a_moved_run_resumes_where_it_lies(tmp_path):
+    """SIGKILL during ``torch.save`` leaves ``checkpoints/.iter-*.pt.<random>``: the next start (holding the
+    run's lock, so nobody is writing) deletes it. A run folder moved elsewhere resumes from there."""
+    first = run(small(tmp_path / "a", "iterations=10", "checkpoint_every=5"), progress=False)
+    summary = json.loads((first / "summary.json").read_text())
+    (first / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as SIGKILL leaves it
+    torn = first / "checkpoints" / ".iter-000015.pt.k3x9q"
+    torn.write_bytes(b"\0" * 1024)
+    moved = tmp_path / "b" / "r"
+    moved.parent.mkdir()
+    first.rename(moved)
+    resumed = json.loads((run(small(tmp_path / "b", "iterations=15"), progress=False) / "summary.json").read_text())
+    assert resumed["status"] == "complete" and resumed["iterations"] == 15 and resumed["resumed"] == 1
+    assert not (moved / "checkpoints" / torn.name).exists()
 
 
 # ---------------------------------------------------------------------------------------------- damaged files
@@ -211,6 +220,72 @@ def test_a_checkpoint_of_another_learner_falls_back_to_the_previous_one(tmp_path
     )
 
 
+def test_an_unreadable_checkpoint_is_retried_not_renamed(tmp_path, monkeypatch):
+    """An I/O error (a network filesystem's hiccup) is not a corrupt file: retried; if it persists, the
+    run stops with one line and nothing in the run directory changes."""
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    (out / "summary.json").write_text(json.dumps(KILLED))
+    monkeypatch.setattr("benchmark.results.time.sleep", lambda s: None)
+    load, failures = torch.load, []
+
+    def flaky(path, *args, **kwargs):
+        if len(failures) < 2:
+            failures.append(path)
+            raise OSError(5, "Input/output error")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr("benchmark.results.torch.load", flaky)
+    assert latest_checkpoint(out)["runner"]["iteration"] == 10 and len(failures) == 2
+    monkeypatch.setattr("benchmark.results.torch.load", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "EIO")))
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"cannot read checkpoint .*iter-000010.pt .* after 3 tries"):
+        run(small_config(tmp_path, "iterations=20"), progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # nothing renamed or rewritten
+
+
+def test_a_torn_last_metrics_row_is_dropped_by_readers_and_on_resume(tmp_path):
+    out = run(small_config(tmp_path, "iterations=7"), progress=False)
+    (out / "summary.json").write_text(json.dumps(KILLED))
+    whole = (out / "metrics.csv").read_text()
+    (out / "metrics.csv").write_text(whole + "8,3.1")  # the machine died while writing row 8
+    assert load_metrics(out)["iteration"].tolist() == list(range(1, 8))
+    run(small_config(tmp_path, "iterations=12"), progress=False)
+    assert load_metrics(out)["iteration"].tolist() == list(range(1, 13))
+
+
+def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    newest = checkpoints(out)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, e.g. by a full disk
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as if killed
+
+    run(small_config(tmp_path, "iterations=10"), progress=False)
+    assert "iter-000010.pt is corrupt or does not fit" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 1
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 11))
+    assert (out / "checkpoints" / "iter-000010.corrupt").exists()  # kept for inspection
+    assert latest_checkpoint(out)["runner"]["iteration"] == 10  # the redone checkpoint is good
+
+
+def test_a_run_with_no_usable_checkpoint_starts_over_but_keeps_its_metrics(tmp_path, capsys):
+    out = run(small_config(tmp_path, "iterations=10"), progress=False)
+    before = pd.read_csv(out / "metrics.csv")
+    for path in checkpoints(out):
+        path.write_bytes(b"not a checkpoint")
+    killed = KILLED
+    (out / "summary.json").write_text(json.dumps(killed))  # as if killed
+
+    run(small_config(tmp_path, "iterations=10"), progress=False)
+    assert "kept in metrics.unresumed-1.csv" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.unresumed-1.csv"), before)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed"] == 0
+    assert pd.read_csv(out / "metrics.csv")["iteration"].tolist() == list(range(1, 11))
+
+
+# ---------------------------------------------------------------------------------------------- a full disk
 TORCH_FULL_DISK = (
     "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write failed"
 )
@@ -273,10 +348,62 @@ def test_broken_config_files_are_one_line(tmp_path, monkeypatch, files, message)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+# -------------------------------------------------------------------------------------- finished runs and task versions
 def test_a_finished_run_asked_for_more_says_it_was_not_extended(tmp_path, capsys):
     run(small(tmp_path, "iterations=3"), progress=False)
     run(small(tmp_path, "iterations=5"), progress=False)
     assert "already complete at 3 iterations; nothing was run" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_not_run_again_and_a_changed_config_is_refused(tmp_path):
+    out = run(small_config(tmp_path, "iterations=5"), progress=False)
+    stamp = (out / "metrics.csv").stat().st_mtime_ns
+    run(small_config(tmp_path, "iterations=5"), progress=False)
+    assert (out / "metrics.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="actor_lr: 0.01 -> 0.5"):
+        run(small_config(tmp_path, "iterations=5", "actor_lr=0.5"), progress=False)
+
+
+def test_a_run_records_the_version_of_its_task(tmp_path):
+    out = run(small_config(tmp_path, "iterations=2"), progress=False)
+    assert json.loads((out / "summary.json").read_text())["task_version"] == get_task("cartpole").version
+
+
+def test_resuming_on_another_task_version_is_refused_and_changes_nothing(tmp_path, capsys):
+    out = run(small_config(tmp_path, "iterations=5"), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    del summary["task_version"]  # written before versions were recorded: version 1
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as if killed
+    files = lambda: {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}  # noqa: E731
+    before = files()
+
+    version = get_task("cartpole").version
+    with pytest.raises(ConfigError, match=f"task version 1, the code's is version {version};.*another run_name"):
+        run(small_config(tmp_path, "iterations=10"), progress=False)
+    args = ["shac", "cartpole", *KEEP_ALL, f"results_dir={tmp_path}", "run_name=r", "iterations=10", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert re.fullmatch(r"error: [^\n]* task version 1, [^\n]*start a new run[^\n]*\n", capsys.readouterr().err)
+    assert files() == before
+
+
+# ---------------------------------------------------------------------------------------------- divergence
+def test_persistent_non_finite_gradients_end_the_run_as_diverged(tmp_path, monkeypatch):
+    rollout = SHAC.window_loss
+
+    def poisoned(self, policy=None):
+        loss, window = rollout(self, policy)
+        return loss * (float("nan") if self.iteration >= 3 else 1.0), window
+
+    monkeypatch.setattr(SHAC, "window_loss", poisoned)
+    out = run(small_config(tmp_path, "iterations=50", "max_skipped_updates=4"), progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert summary["status"] == "diverged" and summary["skipped_updates"] == 4 and "non-finite" in summary["error"]
+    assert metrics["skipped_updates"].tolist() == [0, 0, 0, 1, 1, 1, 1]  # every iteration kept and counted
+    state = latest_checkpoint(out)
+    assert all(torch.isfinite(v).all() for v in state["learner"]["actor"].values())  # no NaN was applied
 
 
 # ---------------------------------------------------------------------------------------------- determinism
@@ -304,121 +431,14 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, algo, overrides, monkeyp
     assert not numbers(other).equals(numbers(runs[0]))  # the seed decides, not a constant
 
 
-# ---------------------------------------------------------------------------------------------- the env API
-def test_the_env_takes_numpy_and_float64_actions_and_refuses_wrong_shapes_in_one_line():
-    import numpy as np
-
-    from envs import DiffEnv
-    from envs.gym_adapter import GymVectorEnv
-
-    for count in (0, -1):
-        with pytest.raises(ValueError, match=f"num_envs={count}: give a positive whole number"):
-            DiffEnv("cartpole", count, device="cpu")
-    env = DiffEnv("cartpole", 2, device="cpu", differentiable=False)
-    rewards = []
-    for actions in (np.full((2, 1), 0.5), torch.full((2, 1), 0.5, dtype=torch.float64), torch.full((2, 1), 0.5)):
-        env.reset(seed=0)
-        rewards.append(env.step(actions)[1])
-    torch.testing.assert_close(rewards[0], rewards[2])
-    torch.testing.assert_close(rewards[1], rewards[2])
-    for bad in (torch.zeros(3, 1), torch.zeros(2)):
-        with pytest.raises(ValueError, match=r"this env takes \(2, 1\) \(num_envs, act_dim\)"):
-            env.step(bad)
-    with pytest.raises(ValueError, match=r"give a whole number in \[0, 2\*\*63\)"):
-        env.reset(seed=2**70)
-    assert (
-        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="same_step").metadata["autoreset_mode"].value
-        == "SameStep"
-    )
-    with pytest.raises(ValueError, match="choose next_step or same_step"):
-        GymVectorEnv("cartpole", 2, device="cpu", autoreset_mode="sometimes")
-
-
-def test_plots_survive_a_damaged_run_and_refuse_a_directory_as_out(tmp_path, capsys):
-    from benchmark.figures.report import collect
-
-    good = run(small(tmp_path, "iterations=2"), progress=False)
-    for name, damage in (("bad-summary", "summary.json"), ("header-only", "metrics.csv")):
-        bad = tmp_path / name
-        bad.mkdir()
-        for file in ("config.yaml", "summary.json", "metrics.csv"):
-            (bad / file).write_bytes((good / file).read_bytes())
-        (bad / damage).write_text(
-            "{" if damage == "summary.json" else (good / "metrics.csv").read_text().splitlines()[0] + "\n"
-        )
-    runs = collect(tmp_path)
-    assert [p.name for p in runs["path"]] == ["r"]
-    out = capsys.readouterr().out
-    assert "bad-summary left out" in out and "header-only left out" in out
-    argv = [sys.executable, "-m", "benchmark.figures.plots", "curves", str(good), "--out", str(tmp_path)]
-    result = subprocess.run(argv, capture_output=True, text=True)
-    assert (
-        result.returncode == 2
-        and "give an image file" in result.stderr
-        and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
-    )
-
-
-def test_the_memory_an_iteration_adds_is_its_own_not_the_process_peak():
-    """An iteration that allocates and frees a known 200 MB reports 200 MB, whatever the process held
-    before (here a 300 MB block kept alive throughout)."""
-    from benchmark.memory import IterationMemory
-
-    held = torch.ones(300 * 2**20 // 4)  # noqa: F841 (resident before and during the iteration)
-    memory = IterationMemory(torch.device("cpu"))
-    for _ in range(2):
-        memory.start()
-        block = torch.ones(200 * 2**20 // 4)
-        del block
-        assert memory.added_mb() == pytest.approx(200, abs=10)
-    memory.start()
-    assert memory.added_mb() < 10  # an iteration that allocates nothing adds nothing
-
-
-def test_the_runs_peak_survives_the_per_iteration_resets_and_counts_warps_pool_on_cuda(monkeypatch):
-    """Resetting the high-water mark for an iteration also resets what the process's peak reads: the run's
-    peak must still hold a 400 MB block freed before the reset. On CUDA it adds Warp's pool to torch's."""
-    from benchmark import memory as memory_module
-
-    memory = memory_module.IterationMemory(torch.device("cpu"))
-    start = memory.peak_mb()
-    block = torch.ones(400 * 2**20 // 4)
-    del block
-    memory.start()  # resets the mark
-    memory.added_mb()
-    assert memory_module.peak_memory_mb(torch.device("cpu")) < start + 100  # the process's mark forgot it
-    assert memory.peak_mb() >= start + 390  # the run's did not
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 300 * 2**20)
-    monkeypatch.setattr(memory_module, "_warp_pool_enabled", lambda device: True)
-    monkeypatch.setattr(memory_module, "_warp_pool_high", lambda device: 500 * 2**20)
-    assert memory_module.peak_memory_mb(torch.device("cuda:0")) == 800
-
-
-def test_the_memory_probe_counts_a_warp_array_allocated_in_the_iteration():
-    import warp as wp
-
-    from benchmark.memory import IterationMemory
-
-    wp.zeros(1, device="cpu")  # Warp's runtime loads before the iteration, as in a run
-    memory = IterationMemory(torch.device("cpu"))
-    memory.start()
-    block = wp.zeros(200 * 2**20 // 4, dtype=wp.float32, device="cpu")  # written: resident
-    added = memory.added_mb()
-    del block
-    assert added == pytest.approx(200, abs=15)
-
-
-def test_a_run_killed_mid_write_resumes_without_the_torn_file_and_a_moved_run_resumes_where_it_lies(tmp_path):
-    """SIGKILL during ``torch.save`` leaves ``checkpoints/.iter-*.pt.<random>``: the next start (holding the
-    run's lock, so nobody is writing) deletes it. A run folder moved elsewhere resumes from there."""
-    first = run(small(tmp_path / "a", "iterations=10", "checkpoint_every=5"), progress=False)
-    summary = json.loads((first / "summary.json").read_text())
-    (first / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # as SIGKILL leaves it
-    torn = first / "checkpoints" / ".iter-000015.pt.k3x9q"
-    torn.write_bytes(b"\0" * 1024)
-    moved = tmp_path / "b" / "r"
-    moved.parent.mkdir()
-    first.rename(moved)
-    resumed = json.loads((run(small(tmp_path / "b", "iterations=15"), progress=False) / "summary.json").read_text())
-    assert resumed["status"] == "complete" and resumed["iterations"] == 15 and resumed["resumed"] == 1
-    assert not (moved / "checkpoints" / torn.name).exists()
+# ---------------------------------------------------------------------------------------------- logging
+def test_wandb_offline_run_holds_the_logged_metrics_and_config(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="optional: pip install '.[wandb]'")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = run(small_config(tmp_path, "iterations=3", "logger=wandb"), progress=False)
+    logs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    data = logs[0].read_bytes()
+    for key in (b"train_return", b"actor_grad_norm", b"time_backward", b"num_envs", b"eval_return"):
+        assert key in data, key
