@@ -19,6 +19,7 @@ import errno
 import gzip
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -380,7 +381,9 @@ def final_training(run: Path) -> dict[str, float]:
     """A run's final sampled training return (the mean over the last ``FINAL_SHARE`` of its wall-clock: what
     the paper's curves show at their end; the last episode's return when none ended in that share, as
     with long episodes and few iterations), with its total env steps and hours. A student's clock starts
-    where its teacher's stopped: its share is of its own time."""
+    where its teacher's stopped: its share is of its own time. A shipped run's compact curve holds bin means,
+    which weigh an iteration without a finished episode like one with: there the value the run recorded
+    from its whole metrics (``final_train_return`` in its summary) is the one, when it recorded one."""
     metrics = load_metrics(run)
     if metrics.empty:
         return {"train_return": np.nan, "env_steps": np.nan, "hours": np.nan}
@@ -388,8 +391,21 @@ def final_training(run: Path) -> dict[str, float]:
     last = metrics.loc[metrics["wall_clock"] >= end - FINAL_SHARE * (end - start), "train_return"]
     if last.isna().all():
         last = metrics["train_return"].dropna().tail(1)
-    return {"train_return": float(np.nanmean(last)) if last.notna().any() else np.nan,
-            "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}  # fmt: skip
+    final = float(np.nanmean(last)) if last.notna().any() else np.nan
+    if not (run / "metrics.csv").exists():  # a compact curve
+        recorded = _recorded_final(run)
+        final = final if recorded is None else recorded
+    return {"train_return": final, "env_steps": float(metrics["env_steps"].iloc[-1]), "hours": float(end / 3600)}
+
+
+def _recorded_final(run: Path) -> float | None:
+    """The finite ``final_train_return`` a run's summary holds, else None (older runs did not record it)."""
+    try:
+        value = load_summary(run).get("final_train_return")
+    except ConfigError:
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else None
 
 
 def outdated_learners(run: Path) -> list[str]:

@@ -26,7 +26,7 @@ from benchmark.config import ConfigError, load_config
 from benchmark.figures import manifest, report
 from benchmark.provenance import ROOT, git_state, versions
 from benchmark.reference import compact_curve, publish, without_machine_paths
-from benchmark.results import DamagedRun, checkpoints, load_metrics
+from benchmark.results import DamagedRun, checkpoints, final_training, load_metrics
 from benchmark.run import run
 
 TINY = ["num_envs=4", "horizon=8", "device=cpu", "eval_envs=2", "eval_max_steps=10", "iterations=3"]
@@ -93,6 +93,32 @@ def test_the_compact_curve_keeps_the_ends_the_best_row_the_time_phases_and_every
     pd.testing.assert_frame_equal(compact_curve(compact), compact)  # publishing a shipped cell changes nothing
     halved = compact_curve(compact, max_rows=500)  # compacting a compact curve again adds up its rows
     assert len(halved) <= 500 and halved["rows"].sum() == n
+
+
+def test_a_shipped_runs_final_training_return_is_the_one_its_whole_metrics_give(tmp_path):
+    """A bin's mean weighs an iteration that finished one episode like one that finished many, so where
+    the rate of finished episodes swings (a hopper that walks, then falls) the compact curve's last 10%
+    reads differently from the whole metrics: a
+    shipped run reads the value its run recorded from them; one that recorded none, the curve's."""
+    n = 4000
+    step = np.arange(n)
+    walking = (step // 50) % 2 == 0  # blocks of 50 iterations: walking (an episode of 4000 ends every 10th) ...
+    returns = np.where(walking, np.where(step % 10 == 0, 4000.0, np.nan), 1000.0)  # ... or falling, every one
+    local, shipped = tmp_path / "local", tmp_path / "shipped"
+    local.mkdir()
+    shipped.mkdir()
+    pd.DataFrame({"iteration": np.arange(1, n + 1), "wall_clock": np.arange(1, n + 1) * 1.5,
+                  "env_steps": 512 * np.arange(1, n + 1), "train_return": returns}).to_csv(local / "metrics.csv",
+                                                                                          index=False)  # fmt: skip
+    whole = final_training(local)["train_return"]
+    compact_curve(load_metrics(local)).to_csv(shipped / "curve.csv.gz", index=False)
+    (shipped / "summary.json").write_text(json.dumps({"status": "complete"}))
+    from_bins = final_training(shipped)["train_return"]
+    assert abs(from_bins - whole) > 20  # the bias the recorded value removes
+    (shipped / "summary.json").write_text(json.dumps({"status": "complete", "final_train_return": whole}))
+    assert final_training(shipped)["train_return"] == whole
+    (shipped / "summary.json").write_text(json.dumps({"status": "complete", "final_train_return": "3000"}))
+    assert final_training(shipped)["train_return"] == from_bins  # a value of the wrong kind is not read
 
 
 # ---------------------------------------------------------------------------------------------- publishing
