@@ -135,8 +135,9 @@ def test_a_signal_that_ends_the_process_leaves_an_interrupted_run_that_resumes(t
     early = signum == "SIGTERM early"
     signum = signal.SIGTERM if early else signum
     args = [*SMALL, f"results_dir={tmp_path}", "run_name=r", "iterations=400", "keep_checkpoints=0"]
+    defaults = lambda: signal.signal(signum, signal.SIG_DFL)  # noqa: E731 (under nohup or `&` a shell ignores some)
     process = subprocess.Popen([sys.executable, "-m", "benchmark.run", "shac", "cartpole", *args, "--no-progress"],
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True, preexec_fn=defaults)  # fmt: skip
     deadline = time.time() + 300
     while not ((tmp_path / "r" / "summary.json").exists() if early else checkpoints(tmp_path / "r")):
         assert process.poll() is None and time.time() < deadline, process.stderr.read() if process.poll() else "slow"
