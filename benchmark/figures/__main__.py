@@ -19,13 +19,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: <results>/figures")
     args = parser.parse_args()
     out = args.out or args.results / "figures"
-    made, missing = make_all(args.results, out)
+    runs = collect(args.results) if args.results.exists() else pd.DataFrame()  # read once, for both
+    made, missing = make_all(args.results, out, runs)
     print(f"wrote {len(made)} files to {out}/:")
     for name in made:
         print(f"  {name}")
     for item in missing:
         print(f"missing: {item}")
-    runs = collect(args.results) if args.results.exists() else pd.DataFrame()
     floors = floors_of(runs, args.results / "reference")[0] if not runs.empty else None
     drawn, absent = manifest.rebuild(runs, args.results / "reference", floors)
     print(f"docs figures from the shipped reference set: {len(drawn)} drawn, {len(absent)} missing")

@@ -119,8 +119,7 @@ def _draw_campaign(out: str, entry: dict, runs: pd.DataFrame, reference: Path, f
     campaign = Campaign.load(entry["select"]["campaign"])
     colors = learner_colors(campaign)  # a learner keeps its colour in every figure of its campaign
     campaign = narrowed(campaign, entry["select"].get("algos"))
-    cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs
-    cells = cells[cells["algo"].isin(campaign.learners)] if not cells.empty else cells
+    cells = campaign_runs(runs, campaign, reference) if not runs.empty else runs  # the narrowed learners only
     if cells.empty:
         return False
     target = root / out

@@ -243,6 +243,22 @@ def learner_colors(campaign: Campaign) -> dict[str, str]:
     return {algo: f"C{k}" for k, algo in enumerate(campaign.learners)}
 
 
+def name_not_yet_run(ax, missing: list[str]) -> None:
+    """A campaign panel's note of the learners it names that have no shipped cell yet."""
+    if missing:
+        ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
+                color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+
+
+def learner_handles(axes: np.ndarray) -> dict:
+    """One legend handle per learner over every panel (a label's `` (2 seeds)`` and the like dropped)."""
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label.split(" (")[0], handle)
+    return handles
+
+
 def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFrame | None = None,
                       colors: dict[str, str] | None = None) -> Figure:  # fmt: skip
     """The paper's Fig. 4 from a campaign, on both of its axes: a column per task, training return against
@@ -260,9 +276,7 @@ def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFra
             draw_floors(ax, floors, task, set(cells["action_repeat"]) or {1, 2}, legend=False)
             draw_learners(ax, cells, x, colors=colors)
             draw_published(ax, task, campaign.learners_for(task), colors)
-            if missing:
-                ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
-                        color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+            name_not_yet_run(ax, missing)
             ax.grid(alpha=0.3)
         budget_minutes = parse_budget(campaign.budget[task])[0] / 60
         top, bottom = axes[0, column], axes[1, column]
@@ -271,10 +285,7 @@ def comparison_figure(runs: pd.DataFrame, campaign: Campaign, floors: pd.DataFra
         bottom.set(xlabel="env steps")
     for ax in axes[:, 0]:
         ax.set(ylabel="training return (mean over seeds, 95% CI)")
-    handles = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label.split(" (")[0], handle)
+    handles = learner_handles(axes)
     grey = [plt.Line2D([], [], color="grey", ls="--", lw=1), plt.Line2D([], [], color="tan", ls="--", lw=1)]
     fig.legend([*handles.values(), *grey], [*handles, "random policy", "zero action"], loc="lower center",
                ncol=min(len(handles) + 2, 9), fontsize=8)  # fmt: skip
@@ -318,16 +329,11 @@ def grad_norms_figure(runs: pd.DataFrame, campaign: Campaign, colors: dict[str, 
             ax.plot(metrics["iteration"], norm.rolling(smooth, min_periods=1).median(), color=colors.get(run.algo),
                     lw=1, label=run.algo)  # fmt: skip
         missing = [a for a in campaign.learners_for(task) if a not in set(cells["algo"])]
-        if missing:
-            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
-                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        name_not_yet_run(ax, missing)
         ax.set(title=task, xlabel="iteration", yscale="log" if ax.lines else "linear")
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set(ylabel=f"actor gradient norm (median of {smooth})")
-    handles = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
+    handles = learner_handles(axes)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(f"campaign '{campaign.name}': the actor's gradient norm before clipping, one line per seed "
@@ -379,9 +385,7 @@ def phases_figure(runs: pd.DataFrame, campaign: Campaign) -> Figure:
             ax.barh(order, values, left=left, color=f"C{k}", label=name)
             left += values
         missing = [a for a in campaign.learners_for(task) if a not in order]
-        if missing:
-            ax.text(0.02, 0.02, "not yet run: " + ", ".join(missing), transform=ax.transAxes, fontsize=7,
-                    color="dimgrey", va="bottom", wrap=True)  # fmt: skip
+        name_not_yet_run(ax, missing)
         if not order:
             ax.set_yticks([])
         ax.set(title=task, xlim=(0, 1), xlabel="share of wall-clock")
@@ -510,10 +514,11 @@ def write_table(table: pd.DataFrame, out: Path, name: str, made: list[str]) -> N
     made += [f"{name}.md", f"{name}.csv"]
 
 
-def make_all(results: Path, out: Path) -> tuple[list[str], list[str]]:
-    """Write every figure and table the runs allow; returns (files written, missing items with the fix)."""
+def make_all(results: Path, out: Path, runs: pd.DataFrame | None = None) -> tuple[list[str], list[str]]:
+    """Write every figure and table the runs allow (``runs``: :func:`collect` of ``results`` when already
+    read); returns (files written, missing items with the fix)."""
     out.mkdir(parents=True, exist_ok=True)
-    runs = collect(results)
+    runs = collect(results) if runs is None else runs
     made: list[str] = []
     missing: list[str] = []
     need = lambda what, how: missing.append(f"{what}: no runs yet; {how}")  # noqa: E731

@@ -48,7 +48,7 @@ from benchmark.speed.isolated import (  # noqa: E402
     require_commit,
     run_isolated,
 )
-from envs.render.pytorch3d_mesh import MAX_MESH_DETAIL  # noqa: E402
+from envs.render.pytorch3d_mesh import MAX_MESH_DETAIL, vertices_per_mesh  # noqa: E402
 from envs.tasks import get_task  # noqa: E402
 from envs.tasks.base import Task  # noqa: E402
 
@@ -80,12 +80,6 @@ def with_extra_shapes(task: str, count: int) -> Task:
             builder.add_shape_sphere(0, xform=where, radius=0.04, cfg=cfg, color=(0.2, 0.7, 0.3))
 
     return type(f"{base.__name__}With{count}Shapes", (base,), {"build": build})()
-
-
-def vertices_per_mesh(mesh_detail: int) -> int:
-    """Vertices of one sphere or capsule mesh at PyTorch3D's ``mesh_detail``: two poles and 2 x 3k rings
-    of 12k (a box keeps its 24)."""
-    return 2 + 2 * (3 * mesh_detail) * (12 * mesh_detail)
 
 
 def measure(learner: str, task: str, overrides: list[str], iterations: int, extra_shapes: int = 0,
@@ -212,11 +206,11 @@ def main(argv: list[str] | None = None) -> None:
         print("error: every measurement failed (warnings above); nothing was written", file=sys.stderr)
         sys.exit(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.mesh_detail:
-        print(scene_growth_report(pd.DataFrame(rows), args.out, by="vertices_per_mesh"))
+    if args.scene_growth:
+        by = "vertices_per_mesh" if args.mesh_detail else "extra_shapes"
+        print(scene_growth_report(pd.DataFrame(rows), args.out, by=by))
     else:
-        report = scene_growth_report if args.scene_growth else per_task_report
-        print(report(pd.DataFrame(rows), args.out))
+        print(per_task_report(pd.DataFrame(rows), args.out))
 
 
 def before_and_now(ref: str, cases: list[tuple[str, int, int]], learners: list[str], extra: list[str],

@@ -97,41 +97,36 @@ class DiffRenderer(Renderer):
     def foreground(self, body_q: torch.Tensor) -> torch.Tensor:
         return self.render_with_coverage(body_q)[1] > 0.5
 
+    def _ray_hits(self, body_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """Each pixel's ray (eye (N, 3), directions (N, P, 3)) against every shape: per primitive group, its
+        shape ids and what :func:`_capsules` / :func:`_boxes` return, each (N, P, K)."""
+        eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
+        rays, eye4 = dirs[:, :, None, :], eye[:, None, None, :]  # one ray per pixel against K shapes
+        pos, rot = self.scene.shape_poses(body_q)  # (N, S, 3), (N, S, 3, 3)
+        groups = []
+        if len(self._capsule_ids):
+            ids = self._capsule_ids
+            groups.append((ids, _capsules(eye4, rays, pos[:, None, ids], rot[:, None, ids, :, 2], self._radius,
+                                          self._half)))  # fmt: skip
+        if len(self._box_ids):
+            ids = self._box_ids
+            groups.append((ids, _boxes(eye4, rays, pos[:, None, ids], rot[:, None, ids], self.scene.size[ids])))
+        return eye, dirs, groups
+
     def shape_depths(self, body_q: torch.Tensor) -> torch.Tensor:
         """(N, H, W, S): how far along each pixel's ray each of the scene's S shapes is hit (inf where the
         ray misses it), hard edges: what the camera would see of every shape were the others not there."""
-        n = body_q.shape[0]
-        eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
-        dirs, eye4 = dirs[:, :, None, :], eye[:, None, None, :]
-        pos, rot = self.scene.shape_poses(body_q)
-        shape = (n, dirs.shape[1], self.scene.num_shapes)
-        depth = torch.full(shape, float("inf"), dtype=dirs.dtype, device=dirs.device)
-        if len(self._capsule_ids):
-            ids = self._capsule_ids
-            depth[..., ids] = _capsules(eye4, dirs, pos[:, None, ids], rot[:, None, ids, :, 2], self._radius,
-                                        self._half)[0]  # fmt: skip
-        if len(self._box_ids):
-            ids = self._box_ids
-            depth[..., ids] = _boxes(eye4, dirs, pos[:, None, ids], rot[:, None, ids], self.scene.size[ids])[0]
-        return depth.reshape(n, self.height, self.width, -1)
+        _, dirs, groups = self._ray_hits(body_q)
+        depth = dirs.new_full((*dirs.shape[:2], self.scene.num_shapes), float("inf"))
+        for ids, hits in groups:
+            depth[..., ids] = hits[0]
+        return depth.reshape(len(body_q), self.height, self.width, -1)
 
     def render_with_coverage(self, body_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (N, 3, H, W) and the soft foreground coverage (N, H, W) of all shapes together."""
         n = body_q.shape[0]
-        eye, dirs = self.scene.world_rays(body_q, self.width, self.height)
-        dirs = dirs[:, :, None, :]  # (N, P, 1, 3): one ray per pixel against K shapes
-        eye4 = eye[:, None, None, :]
-        pos, rot = self.scene.shape_poses(body_q)  # (N, S, 3), (N, S, 3, 3)
-
-        layers = []  # (depth, coverage, colour) per primitive group, each (N, P, K[, 3])
-        if len(self._capsule_ids):
-            ids = self._capsule_ids
-            hits = _capsules(eye4, dirs, pos[:, None, ids], rot[:, None, ids, :, 2], self._radius, self._half)
-            layers.append(self._layer(ids, *hits))
-        if len(self._box_ids):
-            ids = self._box_ids
-            hits = _boxes(eye4, dirs, pos[:, None, ids], rot[:, None, ids], self.scene.size[ids])
-            layers.append(self._layer(ids, *hits))
+        eye, dirs, groups = self._ray_hits(body_q)
+        layers = [self._layer(ids, *hits) for ids, hits in groups]  # (depth, coverage, colour), each (N, P, K[, 3])
         depth, alpha, colour = (torch.cat(parts, dim=2) for parts in zip(*layers, strict=True))
 
         order = depth.argsort(dim=-1)  # front to back (the order itself is not differentiated)
@@ -139,7 +134,7 @@ class DiffRenderer(Renderer):
         colour = colour.gather(-2, order[..., None].expand_as(colour))
         transmit = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha], -1), -1)
         image = (alpha[..., None] * transmit[..., :-1, None] * colour).sum(-2)
-        background = self.scene.background(eye, dirs.squeeze(2), self.scene.pixel_angle(self.height))
+        background = self.scene.background(eye, dirs, self.scene.pixel_angle(self.height))
         image = image + transmit[..., -1:] * background
         image = image.reshape(n, self.height, self.width, 3).permute(0, 3, 1, 2).clamp(0, 1)
         return image, (1 - transmit[..., -1]).reshape(n, self.height, self.width)

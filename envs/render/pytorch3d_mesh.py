@@ -35,6 +35,18 @@ EDGE_CUTOFF = 1e-3  # coverage below which a face is not rasterised at all (sets
 ZNEAR, ZFAR = 0.01, 100.0
 
 
+def mesh_resolution(mesh_detail: int) -> tuple[int, int]:
+    """Longitudes and rings per cap of every sphere and capsule mesh at ``mesh_detail`` k: 12 k and 3 k."""
+    return 12 * mesh_detail, 3 * mesh_detail
+
+
+def vertices_per_mesh(mesh_detail: int) -> int:
+    """Vertices of one sphere or capsule mesh at ``mesh_detail``: two poles and 2 x (rings per cap) rings
+    of (longitudes) each (a box keeps its 24)."""
+    longitudes, latitudes = mesh_resolution(mesh_detail)
+    return 2 + 2 * latitudes * longitudes
+
+
 def _import_pytorch3d():
     try:
         from pytorch3d import renderer, structures
@@ -119,7 +131,7 @@ class PyTorch3DRenderer(Renderer):
                 verts, normals, faces = box_mesh(size)
             else:
                 radius, half = float(size[0]), 0.0 if scene.kind[s] == 0 else float(size[1])
-                verts, normals, faces = capsule_mesh(radius, half, 12 * mesh_detail, 3 * mesh_detail)
+                verts, normals, faces = capsule_mesh(radius, half, *mesh_resolution(mesh_detail))
             parts.append((verts, normals, faces + start, torch.full((len(verts),), s)))
             start += len(verts)
         verts, normals, faces, shape = (torch.cat(p).to(self.device) for p in zip(*parts, strict=True))

@@ -14,8 +14,9 @@ from benchmark.config import algorithms, learner_config, load_config
 from benchmark.diagnostics.apg_vs_dpg import window_gradients
 from benchmark.run import run
 from benchmark.speed.apg_costs import main as apg_costs_main
-from benchmark.speed.apg_costs import scene_growth_report, vertices_per_mesh, with_extra_shapes
+from benchmark.speed.apg_costs import scene_growth_report, with_extra_shapes
 from envs import DiffEnv, registry
+from envs.render.pytorch3d_mesh import vertices_per_mesh
 from envs.render.scene import Scene
 
 TINY = ["num_envs=4", "horizon=4", "image_size=24", "eval_envs=2", "eval_max_steps=50", "iterations=2", "device=cpu"]

@@ -136,7 +136,7 @@ def test_pytorch3d_meshes_agree_on_silhouettes(make_env, task, reference):
 def test_finer_pytorch3d_meshes_have_the_counted_vertices_and_the_same_silhouettes(make_env):
     """Fig. 10's vertices per mesh: at mesh detail k every sphere and capsule has 2 + 2 x 3k x 12k
     vertices (the ant: a sphere and eight capsules, no box), and the silhouettes stay the ray caster's."""
-    from benchmark.speed.apg_costs import vertices_per_mesh
+    from envs.render.pytorch3d_mesh import vertices_per_mesh
 
     env = make_env("ant", 2)
     poses = env.body_transforms()
@@ -308,17 +308,22 @@ def test_unknown_renderer_lists_the_backends():
         make_renderer("vulkan", DiffEnv("cartpole", 1, device="cpu").task, 1)
 
 
-def test_missing_optional_backend_names_the_install_command(monkeypatch):
+def without_package(monkeypatch, package: str) -> None:
+    """Imports of ``package`` (and its submodules) fail from here on, as where it is not installed."""
     import builtins
 
     real_import = builtins.__import__
 
-    def no_sapien(name, *args, **kwargs):
-        if name == "sapien" or name.startswith("sapien."):
-            raise ImportError("No module named 'sapien'")
+    def refused(name, *args, **kwargs):
+        if name == package or name.startswith(f"{package}."):
+            raise ImportError(f"No module named '{package}'")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_sapien)
+    monkeypatch.setattr(builtins, "__import__", refused)
+
+
+def test_missing_optional_backend_names_the_install_command(monkeypatch):
+    without_package(monkeypatch, "sapien")
     with pytest.raises(ImportError) as error:
         make_renderer("maniskill", DiffEnv("cartpole", 1, device="cpu").task, 1)
     assert str(error.value) == INSTALL_HINT and "pip install '.[maniskill]'" in INSTALL_HINT
@@ -326,16 +331,7 @@ def test_missing_optional_backend_names_the_install_command(monkeypatch):
 
 
 def test_missing_pytorch3d_names_the_install_command(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pytorch3d(name, *args, **kwargs):
-        if name == "pytorch3d" or name.startswith("pytorch3d."):
-            raise ImportError("No module named 'pytorch3d'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pytorch3d)
+    without_package(monkeypatch, "pytorch3d")
     with pytest.raises(ImportError) as error:
         make_renderer("pytorch3d", DiffEnv("cartpole", 1, device="cpu").task, 1)
     assert "make pytorch3d" in str(error.value) and "\n" not in str(error.value)
