@@ -113,9 +113,9 @@ sweep-status: install
 	$(PY) -m benchmark.sweep status $(if $(NAME),--name $(NAME))
 
 campaign: install  # every cell of configs/campaigns/$(NAME).yaml not yet finished here or in the reference set
-# ([TASKS=hopper,ant] [LEARNERS=shac,dva]: only those cells; [PARALLEL=1]: runs at once, local)
+# ([TASKS=hopper,ant] [LEARNERS=shac,dva] [SEEDS=0]: only those cells; [PARALLEL=1]: runs at once, local)
 	$(PY) -m benchmark.campaign run --name $(or $(NAME),cpu) $(if $(filter command line,$(origin TASKS)),--tasks $(TASKS)) \
-		$(if $(LEARNERS),--learners $(LEARNERS)) $(if $(PARALLEL),--parallel $(PARALLEL)) $(SWEEP_ARGS)
+		$(if $(LEARNERS),--learners $(LEARNERS)) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(PARALLEL),--parallel $(PARALLEL)) $(SWEEP_ARGS)
 
 campaign-status: install
 	$(PY) -m benchmark.campaign status --name $(or $(NAME),cpu)

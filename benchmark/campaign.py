@@ -208,7 +208,8 @@ def to_submit(campaign: Campaign, results: Path = RESULTS, reference: Path = REF
               only: dict[str, list[str]] | None = None) -> list[tuple]:  # fmt: skip
     """The cells to submit now, as the sweep's (algo, task, seed, overrides): the missing or stopped ones
     of the first task that has any (a task's panel fills before the next starts), its teacher first,
-    DAgger only once its teacher is done. ``only`` ({"task": [...], "learner": [...]}) narrows the grid."""
+    DAgger only once its teacher is done. ``only`` ({"task": [...], "learner": [...], "seed": [...]})
+    narrows the grid."""
     cells = grid(campaign, results, reference)
     for column, names in (only or {}).items():
         cells = cells[cells[column].isin(names)]
@@ -265,10 +266,14 @@ def print_grid(campaign: Campaign, results: Path = RESULTS, reference: Path = RE
     return cells
 
 
-def narrowing(campaign: Campaign, tasks: str | None, learners: str | None) -> dict[str, list[str]]:
-    """``--tasks a,b`` / ``--learners c,d`` as a filter on the grid; names outside the campaign are refused."""
+def narrowing(campaign: Campaign, tasks: str | None, learners: str | None,
+              seeds: str | None = None) -> dict[str, list]:  # fmt: skip
+    """``--tasks a,b`` / ``--learners c,d`` / ``--seeds 0`` as a filter on the grid; names outside the
+    campaign are refused."""
     only = {}
-    for column, text, allowed in (("task", tasks, campaign.tasks), ("learner", learners, campaign.learners)):
+    allowed_seeds = [str(s) for s in campaign.seeds]
+    for column, text, allowed in (("task", tasks, campaign.tasks), ("learner", learners, campaign.learners),
+                                  ("seed", seeds, allowed_seeds)):  # fmt: skip
         if text is None:
             continue
         names = [n.strip() for n in text.split(",") if n.strip()]
@@ -276,7 +281,7 @@ def narrowing(campaign: Campaign, tasks: str | None, learners: str | None) -> di
         if unknown or not names:
             raise ConfigError(f"--{column}s: '{','.join(unknown) or text}' is not in campaign '{campaign.name}'; "
                               f"choose from: {', '.join(allowed)}")  # fmt: skip
-        only[column] = names
+        only[column] = [int(n) for n in names] if column == "seed" else names
     return only
 
 
@@ -287,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--tasks", help="run: only these tasks (comma-separated), e.g. hopper,ant")
     parser.add_argument("--learners", help="run: only these learners (comma-separated), e.g. shac,dva")
+    parser.add_argument("--seeds", help="run: only these seeds (comma-separated), e.g. 0")
     parser.add_argument("--parallel", type=int, help="local: runs at once (default: the campaign file's)")
     for flag, kind in (("partition", str), ("time-min", int), ("cpus", int), ("gpus", int), ("mem-gb", int),
                        ("array-parallelism", int), ("signal-delay-s", int)):  # fmt: skip
@@ -297,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.results_dir.exists() and not args.results_dir.is_dir():
             raise ConfigError(f"--results-dir {args.results_dir} is a file; give a folder")
         campaign = Campaign.load(args.name)
-        only = narrowing(campaign, args.tasks, args.learners)
+        only = narrowing(campaign, args.tasks, args.learners, args.seeds)
         if args.command == "status":
             print_grid(campaign, args.results_dir)
         elif args.command == "publish":

@@ -323,7 +323,7 @@ def test_the_cpu_campaign_file_loads_and_names_every_learner_task_and_budget():
         campaigns.Campaign.load("../cpu")
 
 
-def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names_it_lacks(tmp_path):
+def test_a_campaign_can_be_narrowed_to_some_tasks_learners_and_seeds_and_refuses_names_it_lacks(tmp_path):
     plan = campaigns.Campaign.load("cpu")
     only = campaigns.narrowing(plan, "hopper", "dva,shac")
     cells = campaigns.to_submit(plan, tmp_path / "campaigns", tmp_path / "reference", only)
@@ -333,6 +333,11 @@ def test_a_campaign_can_be_narrowed_to_some_tasks_and_learners_and_refuses_names
         campaigns.narrowing(plan, "hoper", None)
     with pytest.raises(ConfigError, match="--learners: 'ppo' is not in campaign 'cpu'"):
         campaigns.narrowing(plan, None, "dva,ppo")
+    only = campaigns.narrowing(plan, "hopper", "dva,shac", "1")
+    cells = campaigns.to_submit(plan, tmp_path / "campaigns", tmp_path / "reference", only)
+    assert [(c[0], c[1], c[2]) for c in cells] == [("shac", "hopper", 1), ("dva", "hopper", 1)]
+    with pytest.raises(ConfigError, match="--seeds: '7' is not in campaign 'cpu'"):
+        campaigns.narrowing(plan, None, None, "0,7")
 
 
 def test_a_campaign_may_give_a_task_fewer_learners_and_refuses_a_name_it_lacks_there(tmp_path, monkeypatch):
