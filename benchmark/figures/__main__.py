@@ -1,6 +1,7 @@
 """``make plots`` (``python -m benchmark.figures``): every figure and table the runs under ``results/``
 allow, into ``results/figures/`` (``report``), then every image of the README and docs/ that the shipped
-reference set can draw (``manifest``, from ``docs/figures.yaml``)."""
+reference set can draw (``manifest``, from ``docs/figures.yaml``), and the numbers docs/' prose cites from
+it (``prose``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.figures import manifest
+from benchmark.figures import manifest, prose
 from benchmark.figures.report import collect, floors_of, make_all
+from benchmark.provenance import ROOT
 
 
 def main() -> None:
@@ -33,6 +35,11 @@ def main() -> None:
         print(f"  {name}")
     for item in absent:
         print(f"missing: {item}")
+    changed, unanswered = prose.rewrite(ROOT / "docs", args.results / "reference")
+    for page in changed:
+        print(f"rewrote the numbers of {page.relative_to(ROOT)} from the shipped cells")
+    for stale in unanswered:
+        print(f"missing: {stale}")
 
 
 if __name__ == "__main__":
