@@ -1,5 +1,5 @@
-"""The numbers in the prose of docs/, from the shipped reference set: ``make plots`` rewrites them and a test
-holds the pages to the data, so a sentence cannot say what the cells do not.
+"""The numbers in the prose of the README and docs/, from the shipped reference set: ``make plots`` rewrites
+them and a test holds the pages to the data, so a sentence cannot say what the cells do not.
 
 Two forms in a Markdown page (both invisible on the rendered page but for what they write):
 
@@ -10,7 +10,8 @@ Two forms in a Markdown page (both invisible on the rendered page but for what t
   ``<!-- milestones: hopper/dva/120min 10,30,60,90,120 -->`` then the table, then ``<!-- end milestones -->``.
 
 A cell is ``task/algo/<folder>/seed<N>`` under ``results/reference/``, where the folder may be given by its
-budget alone (``120min`` for ``preset-cpu_budget-120min``) when one folder has it. What a number can be:
+budget alone (``120min`` for ``preset-cpu_budget-120min``) when one folder has it; ``.../seeds`` is the
+mean over the folder's seeds. What a number can be:
 
 - a field of the cell's summary (``eval_return``, ``eval_return_sampled``, ``iterations``, ``env_steps``,
   ``peak_memory_mb``, ...), ``final_train_return`` as the tables compute it, ``minutes`` of its own clock,
@@ -41,7 +42,7 @@ from benchmark.results import clock_start, final_training, load_metrics, load_su
 
 WINDOW_MIN = 5.0  # a mark's training return and gradient norm: the five minutes before it
 NUMBER = r"-?\d[\d,]*(?:\.\d+)?[Mk]?"
-TAGGED = re.compile(rf"(?P<number>{NUMBER})<!-- (?P<cell>[\w.-]+/[\w.-]+/[\w.-]+/seed\d+) (?P<what>[\w@.]+) -->")
+TAGGED = re.compile(rf"(?P<number>{NUMBER})<!-- (?P<cell>[\w.-]+/[\w.-]+/[\w.-]+/seed(?:\d+|s)) (?P<what>[\w@.]+) -->")
 MILESTONES = re.compile(r"(<!-- milestones: (?P<cells>[\w.-]+/[\w.-]+/[\w.-]+) (?P<marks>[\d.,]+) -->\n)"
                         r"(?P<table>.*?)(<!-- end milestones -->)", re.S)  # fmt: skip
 AT_MARK = ("train_return", "policy_std", "actor_grad_norm", "iteration", "env_steps")
@@ -69,6 +70,8 @@ def cell_folder(reference: Path, spec: str) -> Path:
         found = "no folder" if not matches else f"{len(matches)} folders"
         raise ConfigError(f"'{spec}': {found} of {parent} match '{folder}'")
     cell = matches[0] / seed[0] if seed else matches[0]
+    if seed == ["seeds"] and seed_folders(matches[0]):
+        return cell
     if not cell.is_dir():
         raise ConfigError(f"'{spec}': {cell} is not shipped")
     return cell
@@ -90,8 +93,16 @@ def at_mark(curve: pd.DataFrame, start: float, minute: float, what: str) -> floa
     return float(np.average(window.loc[seen, "train_return"], weights=weights[seen]))
 
 
+def seed_folders(cells: Path) -> list[Path]:
+    """The seeds of a cell folder, in seed order."""
+    return sorted((p for p in cells.iterdir() if re.fullmatch(r"seed\d+", p.name)), key=lambda p: int(p.name[4:]))
+
+
 def value_of(cell: Path, what: str) -> float:
-    """The quantity ``what`` of a shipped cell (see the module doc), or a ConfigError naming what is wrong."""
+    """The quantity ``what`` of a shipped cell (see the module doc), or a ConfigError naming what is wrong;
+    of a folder of seeds (``.../seeds``), their mean."""
+    if cell.name == "seeds":
+        return float(np.mean([value_of(seed, what) for seed in seed_folders(cell.parent)]))
     if "@" in what:
         name, minute = what.split("@", 1)
         if name not in AT_MARK:
@@ -126,7 +137,7 @@ def written_like(template: str, value: float) -> str:
 def milestones_table(cells: Path, marks: list[float]) -> str:
     """The seeds of a cell folder at each mark: iterations, env steps, training return, policy std, gradient
     norm, the seeds' values side by side ("seed 0 / seed 1"; one value when they print alike)."""
-    seeds = sorted((p for p in cells.iterdir() if re.fullmatch(r"seed\d+", p.name)), key=lambda p: int(p.name[4:]))
+    seeds = seed_folders(cells)
     curves = [(load_metrics(s), clock_start(s)) for s in seeds]
     forms = {"iteration": lambda v: f"{v:.0f}", "env_steps": lambda v: f"{v / 1e6:.2f}M",
              "train_return": lambda v: f"{v:.0f}", "policy_std": lambda v: f"{v:#.2g}",
@@ -183,16 +194,17 @@ def differences(text: str, reference: Path, page: Path = Path("page.md")) -> lis
     return stale
 
 
-def pages(docs: Path) -> list[Path]:
-    """The reference pages whose prose may cite the data (the dated notes keep the numbers of their day)."""
-    return sorted(docs.glob("*.md"))
+def pages(root: Path = ROOT) -> list[Path]:
+    """The pages whose prose may cite the data: the README and docs/ (the dated notes in docs/notes/ keep
+    the numbers of their day)."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def rewrite(docs: Path, reference: Path) -> tuple[list[Path], list[Stale]]:
-    """Rewrite the tagged numbers of every page of ``docs`` from ``reference``; (pages rewritten, tags the
+def rewrite(root: Path, reference: Path) -> tuple[list[Path], list[Stale]]:
+    """Rewrite the tagged numbers of every page under ``root`` from ``reference``; (pages rewritten, tags the
     data cannot answer)."""
     changed, unanswered = [], []
-    for page in pages(docs):
+    for page in pages(root):
         text = page.read_text()
         new, stale = rendered(text, reference, page)
         unanswered += stale
@@ -203,16 +215,16 @@ def rewrite(docs: Path, reference: Path) -> tuple[list[Path], list[Stale]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="the numbers docs/' prose cites, against the shipped cells")
+    parser = argparse.ArgumentParser(description="the numbers the README and docs/ cite, against the shipped cells")
     parser.add_argument("--check", action="store_true", help="list what differs and exit 1; rewrite nothing")
     args = parser.parse_args(argv)
-    docs, reference = ROOT / "docs", ROOT / "results" / "reference"
+    reference = ROOT / "results" / "reference"
     if args.check:
-        stale = [s for page in pages(docs) for s in differences(page.read_text(), reference, page)]
+        stale = [s for page in pages() for s in differences(page.read_text(), reference, page)]
         for item in stale:
             print(item)
         sys.exit(1 if stale else 0)
-    changed, unanswered = rewrite(docs, reference)
+    changed, unanswered = rewrite(ROOT, reference)
     for page in changed:
         print(f"rewrote the numbers of {page.relative_to(ROOT)} from the shipped cells")
     for item in unanswered:
