@@ -286,7 +286,7 @@ def narrowing(campaign: Campaign, tasks: str | None, learners: str | None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["run", "status", "publish"])
     parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)

@@ -101,7 +101,7 @@ def rendered(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the page differs from the code")
     args = parser.parse_args(argv)
     text = PAGE.read_text()

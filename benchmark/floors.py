@@ -102,7 +102,7 @@ def unmeasured(runs: pd.DataFrame, floors: pd.DataFrame) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default=",".join(registry()), help="comma-separated, e.g. cartpole,hopper")
     parser.add_argument("--episodes", type=int, default=64)
     args = parser.parse_args(argv)

@@ -80,7 +80,7 @@ def make(figures: dict[str, dict], results: Path, reference: Path, root: Path) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", "-n", action="store_true", help="list what would run and its cost; run nothing")
     args = parser.parse_args(argv)
     try:

@@ -221,7 +221,7 @@ def _copy_run(run: Path, target: Path, summary_changes: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pub = sub.add_parser("publish", help="copy finished runs into results/reference/")
     pub.add_argument("runs", nargs="+", type=Path)

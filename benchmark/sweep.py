@@ -476,7 +476,7 @@ def wait_until_settled(sweep_root: Path, timeout_s: float | None = None, poll_s:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("run", help="submit a grid of runs")
     start.add_argument("--algos", required=True, help="comma-separated, e.g. dva,shac")

@@ -136,7 +136,7 @@ def measure_checkpoint(cfg, checkpoint: Path | None, batches: int, warmup: int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--preset", default=None)
     parser.add_argument("--iterations", type=int, default=None, help="state SHAC iterations (default: config)")

@@ -102,7 +102,7 @@ class SkipCheck(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto (the suite's choice), cpu, cuda or cuda:<index>")
     args = parser.parse_args(argv)
     try:

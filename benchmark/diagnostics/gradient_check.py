@@ -226,7 +226,7 @@ def compare_contact_laws(tasks: list[str], num_envs: int, coords: int, seeds: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-envs", type=int, default=2)
     parser.add_argument("--coords", type=int, default=12)
     parser.add_argument("--contact-laws", action="store_true", help="compare dflex's and Newton's contact laws")

@@ -92,7 +92,7 @@ def plot_grad_norms(runs: Sequence[Path], out: Path, smooth: int = 20, labels: S
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     curves = sub.add_parser("curves", help="learning curves of some runs")
     curves.add_argument("runs", nargs="+", type=Path)

@@ -35,7 +35,7 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task")
     parser.add_argument("--backends", default=None, help="default: every backend installed here")
     parser.add_argument("--envs", type=int, default=8)

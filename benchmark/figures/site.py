@@ -141,7 +141,7 @@ def _run_html(run: Path, out: Path, row) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="cpu", help="configs/campaigns/<name>.yaml")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--out", type=Path, default=Path("results/site"))

@@ -139,7 +139,7 @@ def measure_isolated(algo: str, task: str, shapes: int, extra: list[str], code_r
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--learners", default=None, help="algo or algo@renderer, comma-separated; dva first")
     parser.add_argument("--preset", default=None, help="e.g. cpu")

@@ -43,7 +43,7 @@ def measure(algo: str, task: str, overrides: list[str], cache: Path, results: Pa
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--learners", default="dva,shac_diffrender")
     parser.add_argument("--preset", default=None, help="e.g. cpu")

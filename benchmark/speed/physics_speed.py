@@ -98,7 +98,7 @@ def mujoco_rate(task: str, seconds: float = 2.0) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--num-envs", default="1,16,64,256")
     parser.add_argument("--ways", default="eager,captured", help="eager (kernel by kernel), captured or both")

@@ -100,7 +100,7 @@ def table(wall: float, seconds: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("algo")
     parser.add_argument("task")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")

@@ -45,7 +45,7 @@ def measure(backend: str, task: str, num_envs: int, size: int, repeats: int, dev
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=None, help="default: every backend installed here")
     parser.add_argument("--tasks", default="cartpole,hopper,ant,humanoid")
     parser.add_argument("--num-envs", default="16,64")

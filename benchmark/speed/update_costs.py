@@ -74,7 +74,7 @@ def measure(algo: str, task: str, setting: str, fill: int, iterations: int, extr
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", default=",".join(LEARNERS))
     parser.add_argument("--tasks", default="cartpole")
     parser.add_argument("--settings", default="cpu,paper")
