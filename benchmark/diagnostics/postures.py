@@ -32,6 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from benchmark.build import make_env, restore_learner  # noqa: E402
 from benchmark.cli import parse_names, usage_error  # noqa: E402
 from benchmark.config import ConfigError  # noqa: E402
+from benchmark.evaluate import rollout  # noqa: E402
 from benchmark.figures.render_views import to_uint8  # noqa: E402
 from benchmark.reference import REFERENCE  # noqa: E402
 from benchmark.results import checkpoints, load_summary, markdown_table  # noqa: E402
@@ -76,23 +77,15 @@ def film(run: Path, num_envs: int = 4, size: int = 64, every: int = 10, strip: i
     camera = make_renderer("newton", task, 1, 2 * size, 2 * size, device)
     steps = min(env.episode_length, max_steps or env.episode_length)
     shown = set(np.linspace(0, steps - 1, strip).round().astype(int).tolist())
-    obs, rows, frames = env.reset(), [], []
-    policy = learner.new_policy(num_envs, deterministic=True)
-    first = torch.ones(num_envs, dtype=torch.bool)
-    alive = torch.ones(num_envs, dtype=torch.bool)
-    for step in range(steps):
-        obs, _, terminated, truncated, info = env.step(policy(obs, first))
-        first = terminated | truncated
-        body_q = info["body_q_before_reset"]
-        if step % every == 0 or step == steps - 1:
+    rows, frames = [], []
+    for step in rollout(learner, env, deterministic=True, max_steps=max_steps):
+        body_q = step.info["body_q_before_reset"]
+        if step.index % every == 0 or step.index == steps - 1:
             measured = occlusion(rays.shape_depths(body_q))
-            for k in np.flatnonzero(alive.numpy()):
-                rows.append({"step": step + 1, "env": int(k), **{m: float(measured[m][k]) for m in MEASURES}})
-        if step in shown and alive[0]:
+            for k in np.flatnonzero(step.counting.numpy()):
+                rows.append({"step": step.index + 1, "env": int(k), **{m: float(measured[m][k]) for m in MEASURES}})
+        if step.index in shown and step.counting[0]:
             frames.append(to_uint8(camera.render(body_q[:1]))[0])
-        alive &= ~first
-        if not alive.any():
-            break
     return pd.DataFrame(rows), frames
 
 
@@ -149,7 +142,7 @@ def figure(table: pd.DataFrame, strips: dict[str, list[np.ndarray]]) -> Figure:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="ant,humanoid", help="shipped cells of these tasks (comma-separated)")
     parser.add_argument("--runs", nargs="*", type=Path, default=None, help="these run folders instead")
     parser.add_argument("--envs", type=int, default=4, help="episodes per run (one per env)")

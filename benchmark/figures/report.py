@@ -465,7 +465,8 @@ def apg_vs_dpg_figure(table: pd.DataFrame) -> Figure:
         ax_cos.plot(group["iteration"], group["cosine"], marker="o", label=task)
         ax_ratio.plot(group["iteration"], group["norm_ratio"], marker="o", label=task)
     ax_cos.set(xlabel="state SHAC iteration", ylabel="cosine(APG, DPG)", ylim=(-1.05, 1.05))
-    ax_ratio.set(xlabel="state SHAC iteration", ylabel="|APG| / |DPG|")
+    ax_ratio.set(xlabel="state SHAC iteration", ylabel="|APG| / |DPG|", yscale="log")  # tasks differ 100x
+    ax_ratio.axhline(1.0, color="grey", lw=0.8, ls=":")
     for ax in (ax_cos, ax_ratio):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from benchmark.build import make_env, restore_learner
 from benchmark.config import ConfigError, check_device
+from benchmark.evaluate import rollout
 from benchmark.figures.render_views import grid, to_uint8
 from envs.render import make_renderer
 
@@ -42,6 +43,7 @@ def _tile(learner_view: np.ndarray | None, third: np.ndarray, label: str) -> Ima
     return tile
 
 
+@torch.no_grad()
 def record(run_dir: Path, num_envs: int = 4, episodes: int = 1, device: str = "cpu",
            max_frames: int = MAX_FRAMES) -> list[np.ndarray]:  # fmt: skip
     """The frames of ``episodes`` deterministic episodes per env (envs that finish early hold their last
@@ -50,33 +52,21 @@ def record(run_dir: Path, num_envs: int = 4, episodes: int = 1, device: str = "c
     env = make_env(cfg, num_envs, torch.device(device), cfg.seed + 20_000, differentiable=False)
     physics = env.env if hasattr(env, "env") else env  # a pixel env wraps the physics
     camera = make_renderer("newton", physics.task, num_envs, VIEW, VIEW, physics.device)
-    obs = env.reset()
-    policy = learner.new_policy(num_envs, deterministic=True)
     returns = torch.zeros(num_envs, device=physics.device)
-    done_episodes = torch.zeros(num_envs, dtype=torch.long, device=physics.device)
     steps = env.episode_length * episodes
     stride = max(1, -(-steps // max_frames))
     frames, last = [], [None] * num_envs
-    is_first = torch.ones(num_envs, dtype=torch.bool, device=physics.device)
-    with torch.no_grad():
-        for step in range(steps):
-            obs, reward, terminated, truncated, info = env.step(policy(obs, is_first))
-            running = done_episodes < episodes
-            returns += torch.where(running, reward, torch.zeros_like(reward))
-            is_first = terminated | truncated
-            done_episodes += is_first.long()
-            if step % stride and step != steps - 1 and not (is_first & running).any():
-                continue  # between kept frames, unless an episode ends here: its last frame is shown
-            third = to_uint8(camera.render(info["body_q_before_reset"]))  # the pose each env ended the step in
-            seen = info["obs_before_reset"]
-            own = to_uint8(seen[:, -3:]) if seen.dim() == 4 else None
-            for k in range(num_envs):
-                if running[k]:
-                    label = f"env {k}  step {step + 1}  return {returns[k]:.0f}"
-                    last[k] = _tile(None if own is None else own[k], third[k], label)
-            frames.append(grid(np.stack([np.asarray(tile) for tile in last]), columns=min(2, num_envs)))
-            if not running.any():
-                break
+    for step in rollout(learner, env, deterministic=True, episodes=episodes):
+        returns += torch.where(step.counting, step.reward, torch.zeros_like(step.reward))
+        if step.index % stride and step.index != steps - 1 and not step.ended.any():
+            continue  # between kept frames, unless an episode ends here: its last frame is shown
+        third = to_uint8(camera.render(step.info["body_q_before_reset"]))  # the pose each env ended the step in
+        seen = step.info["obs_before_reset"]
+        own = to_uint8(seen[:, -3:]) if seen.dim() == 4 else None
+        for k in np.flatnonzero(step.counting.cpu().numpy()):
+            label = f"env {k}  step {step.index + 1}  return {returns[k]:.0f}"
+            last[k] = _tile(None if own is None else own[k], third[k], label)
+        frames.append(grid(np.stack([np.asarray(tile) for tile in last]), columns=min(2, num_envs)))
     return frames
 
 
@@ -117,7 +107,7 @@ def film(run: Path, frames: int = 150) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a run directory with checkpoints (results/<run>/)")
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--episodes", type=int, default=1)
