@@ -148,8 +148,8 @@ def milestones_table(cells: Path, marks: list[float]) -> str:
     for minute in marks:
         row = {"minute": f"{minute:g}"}
         for what, form in forms.items():
-            if what not in curves[0][0]:
-                continue
+            if what not in curves[0][0] or curves[0][0][what].isna().all():
+                continue  # a learner that does not log it (DrQ-v2 has no actor gradient norm)
             shown = [form(at_mark(curve, start, minute, what)) for curve, start in curves]
             row[names[what]] = shown[0] if len(set(shown)) == 1 else " / ".join(shown)
         rows.append(row)
