@@ -38,6 +38,7 @@ import pandas as pd
 
 from benchmark.config import ConfigError
 from benchmark.provenance import ROOT
+from benchmark.reference import REFERENCE
 from benchmark.results import clock_start, final_training, load_metrics, load_summary, markdown_table
 
 WINDOW_MIN = 5.0  # a mark's training return and gradient norm: the five minutes before it
@@ -200,35 +201,30 @@ def pages(root: Path = ROOT) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def rewrite(root: Path, reference: Path) -> tuple[list[Path], list[Stale]]:
-    """Rewrite the tagged numbers of every page under ``root`` from ``reference``; (pages rewritten, tags the
-    data cannot answer)."""
-    changed, unanswered = [], []
+def rewrite(root: Path = ROOT, reference: Path = REFERENCE) -> None:
+    """Rewrite the tagged numbers of every page under ``root`` from ``reference``, saying which pages changed
+    and which tags the data cannot answer (``make plots``' last step)."""
     for page in pages(root):
         text = page.read_text()
-        new, stale = rendered(text, reference, page)
-        unanswered += stale
+        new, unanswered = rendered(text, reference, page)
         if new != text:
             page.write_text(new)
-            changed.append(page)
-    return changed, unanswered
+            print(f"rewrote the numbers of {page.relative_to(root)} from the shipped cells")
+        for stale in unanswered:
+            print(f"missing: {stale}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="the numbers the README and docs/ cite, against the shipped cells")
     parser.add_argument("--check", action="store_true", help="list what differs and exit 1; rewrite nothing")
     args = parser.parse_args(argv)
-    reference = ROOT / "results" / "reference"
-    if args.check:
-        stale = [s for page in pages() for s in differences(page.read_text(), reference, page)]
-        for item in stale:
-            print(item)
-        sys.exit(1 if stale else 0)
-    changed, unanswered = rewrite(ROOT, reference)
-    for page in changed:
-        print(f"rewrote the numbers of {page.relative_to(ROOT)} from the shipped cells")
-    for item in unanswered:
-        print(f"cannot say: {item}", file=sys.stderr)
+    if not args.check:
+        rewrite()
+        return
+    stale = [s for page in pages() for s in differences(page.read_text(), REFERENCE, page)]
+    for item in stale:
+        print(item)
+    sys.exit(1 if stale else 0)
 
 
 if __name__ == "__main__":

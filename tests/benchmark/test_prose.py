@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.figures import prose
 from benchmark.provenance import ROOT
+from benchmark.reference import REFERENCE
 
 
 def _cell(reference: Path, seed: int, curve: pd.DataFrame, **summary) -> Path:
@@ -101,6 +102,6 @@ def test_the_readme_and_docs_cite_what_the_shipped_reference_set_says():
     for page in prose.pages(ROOT):
         text = page.read_text()
         tagged += len(prose.TAGGED.findall(text)) + len(prose.MILESTONES.findall(text))
-        stale = prose.differences(text, ROOT / "results" / "reference", page)
+        stale = prose.differences(text, REFERENCE, page)
         assert not stale, "run `make plots`; " + "; ".join(map(str, stale))
     assert tagged >= 20  # the comparison's prose is held to the data, not a page without tags
